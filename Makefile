@@ -1,0 +1,41 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# Both create .venv and install what they need, so they work on a fresh Debian machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+DEBIAN_TOOLS := openssl certutil pk12util
+
+.PHONY: run test lint bench debian-test-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/certdesk serve
+
+# Debian packages the test suite uses as judges: OpenSSL and the NSS tools.
+debian-test-deps:
+	@missing=""; for t in $(DEBIAN_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl libnss3-tools; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) debian-test-deps lint
+	$(BIN)/python -m pytest -q
+
+# Benchmarks also need wrk, the HTTP load generator used for the OCSP comparison.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(BIN)/python bench/issuance.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
