@@ -1,0 +1,89 @@
+"""Opening the certcore parts a process needs, from its settings.
+
+The CLI and the server both start here, so a command and the service always see the same
+database, the same CA and the same rules.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from certcore.authority import CertificateAuthority, serial_hex
+from certcore.castore import CAFiles
+from certcore.certificates import CertificateRecord, get_certificate
+from certcore.clock import Clock, system_clock, system_random
+from certcore.config import Settings
+from certcore.ocsp import OcspResponder
+from certcore.service import CertificateService
+from certcore.storage.database import Database
+
+PASSPHRASE_VARIABLE = "CERTDESK_CA_PASSPHRASE"
+
+
+def ca_passphrase(environ: Mapping[str, str] | None = None) -> bytes | None:
+    value = (os.environ if environ is None else environ).get(PASSPHRASE_VARIABLE)
+    return value.encode("utf-8") if value else None
+
+
+async def open_database(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(settings.database)
+    await db.migrate()
+    return db
+
+
+@dataclass
+class Core:
+    settings: Settings
+    db: Database
+    ca: CertificateAuthority
+    service: CertificateService
+    ocsp: OcspResponder
+    clock: Clock = field(default=system_clock)
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        rng: random.Random | None = None,
+        create_ca: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> Core:
+        """Open the database and the CA; `create_ca` makes a development CA when there is none."""
+        files = CAFiles(settings.data_dir)
+        passphrase = ca_passphrase(environ)
+        rng = rng or system_random()
+        db = await open_database(settings)
+        try:
+            if create_ca and not files.exists():
+                ca = files.initialise(settings=settings, now=clock(), rng=rng, passphrase=passphrase)
+            else:
+                ca = files.load(passphrase)
+        except BaseException:
+            await db.close()
+            raise
+
+        async def lookup(serial: int) -> CertificateRecord | None:
+            async with db.read() as conn:
+                return await get_certificate(conn, serial_hex(serial))
+
+        ocsp = OcspResponder(
+            ca,
+            lookup,
+            clock,
+            validity=timedelta(hours=settings.ocsp_validity_hours),
+            refresh_margin=timedelta(hours=settings.ocsp_refresh_margin_hours),
+        )
+        service = CertificateService(
+            db=db, ca=ca, settings=settings, clock=clock, rng=rng, ocsp=ocsp
+        )
+        return cls(settings=settings, db=db, ca=ca, service=service, ocsp=ocsp, clock=clock)
+
+    async def close(self) -> None:
+        await self.db.close()

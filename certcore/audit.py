@@ -1,0 +1,123 @@
+"""The audit trail: append-only records, each carrying the hash of the one before.
+
+A record is written in the same transaction as the action it records, so there is never an
+issuance without its record or a record of an issuance that did not happen. Changing a record
+breaks its own hash; removing one breaks the link of the next; cutting records off the end no
+longer matches the head row. `verify` walks the chain and names the first record that fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from certcore.clock import Clock
+from certcore.errors import AuditChainBroken
+from certcore.storage.schema import audit_head, audit_log
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    at: str
+    actor: str
+    channel: str
+    action: str
+    subject: str
+    details: str
+    prev_hash: str
+    hash: str
+
+    def expected_hash(self) -> str:
+        return record_hash(
+            self.prev_hash, self.seq, self.at, self.actor, self.channel, self.action,
+            self.subject, self.details,
+        )
+
+
+def record_hash(prev_hash: str, seq: int, *fields: str) -> str:
+    payload = json.dumps([prev_hash, seq, *fields], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class AuditTrail:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def append(
+        self,
+        conn: AsyncConnection,
+        *,
+        actor: str,
+        channel: str,
+        action: str,
+        subject: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Add one record inside the caller's transaction; `subject` must already be masked."""
+        head = (
+            await conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())
+        ).first()
+        seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS)
+        at = self.clock().astimezone(UTC).isoformat(timespec="microseconds")
+        details_json = json.dumps(dict(details or {}), ensure_ascii=False, sort_keys=True)
+        digest = record_hash(prev_hash, seq, at, actor, channel, action, subject, details_json)
+        await conn.execute(
+            insert(audit_log).values(
+                seq=seq, at=at, actor=actor, channel=channel, action=action, subject=subject,
+                details=details_json, prev_hash=prev_hash, hash=digest,
+            )
+        )
+        if head:
+            await conn.execute(
+                update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
+            )
+        else:
+            await conn.execute(insert(audit_head).values(id=1, seq=seq, hash=digest))
+        return seq
+
+
+async def verify_chain(conn: AsyncConnection) -> int:
+    """Return the number of records, or raise `AuditChainBroken` at the first bad one."""
+    expected_seq, prev_hash = 1, GENESIS
+    result = await conn.stream(select(audit_log).order_by(audit_log.c.seq))
+    async for row in result:
+        record = AuditRecord(**row._mapping)
+        if record.seq != expected_seq:
+            raise AuditChainBroken(
+                f"record {expected_seq} is missing (the chain jumps to record {record.seq})",
+                seq=expected_seq,
+            )
+        if record.prev_hash != prev_hash:
+            raise AuditChainBroken(
+                f"record {record.seq} does not link to record {record.seq - 1}", seq=record.seq
+            )
+        if record.hash != record.expected_hash():
+            raise AuditChainBroken(
+                f"record {record.seq} was altered (its hash does not match its contents)",
+                seq=record.seq,
+            )
+        expected_seq, prev_hash = record.seq + 1, record.hash
+    count = expected_seq - 1
+    head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).first()
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if (head_seq, head_hash) != (count, prev_hash):
+        if head_seq > count:
+            raise AuditChainBroken(
+                f"record {count + 1} is missing (the chain ends at {count}, "
+                f"its head says {head_seq})",
+                seq=count + 1,
+            )
+        raise AuditChainBroken(
+            f"record {count} does not match the chain head", seq=count
+        )
+    return count

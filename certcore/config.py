@@ -1,0 +1,147 @@
+"""Settings: built-in defaults, then an optional TOML file, then `CERTDESK_*` variables.
+
+Every number in the business rules of DESIGN §3 lives here, so the broker can change it without
+a code change. Settings are validated once, at load time, so a bad value stops the process with
+one clear line instead of failing half-way through a customer's flow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from certcore.errors import ConfigurationError
+
+ENV_PREFIX = "CERTDESK_"
+CUSTOMER_KEY_TYPES = ("rsa2048", "rsa3072", "p256")
+MIN_PKCS12_KDF_ROUNDS = 600_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    """Empty means the embedded SQLite database in the data directory."""
+    public_url: str = "http://127.0.0.1:8080"
+    """Base of the CRL, OCSP and CA-certificate URLs written into every certificate."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    broker_name: str = "CertDesk Demo Securities Co., Ltd."
+    ra_name: str = "CertDesk Registration Authority"
+    ca_common_name: str = "CertDesk Development Client CA"
+    issuer_tag: str = "CERTDESK"
+    policy_oid: str = "1.3.6.1.5.5.7.13.1"
+    """RFC 7229 test policy, right for the development CA; production sets the broker's own OID
+    (every arc below 2**32: pkilint and many relying parties reject larger arcs)."""
+    customer_key: str = "rsa2048"
+
+    validity_months: int = 12
+    renewal_window_days: int = 30
+    revocations_per_year: int = 2
+    pending_recovery_minutes: int = 10
+
+    crl_validity_hours: int = 36
+    crl_refresh_hours: int = 24
+    ocsp_validity_hours: int = 24
+    ocsp_refresh_margin_hours: int = 8
+    pkcs12_kdf_rounds: int = MIN_PKCS12_KDF_ROUNDS
+
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Unknown keys from the TOML file, kept for the packages that own them."""
+
+    @property
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'certdesk.sqlite3').resolve()}"
+
+    @property
+    def crl_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/crl"
+
+    @property
+    def ocsp_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/ocsp"
+
+    @property
+    def ca_issuers_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/ca.cer"
+
+    def validate(self) -> Settings:
+        problems = []
+        if self.customer_key not in CUSTOMER_KEY_TYPES:
+            problems.append(f"customer_key must be one of {', '.join(CUSTOMER_KEY_TYPES)}")
+        if not 1 <= self.validity_months <= 27:
+            problems.append("validity_months must be between 1 and 27")
+        if not 1 <= self.renewal_window_days <= 90:
+            problems.append("renewal_window_days must be between 1 and 90")
+        if self.revocations_per_year < 0:
+            problems.append("revocations_per_year must not be negative")
+        if not 1 <= self.crl_validity_hours <= 48:
+            problems.append("crl_validity_hours must be between 1 and 48")
+        if not 1 <= self.crl_refresh_hours < self.crl_validity_hours:
+            problems.append("crl_refresh_hours must be at least 1 and below crl_validity_hours")
+        if not 1 <= self.ocsp_refresh_margin_hours < self.ocsp_validity_hours <= 168:
+            problems.append("OCSP validity must be ≤ 168 h and above its refresh margin")
+        if self.pkcs12_kdf_rounds < MIN_PKCS12_KDF_ROUNDS:
+            problems.append(f"pkcs12_kdf_rounds must be at least {MIN_PKCS12_KDF_ROUNDS}")
+        if not self.public_url.startswith(("http://", "https://")):
+            problems.append("public_url must be an http:// or https:// URL")
+        if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():
+            problems.append("issuer_tag must be ASCII letters and digits")
+        if problems:
+            raise ConfigurationError("invalid configuration: " + "; ".join(problems))
+        return self
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Defaults, then the TOML file, then the environment, then explicit overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    config_file = config_file or _path_or_none(environ.get(ENV_PREFIX + "CONFIG"))
+    fields = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+    if config_file is not None:
+        try:
+            document = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read configuration file {config_file}: {exc}") from exc
+        for key, value in document.items():
+            if key in fields:
+                values[key] = _coerce(key, value, fields[key].type)
+            else:
+                extra[key] = value
+    for name, spec in fields.items():
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw, spec.type)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values, extra=extra).validate()
+
+
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "Path":
+            return Path(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"invalid configuration: {name} = {value!r}") from None

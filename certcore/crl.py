@@ -1,0 +1,91 @@
+"""The certificate revocation list: one DER CRL, stored in the database for every instance.
+
+It is regenerated inside the transaction that revokes a certificate, so the published CRL and
+the certificate table never disagree, and at least daily by `refresh_crl_if_due` so relying
+parties never hold an expired one. CRLNumber comes from the stored row and only grows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from certcore.authority import CertificateAuthority
+from certcore.cakey import signature_hash
+from certcore.config import Settings
+from certcore.rules import RevocationReason
+from certcore.storage.database import Database
+from certcore.storage.schema import certificates, crl_state
+
+
+def build_crl(
+    ca: CertificateAuthority,
+    revoked: list[tuple[int, datetime, RevocationReason | None]],
+    *,
+    number: int,
+    this_update: datetime,
+    next_update: datetime,
+) -> x509.CertificateRevocationList:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.name)
+        .last_update(this_update)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(ca.authority_key_identifier(), critical=False)
+    )
+    for serial, revoked_at, reason in revoked:
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_at)
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason.x509), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    return builder.sign(ca.key, signature_hash(ca.key))
+
+
+async def publish_crl(
+    conn: AsyncConnection, ca: CertificateAuthority, settings: Settings, now: datetime
+) -> bytes:
+    """Sign a new CRL inside the caller's write transaction and store it; return its DER."""
+    row = (
+        await conn.execute(select(crl_state.c.crl_number).where(crl_state.c.id == 1).with_for_update())
+    ).first()
+    number = row.crl_number + 1 if row else 1
+    rows = await conn.execute(
+        select(certificates.c.serial, certificates.c.revoked_at, certificates.c.revoked_reason)
+        .where(certificates.c.revoked_at.is_not(None))
+        .order_by(certificates.c.revoked_at)
+    )
+    revoked = [
+        (int(r.serial, 16), r.revoked_at, RevocationReason(r.revoked_reason) if r.revoked_reason else None)
+        for r in rows
+    ]
+    this_update = now.replace(microsecond=0)
+    next_update = this_update + timedelta(hours=settings.crl_validity_hours)
+    der = build_crl(
+        ca, revoked, number=number, this_update=this_update, next_update=next_update
+    ).public_bytes(serialization.Encoding.DER)
+    values = {"crl_number": number, "this_update": this_update, "next_update": next_update, "der": der}
+    if row:
+        await conn.execute(update(crl_state).where(crl_state.c.id == 1).values(**values))
+    else:
+        await conn.execute(insert(crl_state).values(id=1, **values))
+    return der
+
+
+async def refresh_crl_if_due(
+    db: Database, ca: CertificateAuthority, settings: Settings, now: datetime
+) -> bytes:
+    """The current CRL, re-signed first when it is missing or older than the refresh period."""
+    async with db.read() as conn:
+        row = (await conn.execute(select(crl_state).where(crl_state.c.id == 1))).first()
+    if row and now < row.this_update + timedelta(hours=settings.crl_refresh_hours):
+        return row.der
+    async with db.write() as conn:
+        row = (await conn.execute(select(crl_state).where(crl_state.c.id == 1))).first()
+        if row and now < row.this_update + timedelta(hours=settings.crl_refresh_hours):
+            return row.der
+        return await publish_crl(conn, ca, settings, now)

@@ -1,0 +1,91 @@
+"""Masking of personal data wherever a person can see it, and in logs (DESIGN §3).
+
+Every function here is total: on input it does not recognise it returns
+:data:`MASKED` rather than raising or echoing the value, because a mask that leaks
+on odd input is worse than one that hides too much.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Final
+
+from certcore.idnumbers import normalise_id
+
+#: What any unrecognised value is masked to.
+MASKED: Final = "XXX"
+
+_ID_SHAPE: Final = re.compile(r"[A-Z0-9]{8,}")
+_TW_MOBILE: Final = re.compile(r"09[0-9]{8}")
+_ACCOUNT: Final = re.compile(r"([0-9A-Z]{4})-?([0-9]{5,10})")
+_PHONE_PUNCTUATION: Final = str.maketrans("", "", " -().")
+
+# ID-looking tokens in free text: national/resident (letter + [1289A-D] + 8 digits) and
+# 8-digit UBNs, half- or full-width, either case, not glued to other letters or digits.
+# Checksums are ignored on purpose: a mistyped ID is still somebody's personal data.
+_ALNUM: Final = "0-9A-Za-z０-９Ａ-Ｚａ-ｚ"
+_DIGIT: Final = "[0-9０-９]"
+_LETTER: Final = "[A-Za-zＡ-Ｚａ-ｚ]"
+_SECOND: Final = "[1289A-Da-d１２８９Ａ-Ｄａ-ｄ]"
+_ID_IN_TEXT: Final = re.compile(
+    rf"(?<![{_ALNUM}])(?:{_LETTER}{_SECOND}{_DIGIT}{{8}}|{_DIGIT}{{8}})(?![{_ALNUM}])"
+)
+
+
+def mask_id(value: str) -> str:
+    """``A120786753`` → ``A120XXX53``: first 4, XXX, last 2; UBNs alike (``0459XXX52``).
+
+    Shape-based, not checksum-based, so that invalid input in an audit record of a
+    failed identity check is masked the same way.
+    """
+    canonical = normalise_id(value)
+    if not _ID_SHAPE.fullmatch(canonical):
+        return MASKED
+    return f"{canonical[:4]}{MASKED}{canonical[-2:]}"
+
+
+def mask_mobile(value: str) -> str:
+    """``0936123054`` → ``0936XXX054``; ``+886 936-123-054`` is read as the same number.
+
+    Only Taiwanese mobile numbers are recognised, as those are the only ones OTP
+    messages go to; anything else masks to :data:`MASKED`.
+    """
+    digits = unicodedata.normalize("NFKC", value).strip().translate(_PHONE_PUNCTUATION)
+    for prefix in ("+886", "00886"):
+        if digits.startswith(prefix):
+            # "+886 0936…" is a common way of writing it too: drop the trunk 0 if present.
+            digits = "0" + digits.removeprefix(prefix).removeprefix("0")
+            break
+    if not _TW_MOBILE.fullmatch(digits):
+        return MASKED
+    return f"{digits[:4]}{MASKED}{digits[-3:]}"
+
+
+def mask_email(value: str) -> str:
+    """``abcdef@example.com`` → ``ab***@example.com``; one character kept if the local part
+    has only one or two, so that a two-letter address is not shown whole."""
+    address = unicodedata.normalize("NFKC", value).strip()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or any(ch.isspace() for ch in address):
+        return MASKED
+    keep = 1 if len(local) <= 2 else 2
+    return f"{local[:keep]}***@{domain}"
+
+
+def mask_account(value: str) -> str:
+    """``1020-0324338`` → ``1020-XXX4338``: branch, XXX, last 4 of the account number.
+
+    Without a dash the first four characters are taken as the branch code.
+    """
+    canonical = normalise_id(value)
+    match = _ACCOUNT.fullmatch(canonical)
+    if match is None:
+        return MASKED
+    branch, number = match.groups()
+    return f"{branch}-{MASKED}{number[-4:]}"
+
+
+def mask_text_ids(text: str) -> str:
+    """Mask every ID-looking token in free text such as a log line; the rest is kept."""
+    return _ID_IN_TEXT.sub(lambda match: mask_id(match.group()), text)

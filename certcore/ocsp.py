@@ -1,0 +1,170 @@
+"""The OCSP responder (RFC 6960, RFC 5019 profile), answering from pre-signed responses.
+
+Signing is the expensive part of an OCSP answer and relying parties ask about the same few
+certificates over and over, so each certificate's response is signed once per hash algorithm,
+kept, and handed out as bytes until it nears its nextUpdate. A revocation re-signs the affected
+responses at once (`refresh`), and `refresh_expiring` re-signs the ones about to expire. Nonces
+are not echoed: RFC 5019 responders answer from pre-produced responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
+
+from certcore.authority import CertificateAuthority
+from certcore.cakey import signature_hash
+from certcore.certificates import CertificateRecord, RecordState
+from certcore.clock import Clock
+
+StatusLookup = Callable[[int], Awaitable[CertificateRecord | None]]
+"""Finds the record for a serial number; None when the CA never reserved that serial."""
+
+HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+PRESIGNED_HASHES = ("sha1", "sha256")
+MAX_CACHED = 500_000
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    der: bytes
+    next_update: datetime
+
+
+class OcspResponder:
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        lookup: StatusLookup,
+        clock: Clock,
+        *,
+        validity: timedelta,
+        refresh_margin: timedelta,
+    ) -> None:
+        self.ca = ca
+        self.lookup = lookup
+        self.clock = clock
+        self.validity = validity
+        self.refresh_margin = refresh_margin
+        self._issuer = {name: _issuer_hashes(ca, algorithm()) for name, algorithm in HASHES.items()}
+        self._cache: dict[tuple[str, int], CachedResponse] = {}
+
+    async def respond(self, request_der: bytes) -> bytes:
+        """DER response for a DER request; protocol errors become OCSP error responses."""
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+            algorithm = request.hash_algorithm.name
+        except (ValueError, UnsupportedAlgorithm):
+            return _error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if algorithm not in self._issuer or (
+            request.issuer_name_hash,
+            request.issuer_key_hash,
+        ) != self._issuer[algorithm]:
+            return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        serial = request.serial_number
+        cached = self._cache.get((algorithm, serial))
+        if cached is not None and self.clock() < cached.next_update - self.refresh_margin:
+            return cached.der
+        record = await self.lookup(serial)
+        return self._sign(algorithm, serial, record, cache=record is not None)
+
+    async def refresh(self, serial: int) -> None:
+        """Re-sign a certificate's responses now, as after its revocation or issuance."""
+        record = await self.lookup(serial)
+        for algorithm in PRESIGNED_HASHES:
+            self._sign(algorithm, serial, record, cache=record is not None)
+
+    async def prewarm(self, records: list[CertificateRecord]) -> None:
+        for record in records:
+            for algorithm in PRESIGNED_HASHES:
+                if (algorithm, record.serial_number) not in self._cache:
+                    self._sign(algorithm, record.serial_number, record, cache=True)
+
+    async def refresh_expiring(self) -> int:
+        """Re-sign every cached response that is within the refresh margin of expiry."""
+        due_before = self.clock() + self.refresh_margin
+        due = [key for key, cached in self._cache.items() if cached.next_update <= due_before]
+        for algorithm, serial in due:
+            record = await self.lookup(serial)
+            self._sign(algorithm, serial, record, cache=True)
+        return len(due)
+
+    def _sign(
+        self, algorithm: str, serial: int, record: CertificateRecord | None, *, cache: bool
+    ) -> bytes:
+        this_update = self.clock().replace(microsecond=0)
+        next_update = this_update + self.validity
+        status, revoked_at, reason = _status_of(record)
+        name_hash, key_hash = self._issuer[algorithm]
+        response = (
+            ocsp.OCSPResponseBuilder()
+            .add_response_by_hash(
+                issuer_name_hash=name_hash,
+                issuer_key_hash=key_hash,
+                serial_number=serial,
+                algorithm=HASHES[algorithm](),
+                cert_status=status,
+                this_update=this_update,
+                next_update=next_update,
+                revocation_time=revoked_at,
+                revocation_reason=reason,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, self.ca.certificate)
+            .sign(self.ca.key, signature_hash(self.ca.key))
+        )
+        der = response.public_bytes(serialization.Encoding.DER)
+        if cache:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[(algorithm, serial)] = CachedResponse(der, next_update)
+        return der
+
+
+def _status_of(
+    record: CertificateRecord | None,
+) -> tuple[ocsp.OCSPCertStatus, datetime | None, object]:
+    if record is None or record.state is not RecordState.ISSUED:
+        return ocsp.OCSPCertStatus.UNKNOWN, None, None
+    if record.revoked_at is not None:
+        reason = record.revoked_reason.x509 if record.revoked_reason else None
+        return ocsp.OCSPCertStatus.REVOKED, record.revoked_at, reason
+    return ocsp.OCSPCertStatus.GOOD, None, None
+
+
+def _issuer_hashes(ca: CertificateAuthority, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+    """CertID's issuerNameHash and issuerKeyHash (over the subjectPublicKey bits) for our CA."""
+    public_key = ca.certificate.public_key()
+    if isinstance(public_key, rsa.RSAPublicKey):
+        key_bits = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.PKCS1
+        )
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        key_bits = public_key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    else:  # pragma: no cover - CAFiles accepts RSA and EC keys only
+        raise TypeError("unsupported CA key type")
+    name_der = ca.certificate.subject.public_bytes()
+    return _digest(algorithm, name_der), _digest(algorithm, key_bits)
+
+
+def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    return hashlib.new(algorithm.name, data).digest()
+
+
+def _error(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+        serialization.Encoding.DER
+    )

@@ -1,0 +1,410 @@
+"""Issuance, renewal and revocation: the rules, the CA, the database and the audit trail together.
+
+Each operation keeps the holder's row lock only for short transactions around the database
+work. Key generation, signing and PKCS#12 encryption (the slow parts) happen between them,
+with the certificate recorded as `pending` before signing and `issued` after, so a crash in
+between leaves a record that `recover_pending` finds and marks abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from certcore.audit import AuditTrail
+from certcore.authority import (
+    CertificateAuthority,
+    CustomerKey,
+    generate_customer_key,
+    public_key_fingerprint,
+    random_serial,
+    serial_hex,
+)
+from certcore.certificates import (
+    CertificateRecord,
+    RecordState,
+    certificates_of,
+    get_certificate,
+)
+from certcore.clock import TAIPEI, Clock
+from certcore.config import Settings
+from certcore.crl import publish_crl
+from certcore.errors import (
+    AlreadyRevoked,
+    InvalidCustomerId,
+    NotRenewable,
+    RevocationQuotaExhausted,
+    UnknownCertificate,
+    ValidCertificateExists,
+)
+from certcore.idnumbers import classify_id
+from certcore.masking import mask_id
+from certcore.ocsp import OcspResponder
+from certcore.pkcs12 import Pkcs12Format, check_export_password, export_pkcs12, pfx_filename
+from certcore.rules import RevocationReason, Window, quota_year, validity_period
+from certcore.storage.database import Database
+from certcore.storage.schema import certificates, holder_locks, revocation_quota
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for an operation and through which channel, as the audit trail records it."""
+
+    name: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    record: CertificateRecord
+    pkcs12: bytes
+    filename: str
+
+
+class CertificateService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        ca: CertificateAuthority,
+        settings: Settings,
+        clock: Clock,
+        rng: random.Random,
+        ocsp: OcspResponder | None = None,
+    ) -> None:
+        self.db = db
+        self.ca = ca
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng
+        self.ocsp = ocsp
+        self.audit = AuditTrail(clock)
+
+    async def issue(
+        self,
+        customer_id: str,
+        password: str,
+        *,
+        actor: Actor,
+        fmt: Pkcs12Format = Pkcs12Format.STANDARD,
+    ) -> IssuedCertificate:
+        if classify_id(customer_id) is None:
+            raise InvalidCustomerId("not a valid ID number or Unified Business Number")
+        check_export_password(password)
+        key = await asyncio.to_thread(generate_customer_key, self.settings.customer_key)
+        async with self.db.write() as conn:
+            now = self.clock()
+            await self._lock_holder(conn, customer_id)
+            await self._require_free_slot(conn, customer_id, now, renewing=None)
+            record = await self._record_pending(conn, customer_id, key, now, actor, renewal_of=None)
+        return await self._sign_and_release(record, key, password, fmt, actor)
+
+    async def renew(
+        self,
+        serial: str,
+        password: str,
+        *,
+        actor: Actor,
+        fmt: Pkcs12Format = Pkcs12Format.STANDARD,
+    ) -> IssuedCertificate:
+        """A new key pair and certificate; the old one is revoked as superseded on release."""
+        check_export_password(password)
+        async with self.db.read() as conn:
+            old = await self._renewable(conn, serial, self.clock())
+        key = await asyncio.to_thread(generate_customer_key, self.settings.customer_key)
+        async with self.db.write() as conn:
+            now = self.clock()
+            await self._lock_holder(conn, old.customer_id)
+            old = await self._renewable(conn, serial, now)
+            await self._require_free_slot(conn, old.customer_id, now, renewing=old.serial)
+            record = await self._record_pending(
+                conn, old.customer_id, key, now, actor, renewal_of=old.serial
+            )
+        return await self._sign_and_release(record, key, password, fmt, actor)
+
+    async def revoke(
+        self,
+        serial: str,
+        reason: RevocationReason | None,
+        *,
+        actor: Actor,
+        online: bool,
+    ) -> CertificateRecord:
+        """Revoke; an `online` (customer self-service) revocation spends a quota slot."""
+        async with self.db.write() as conn:
+            now = self.clock()
+            record = await self._issued(conn, serial)
+            await self._lock_holder(conn, record.customer_id)
+            record = await self._issued(conn, serial)
+            if record.revoked:
+                raise AlreadyRevoked(f"certificate {record.serial} is already revoked")
+            if online:
+                await self._spend_quota(conn, record.customer_id, now)
+            await self._mark_revoked(conn, record, reason, now)
+            await self.audit.append(
+                conn, actor=actor.name, channel=actor.channel, action="certificate.revoked",
+                subject=mask_id(record.customer_id),
+                details={
+                    "serial": record.serial,
+                    "reason": reason.value if reason else None,
+                    "online": online,
+                },
+            )
+            await publish_crl(conn, self.ca, self.settings, now)
+            revoked = await get_certificate(conn, record.serial)
+        assert revoked is not None
+        await self._refresh_ocsp(revoked.serial)
+        return revoked
+
+    async def revocations_left(self, customer_id: str) -> int:
+        """How many online revocations the customer has left this year (Taipei calendar)."""
+        async with self.db.read() as conn:
+            used = (
+                await conn.execute(
+                    select(revocation_quota.c.used).where(
+                        revocation_quota.c.customer_id == customer_id,
+                        revocation_quota.c.year == quota_year(self.clock()),
+                    )
+                )
+            ).scalar()
+        return max(0, self.settings.revocations_per_year - (used or 0))
+
+    async def recover_pending(self) -> list[str]:
+        """Mark pending records older than the recovery delay abandoned; return their serials.
+
+        A pending record is released only after it is marked issued, so a stale one was never
+        handed to anybody: no file left the process, and relying parties will never see it.
+        """
+        cutoff = self.clock() - timedelta(minutes=self.settings.pending_recovery_minutes)
+        async with self.db.write() as conn:
+            rows = await conn.execute(
+                select(certificates.c.serial, certificates.c.customer_id).where(
+                    certificates.c.state == RecordState.PENDING.value,
+                    certificates.c.created_at < cutoff,
+                )
+            )
+            stale = list(rows)
+            for serial, customer_id in stale:
+                await conn.execute(
+                    update(certificates)
+                    .where(certificates.c.serial == serial)
+                    .values(state=RecordState.ABANDONED.value)
+                )
+                await self.audit.append(
+                    conn, actor="system", channel="recovery", action="certificate.abandoned",
+                    subject=mask_id(customer_id), details={"serial": serial},
+                )
+        return [serial for serial, _ in stale]
+
+    # -- the steps -------------------------------------------------------------------------
+
+    async def _sign_and_release(
+        self,
+        pending: CertificateRecord,
+        key: CustomerKey,
+        password: str,
+        fmt: Pkcs12Format,
+        actor: Actor,
+    ) -> IssuedCertificate:
+        certificate = self.ca.sign_customer_certificate(
+            public_key=key.public_key(),
+            customer_id=pending.customer_id,
+            serial=pending.serial_number,
+            validity=Window(pending.not_before, pending.not_after),
+            settings=self.settings,
+        )
+        filename = pfx_filename(pending.customer_id, self.settings.issuer_tag, pending.not_after)
+        pkcs12 = await asyncio.to_thread(
+            export_pkcs12,
+            key=key,
+            certificate=certificate,
+            ca_certificate=self.ca.certificate,
+            password=password,
+            label=filename.removesuffix(".pfx"),
+            fmt=fmt,
+            kdf_rounds=self.settings.pkcs12_kdf_rounds,
+        )
+        async with self.db.write() as conn:
+            now = self.clock()
+            await self._lock_holder(conn, pending.customer_id)
+            await conn.execute(
+                update(certificates)
+                .where(certificates.c.serial == pending.serial)
+                .values(
+                    state=RecordState.ISSUED.value,
+                    der=certificate.public_bytes(serialization.Encoding.DER),
+                    issued_at=now,
+                )
+            )
+            await self.audit.append(
+                conn, actor=actor.name, channel=actor.channel,
+                action="certificate.renewed" if pending.renewal_of else "certificate.issued",
+                subject=mask_id(pending.customer_id),
+                details={
+                    "serial": pending.serial,
+                    "not_after": pending.not_after.isoformat(),
+                    "renewal_of": pending.renewal_of,
+                    "pkcs12": fmt.value,
+                },
+            )
+            superseded = None
+            if pending.renewal_of:
+                superseded = await get_certificate(conn, pending.renewal_of, for_update=True)
+            if superseded is not None and not superseded.revoked:
+                await self._mark_revoked(conn, superseded, RevocationReason.SUPERSEDED, now)
+                await self.audit.append(
+                    conn, actor=actor.name, channel=actor.channel, action="certificate.revoked",
+                    subject=mask_id(superseded.customer_id),
+                    details={
+                        "serial": superseded.serial,
+                        "reason": RevocationReason.SUPERSEDED.value,
+                        "online": False,
+                        "superseded_by": pending.serial,
+                    },
+                )
+                await publish_crl(conn, self.ca, self.settings, now)
+            issued = await get_certificate(conn, pending.serial)
+        assert issued is not None
+        if superseded is not None:
+            await self._refresh_ocsp(superseded.serial)
+        await self._refresh_ocsp(issued.serial)
+        return IssuedCertificate(record=issued, pkcs12=pkcs12, filename=filename)
+
+    async def _record_pending(
+        self,
+        conn: AsyncConnection,
+        customer_id: str,
+        key: CustomerKey,
+        now: datetime,
+        actor: Actor,
+        *,
+        renewal_of: str | None,
+    ) -> CertificateRecord:
+        validity = validity_period(now, self.settings.validity_months)
+        while True:
+            serial = serial_hex(random_serial(self.rng))
+            if await get_certificate(conn, serial) is None:
+                break
+        await conn.execute(
+            insert(certificates).values(
+                serial=serial,
+                customer_id=customer_id,
+                state=RecordState.PENDING.value,
+                not_before=validity.start,
+                not_after=validity.end,
+                public_key_sha256=public_key_fingerprint(key.public_key()),
+                renewal_of=renewal_of,
+                created_at=now,
+            )
+        )
+        await self.audit.append(
+            conn, actor=actor.name, channel=actor.channel, action="certificate.requested",
+            subject=mask_id(customer_id),
+            details={"serial": serial, "renewal_of": renewal_of},
+        )
+        record = await get_certificate(conn, serial)
+        assert record is not None
+        return record
+
+    async def _lock_holder(self, conn: AsyncConnection, customer_id: str) -> None:
+        """Serialise every change to one holder's certificates (see `holder_locks`)."""
+        bumped = await conn.execute(
+            update(holder_locks)
+            .where(holder_locks.c.customer_id == customer_id)
+            .values(version=holder_locks.c.version + 1)
+        )
+        if bumped.rowcount:
+            return
+        try:
+            async with conn.begin_nested():
+                await conn.execute(insert(holder_locks).values(customer_id=customer_id, version=1))
+        except IntegrityError:
+            # Another transaction created the row first; taking it now waits for that one.
+            await conn.execute(
+                update(holder_locks)
+                .where(holder_locks.c.customer_id == customer_id)
+                .values(version=holder_locks.c.version + 1)
+            )
+
+    async def _require_free_slot(
+        self, conn: AsyncConnection, customer_id: str, now: datetime, *, renewing: str | None
+    ) -> None:
+        for record in await certificates_of(conn, customer_id):
+            if record.serial != renewing and record.occupies_holder_slot(now):
+                raise ValidCertificateExists(
+                    f"customer {mask_id(customer_id)} already holds certificate {record.serial}",
+                    serial=record.serial,
+                )
+
+    async def _issued(self, conn: AsyncConnection, serial: str) -> CertificateRecord:
+        record = await get_certificate(conn, serial, for_update=True)
+        if record is None or record.state is not RecordState.ISSUED:
+            raise UnknownCertificate(f"no issued certificate with serial {serial.upper()}")
+        return record
+
+    async def _renewable(self, conn: AsyncConnection, serial: str, now: datetime) -> CertificateRecord:
+        record = await self._issued(conn, serial)
+        if record.revoked:
+            raise NotRenewable(f"certificate {record.serial} is revoked and cannot be renewed")
+        window = record.renewal_window(self.settings.renewal_window_days)
+        if now not in window:
+            raise NotRenewable(
+                f"certificate {record.serial} can be renewed only from "
+                f"{_taipei(window.start)} to {_taipei(window.end)} (Asia/Taipei)",
+                window=window,
+            )
+        return record
+
+    async def _spend_quota(self, conn: AsyncConnection, customer_id: str, now: datetime) -> None:
+        year, limit = quota_year(now), self.settings.revocations_per_year
+        spent = await conn.execute(
+            update(revocation_quota)
+            .where(
+                revocation_quota.c.customer_id == customer_id,
+                revocation_quota.c.year == year,
+                revocation_quota.c.used < limit,
+            )
+            .values(used=revocation_quota.c.used + 1)
+        )
+        if spent.rowcount:
+            return
+        exists = (
+            await conn.execute(
+                select(revocation_quota.c.used).where(
+                    revocation_quota.c.customer_id == customer_id, revocation_quota.c.year == year
+                )
+            )
+        ).first()
+        if exists is not None or limit == 0:
+            raise RevocationQuotaExhausted(
+                f"the {limit} online revocations of {year} are used up", year=year, limit=limit
+            )
+        await conn.execute(insert(revocation_quota).values(customer_id=customer_id, year=year, used=1))
+
+    async def _mark_revoked(
+        self,
+        conn: AsyncConnection,
+        record: CertificateRecord,
+        reason: RevocationReason | None,
+        now: datetime,
+    ) -> None:
+        await conn.execute(
+            update(certificates)
+            .where(certificates.c.serial == record.serial, certificates.c.revoked_at.is_(None))
+            .values(revoked_at=now.replace(microsecond=0), revoked_reason=reason.value if reason else None)
+        )
+
+    async def _refresh_ocsp(self, serial: str) -> None:
+        if self.ocsp is not None:
+            await self.ocsp.refresh(int(serial, 16))
+
+
+def _taipei(moment: datetime) -> str:
+    return moment.astimezone(TAIPEI).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,88 @@
+"""The database handle: one async engine, migrations, and the two kinds of transaction.
+
+`write()` is for every transaction that reads in order to decide what to write (the quota, the
+one-valid-certificate rule, the audit chain). On SQLite it starts with BEGIN IMMEDIATE, taking
+the write lock up front: a deferred transaction that reads first and upgrades later can fail
+with "database is locked" instead of waiting. On PostgreSQL the same code relies on row locks
+(`SELECT … FOR UPDATE`), which SQLite's dialect simply leaves out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_IMMEDIATE = "certdesk_immediate"
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        options: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            options["connect_args"] = {"timeout": 30}
+        else:
+            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **options)
+        if self.is_sqlite:
+            _install_sqlite_transaction_control(self.engine)
+        self._writer = self.engine.execution_options(**{_IMMEDIATE: True})
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that holds the write lock from its first statement (SQLite)."""
+        async with self._writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision; safe to run at every start."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to_head)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade_to_head(connection: SyncConnection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _install_sqlite_transaction_control(engine: AsyncEngine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+
+    This is SQLAlchemy's documented recipe for pysqlite/aiosqlite, with BEGIN IMMEDIATE for
+    write transactions; WAL lets readers go on while a writer holds the lock.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: SyncConnection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

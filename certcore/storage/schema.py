@@ -1,0 +1,107 @@
+"""The database schema, written once for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Migrations in `certcore/storage/migrations` create exactly these tables; a test compares the
+two so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from certcore.storage.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    # Upper-case hex of the certificate serial number.
+    Column("customer_id", String(10), nullable=False),
+    Column("state", String(12), nullable=False),
+    # pending (recorded, not yet signed) | issued | abandoned (never signed or never released).
+    Column("not_before", UTCDateTime(), nullable=False),
+    Column("not_after", UTCDateTime(), nullable=False),
+    Column("public_key_sha256", String(64), nullable=False),
+    Column("der", LargeBinary, nullable=True),
+    Column("renewal_of", String(40), ForeignKey("certificates.serial"), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+    Index(None, "customer_id"),
+    Index(None, "state", "created_at"),
+)
+
+holder_locks = Table(
+    "holder_locks",
+    metadata,
+    Column("customer_id", String(10), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+"""One row per certificate holder, updated first in every transaction that changes what the
+holder owns, so two such transactions for one customer run one after the other on any backend
+(the row lock in PostgreSQL, the database write lock in SQLite)."""
+
+revocation_quota = Table(
+    "revocation_quota",
+    metadata,
+    Column("customer_id", String(10), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    # Calendar year in Asia/Taipei.
+    Column("used", Integer, nullable=False),
+)
+
+crl_state = Table(
+    "crl_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("crl_number", Integer, nullable=False),
+    Column("this_update", UTCDateTime(), nullable=False),
+    Column("next_update", UTCDateTime(), nullable=False),
+    Column("der", LargeBinary, nullable=False),
+)
+"""A single row (id = 1): the newest CRL, shared by every instance."""
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),
+    # ISO 8601 UTC, kept as text so the hashed form is the stored form.
+    Column("actor", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(64), nullable=False),
+    # Masked: an ID shown as A120XXX53, never in full.
+    Column("details", Text, nullable=False),
+    # Canonical JSON; never a secret.
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+"""A single row (id = 1): the last record of the chain, so cutting records off the end shows."""
