@@ -62,7 +62,9 @@ class Core:
         db = await open_database(settings)
         try:
             if create_ca and not files.exists():
-                ca = files.initialise(settings=settings, now=clock(), rng=rng, passphrase=passphrase)
+                ca = files.initialise(
+                    settings=settings, now=clock(), rng=rng, passphrase=passphrase
+                )
             else:
                 ca = files.load(passphrase)
         except BaseException:

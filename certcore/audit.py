@@ -39,8 +39,14 @@ class AuditRecord:
 
     def expected_hash(self) -> str:
         return record_hash(
-            self.prev_hash, self.seq, self.at, self.actor, self.channel, self.action,
-            self.subject, self.details,
+            self.prev_hash,
+            self.seq,
+            self.at,
+            self.actor,
+            self.channel,
+            self.action,
+            self.subject,
+            self.details,
         )
 
 
@@ -73,8 +79,15 @@ class AuditTrail:
         digest = record_hash(prev_hash, seq, at, actor, channel, action, subject, details_json)
         await conn.execute(
             insert(audit_log).values(
-                seq=seq, at=at, actor=actor, channel=channel, action=action, subject=subject,
-                details=details_json, prev_hash=prev_hash, hash=digest,
+                seq=seq,
+                at=at,
+                actor=actor,
+                channel=channel,
+                action=action,
+                subject=subject,
+                details=details_json,
+                prev_hash=prev_hash,
+                hash=digest,
             )
         )
         if head:
@@ -117,7 +130,5 @@ async def verify_chain(conn: AsyncConnection) -> int:
                 f"its head says {head_seq})",
                 seq=count + 1,
             )
-        raise AuditChainBroken(
-            f"record {count} does not match the chain head", seq=count
-        )
+        raise AuditChainBroken(f"record {count} does not match the chain head", seq=count)
     return count

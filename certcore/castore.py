@@ -56,7 +56,9 @@ class CAFiles:
         self._store(certificate, encrypt_pem(key, passphrase))
         return CertificateAuthority(certificate, wrap_software_key(key))
 
-    def import_(self, *, cert_pem: bytes, key_pem: bytes, passphrase: bytes) -> CertificateAuthority:
+    def import_(
+        self, *, cert_pem: bytes, key_pem: bytes, passphrase: bytes
+    ) -> CertificateAuthority:
         """Take the broker's own issuing CA: a CA certificate and its encrypted private key."""
         self._refuse_overwrite()
         try:
@@ -95,7 +97,9 @@ class CAFiles:
 
     def _refuse_overwrite(self) -> None:
         if self.certificate_path.exists() or self.key_path.exists():
-            raise CAAlreadyInitialised(f"a CA already exists in {self.data_dir}; it is never replaced")
+            raise CAAlreadyInitialised(
+                f"a CA already exists in {self.data_dir}; it is never replaced"
+            )
 
     def _store(self, certificate: x509.Certificate, encrypted_key_pem: bytes) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -107,7 +111,9 @@ def _decrypt(key_pem: bytes, passphrase: bytes) -> object:
     try:
         return serialization.load_pem_private_key(key_pem, password=passphrase)
     except TypeError:
-        raise InvalidInput("the CA key file is not encrypted; encrypt it with a passphrase") from None
+        raise InvalidInput(
+            "the CA key file is not encrypted; encrypt it with a passphrase"
+        ) from None
     except ValueError as exc:
         if b"ENCRYPTED" in key_pem:
             raise WrongPassphrase("wrong passphrase for the CA key") from None

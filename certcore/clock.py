@@ -44,6 +44,8 @@ class FrozenClock:
         self.now += timedelta(**delta)
 
 
-def taipei(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+def taipei(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     """An aware datetime on the Taipei wall clock; the rules are all stated in Taipei time."""
     return datetime(year, month, day, hour, minute, second, tzinfo=TAIPEI)

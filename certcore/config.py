@@ -115,7 +115,9 @@ def load_settings(
         try:
             document = tomllib.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigurationError(f"cannot read configuration file {config_file}: {exc}") from exc
+            raise ConfigurationError(
+                f"cannot read configuration file {config_file}: {exc}"
+            ) from exc
         for key, value in document.items():
             if key in fields:
                 values[key] = _coerce(key, value, fields[key].type)

@@ -51,7 +51,9 @@ async def publish_crl(
 ) -> bytes:
     """Sign a new CRL inside the caller's write transaction and store it; return its DER."""
     row = (
-        await conn.execute(select(crl_state.c.crl_number).where(crl_state.c.id == 1).with_for_update())
+        await conn.execute(
+            select(crl_state.c.crl_number).where(crl_state.c.id == 1).with_for_update()
+        )
     ).first()
     number = row.crl_number + 1 if row else 1
     rows = await conn.execute(
@@ -60,7 +62,11 @@ async def publish_crl(
         .order_by(certificates.c.revoked_at)
     )
     revoked = [
-        (int(r.serial, 16), r.revoked_at, RevocationReason(r.revoked_reason) if r.revoked_reason else None)
+        (
+            int(r.serial, 16),
+            r.revoked_at,
+            RevocationReason(r.revoked_reason) if r.revoked_reason else None,
+        )
         for r in rows
     ]
     this_update = now.replace(microsecond=0)
@@ -68,7 +74,12 @@ async def publish_crl(
     der = build_crl(
         ca, revoked, number=number, this_update=this_update, next_update=next_update
     ).public_bytes(serialization.Encoding.DER)
-    values = {"crl_number": number, "this_update": this_update, "next_update": next_update, "der": der}
+    values = {
+        "crl_number": number,
+        "this_update": this_update,
+        "next_update": next_update,
+        "der": der,
+    }
     if row:
         await conn.execute(update(crl_state).where(crl_state.c.id == 1).values(**values))
     else:

@@ -60,6 +60,7 @@ class OcspResponder:
         self.refresh_margin = refresh_margin
         self._issuer = {name: _issuer_hashes(ca, algorithm()) for name, algorithm in HASHES.items()}
         self._cache: dict[tuple[str, int], CachedResponse] = {}
+        self._crl_number: int | None = None
 
     async def respond(self, request_der: bytes) -> bytes:
         """DER response for a DER request; protocol errors become OCSP error responses."""
@@ -68,10 +69,14 @@ class OcspResponder:
             algorithm = request.hash_algorithm.name
         except (ValueError, UnsupportedAlgorithm):
             return _error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-        if algorithm not in self._issuer or (
-            request.issuer_name_hash,
-            request.issuer_key_hash,
-        ) != self._issuer[algorithm]:
+        if (
+            algorithm not in self._issuer
+            or (
+                request.issuer_name_hash,
+                request.issuer_key_hash,
+            )
+            != self._issuer[algorithm]
+        ):
             return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         serial = request.serial_number
         cached = self._cache.get((algorithm, serial))
@@ -91,6 +96,20 @@ class OcspResponder:
             for algorithm in PRESIGNED_HASHES:
                 if (algorithm, record.serial_number) not in self._cache:
                     self._sign(algorithm, record.serial_number, record, cache=True)
+
+    def observe_crl_number(self, crl_number: int | None) -> bool:
+        """Drop every cached response when another process has published a revocation.
+
+        Every revocation, wherever it happens (an operator command, another instance), publishes
+        a CRL with a higher number in the same transaction. Watching that one number is enough
+        to learn that some cached "good" may be stale; revocations are rare, so re-signing
+        lazily after a change costs little. Returns whether the cache was dropped.
+        """
+        changed = self._crl_number is not None and crl_number != self._crl_number
+        self._crl_number = crl_number
+        if changed:
+            self._cache.clear()
+        return changed
 
     async def refresh_expiring(self) -> int:
         """Re-sign every cached response that is within the refresh margin of expiry."""
@@ -143,7 +162,9 @@ def _status_of(
     return ocsp.OCSPCertStatus.GOOD, None, None
 
 
-def _issuer_hashes(ca: CertificateAuthority, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+def _issuer_hashes(
+    ca: CertificateAuthority, algorithm: hashes.HashAlgorithm
+) -> tuple[bytes, bytes]:
     """CertID's issuerNameHash and issuerKeyHash (over the subjectPublicKey bits) for our CA."""
     public_key = ca.certificate.public_key()
     if isinstance(public_key, rsa.RSAPublicKey):

@@ -149,7 +149,10 @@ class CertificateService:
                 await self._spend_quota(conn, record.customer_id, now)
             await self._mark_revoked(conn, record, reason, now)
             await self.audit.append(
-                conn, actor=actor.name, channel=actor.channel, action="certificate.revoked",
+                conn,
+                actor=actor.name,
+                channel=actor.channel,
+                action="certificate.revoked",
                 subject=mask_id(record.customer_id),
                 details={
                     "serial": record.serial,
@@ -198,8 +201,12 @@ class CertificateService:
                     .values(state=RecordState.ABANDONED.value)
                 )
                 await self.audit.append(
-                    conn, actor="system", channel="recovery", action="certificate.abandoned",
-                    subject=mask_id(customer_id), details={"serial": serial},
+                    conn,
+                    actor="system",
+                    channel="recovery",
+                    action="certificate.abandoned",
+                    subject=mask_id(customer_id),
+                    details={"serial": serial},
                 )
         return [serial for serial, _ in stale]
 
@@ -244,7 +251,9 @@ class CertificateService:
                 )
             )
             await self.audit.append(
-                conn, actor=actor.name, channel=actor.channel,
+                conn,
+                actor=actor.name,
+                channel=actor.channel,
                 action="certificate.renewed" if pending.renewal_of else "certificate.issued",
                 subject=mask_id(pending.customer_id),
                 details={
@@ -260,7 +269,10 @@ class CertificateService:
             if superseded is not None and not superseded.revoked:
                 await self._mark_revoked(conn, superseded, RevocationReason.SUPERSEDED, now)
                 await self.audit.append(
-                    conn, actor=actor.name, channel=actor.channel, action="certificate.revoked",
+                    conn,
+                    actor=actor.name,
+                    channel=actor.channel,
+                    action="certificate.revoked",
                     subject=mask_id(superseded.customer_id),
                     details={
                         "serial": superseded.serial,
@@ -305,7 +317,10 @@ class CertificateService:
             )
         )
         await self.audit.append(
-            conn, actor=actor.name, channel=actor.channel, action="certificate.requested",
+            conn,
+            actor=actor.name,
+            channel=actor.channel,
+            action="certificate.requested",
             subject=mask_id(customer_id),
             details={"serial": serial, "renewal_of": renewal_of},
         )
@@ -349,7 +364,9 @@ class CertificateService:
             raise UnknownCertificate(f"no issued certificate with serial {serial.upper()}")
         return record
 
-    async def _renewable(self, conn: AsyncConnection, serial: str, now: datetime) -> CertificateRecord:
+    async def _renewable(
+        self, conn: AsyncConnection, serial: str, now: datetime
+    ) -> CertificateRecord:
         record = await self._issued(conn, serial)
         if record.revoked:
             raise NotRenewable(f"certificate {record.serial} is revoked and cannot be renewed")
@@ -386,7 +403,9 @@ class CertificateService:
             raise RevocationQuotaExhausted(
                 f"the {limit} online revocations of {year} are used up", year=year, limit=limit
             )
-        await conn.execute(insert(revocation_quota).values(customer_id=customer_id, year=year, used=1))
+        await conn.execute(
+            insert(revocation_quota).values(customer_id=customer_id, year=year, used=1)
+        )
 
     async def _mark_revoked(
         self,
@@ -398,7 +417,10 @@ class CertificateService:
         await conn.execute(
             update(certificates)
             .where(certificates.c.serial == record.serial, certificates.c.revoked_at.is_(None))
-            .values(revoked_at=now.replace(microsecond=0), revoked_reason=reason.value if reason else None)
+            .values(
+                revoked_at=now.replace(microsecond=0),
+                revoked_reason=reason.value if reason else None,
+            )
         )
 
     async def _refresh_ocsp(self, serial: str) -> None:

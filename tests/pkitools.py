@@ -181,7 +181,12 @@ def openssl_verify(
     or ``"certificate has expired"``; a certificate that unexpectedly passes is an error.
     """
     args: list[str | os.PathLike[str]] = [
-        "openssl", "verify", "-CAfile", ca_pem, "-no-CApath", "-no-CAstore",
+        "openssl",
+        "verify",
+        "-CAfile",
+        ca_pem,
+        "-no-CApath",
+        "-no-CAstore",
     ]
     if purpose is not None:
         args += ["-purpose", purpose]
@@ -280,8 +285,17 @@ def openssl_pkcs12_info(p12: Path, password: str) -> str:
     then prefixed with ``(read with -legacy)``, so a test can tell.
     """
     env = dict(os.environ, CERTDESK_P12_PASS=password)
-    base = ["openssl", "pkcs12", "-info", "-nokeys", "-noout", "-in", str(p12),
-            "-passin", "env:CERTDESK_P12_PASS"]
+    base = [
+        "openssl",
+        "pkcs12",
+        "-info",
+        "-nokeys",
+        "-noout",
+        "-in",
+        str(p12),
+        "-passin",
+        "env:CERTDESK_P12_PASS",
+    ]
     proc = _run(base, env=env, secrets=[password])
     prefix = ""
     if proc.returncode != 0 and "unsupported" in proc.stderr:
@@ -379,8 +393,19 @@ def nss_import_and_validate(
     if require_chain and len(certs) < 2:
         raise AssertionError(f"the PKCS#12 file carried no CA certificate: NSS holds {certs}")
     proc = _run(
-        ["certutil", "-A", "-n", "CertDesk test anchor", "-t", "CT,C,C", "-a", "-i", ca_pem,
-         "-d", dbarg]
+        [
+            "certutil",
+            "-A",
+            "-n",
+            "CertDesk test anchor",
+            "-t",
+            "CT,C,C",
+            "-a",
+            "-i",
+            ca_pem,
+            "-d",
+            dbarg,
+        ]
     )
     if proc.returncode != 0:
         raise _fail("certutil -A could not add the CA as trusted", proc)

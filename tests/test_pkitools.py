@@ -51,8 +51,17 @@ CUSTOMER_ID = "A123456789"
 
 def _key_usage(**set_bits: bool) -> x509.KeyUsage:
     bits = dict.fromkeys(
-        ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-         "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"),
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
         False,
     )
     bits.update(set_bits)
@@ -65,11 +74,13 @@ def build_ca(key: rsa.RSAPrivateKey, now: dt.datetime) -> x509.Certificate:
     digitalSignature is there because the CA signs OCSP responses itself (no delegated
     responder), so openssl/NSS see a CA key used for plain signatures.
     """
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "TW"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, BROKER),
-        x509.NameAttribute(NameOID.COMMON_NAME, "Example Securities Client CA"),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "TW"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, BROKER),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Example Securities Client CA"),
+        ]
+    )
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     return (
         x509.CertificateBuilder()
@@ -117,12 +128,14 @@ def build_customer_cert(
     policy_oid: x509.ObjectIdentifier = POLICY_OID,
 ) -> x509.Certificate:
     """The §4 customer certificate."""
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "TW"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, BROKER),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, RA_NAME),
-        x509.NameAttribute(NameOID.COMMON_NAME, customer_id),
-    ])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "TW"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, BROKER),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, RA_NAME),
+            x509.NameAttribute(NameOID.COMMON_NAME, customer_id),
+        ]
+    )
     ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     uri = x509.UniformResourceIdentifier
     return (
@@ -134,9 +147,7 @@ def build_customer_cert(
         .not_valid_before(now)
         .not_valid_after(taipei_not_after(now))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            _key_usage(digital_signature=True, content_commitment=True), critical=True
-        )
+        .add_extension(_key_usage(digital_signature=True, content_commitment=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
@@ -149,15 +160,19 @@ def build_customer_cert(
             critical=False,
         )
         .add_extension(
-            x509.AuthorityInformationAccess([
-                x509.AccessDescription(AuthorityInformationAccessOID.OCSP, uri(f"{BASE_URL}/ocsp")),
-                # RFC 5280 4.2.2.1: an HTTP caIssuers URI must serve a DER certificate (or a
-                # certs-only CMS). pkilint does not look at the URI's target, so /ca.pem passes;
-                # whatever the name, the endpoint must answer with DER (/ca.cer says so plainly).
-                x509.AccessDescription(
-                    AuthorityInformationAccessOID.CA_ISSUERS, uri(f"{BASE_URL}/ca.pem")
-                ),
-            ]),
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP, uri(f"{BASE_URL}/ocsp")
+                    ),
+                    # RFC 5280 4.2.2.1: an HTTP caIssuers URI must serve a DER certificate (or a
+                    # certs-only CMS). pkilint does not look at the URI's target, so /ca.pem passes;
+                    # whatever the name, the endpoint must answer with DER (/ca.cer says so).
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.CA_ISSUERS, uri(f"{BASE_URL}/ca.pem")
+                    ),
+                ]
+            ),
             critical=False,
         )
         .add_extension(
@@ -291,7 +306,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ca, ca_key, now, [(revoked.serial_number, revoked_at, x509.ReasonFlags.key_compromise)], 1
     )
     p = Pki(
-        dir=d, now=now, ca_key=ca_key, key=key, ca=ca, good=good, revoked=revoked,
+        dir=d,
+        now=now,
+        ca_key=ca_key,
+        key=key,
+        ca=ca,
+        good=good,
+        revoked=revoked,
         stranger=stranger,
         ca_pem=pkitools.write_pem(ca, d / "ca.pem"),
         good_pem=pkitools.write_pem(good, d / "good.pem"),
@@ -307,8 +328,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     for algo in (hashes.SHA1(), hashes.SHA256()):
         for name, cert, status, rev in (
             ("good", good, ocsp.OCSPCertStatus.GOOD, None),
-            ("revoked", revoked, ocsp.OCSPCertStatus.REVOKED,
-             (revoked_at, x509.ReasonFlags.key_compromise)),
+            (
+                "revoked",
+                revoked,
+                ocsp.OCSPCertStatus.REVOKED,
+                (revoked_at, x509.ReasonFlags.key_compromise),
+            ),
             ("unknown", stranger, ocsp.OCSPCertStatus.UNKNOWN, None),
         ):
             der = build_ocsp_response(
@@ -413,8 +438,11 @@ def test_openssl_rejects_revoked(pki: Pki) -> None:
         )
     # a CRL past its nextUpdate fails -crl_check even for a good certificate
     pkitools.openssl_verify(
-        pki.good_pem, pki.ca_pem, crl_pem=pki.crl_der,
-        at_time=pki.now + dt.timedelta(hours=24, seconds=1), expect_error="CRL has expired",
+        pki.good_pem,
+        pki.ca_pem,
+        crl_pem=pki.crl_der,
+        at_time=pki.now + dt.timedelta(hours=24, seconds=1),
+        expect_error="CRL has expired",
     )
 
 
@@ -459,8 +487,9 @@ def test_openssl_ocsp_respin(pki: Pki) -> None:
                 pki.ocsp_files[f"{name}-{algo}"], pem, pki.ca_pem, sha256=sha256
             )
             assert status == want, out
-    _, out = pkitools.openssl_ocsp_respin(pki.ocsp_files["revoked-sha1"], pki.revoked_pem,
-                                          pki.ca_pem)
+    _, out = pkitools.openssl_ocsp_respin(
+        pki.ocsp_files["revoked-sha1"], pki.revoked_pem, pki.ca_pem
+    )
     assert "Reason: keyCompromise" in out
 
 
@@ -472,17 +501,26 @@ def test_openssl_ocsp_rejects_bad_responses(pki: Pki, tmp_path: Path) -> None:
         )
     # signed by a key that is neither the CA nor a delegated responder
     forged = tmp_path / "forged.ocsp"
-    forged.write_bytes(build_ocsp_response(
-        pki.ca, pki.ca_key, pki.good, pki.now, status=ocsp.OCSPCertStatus.GOOD,
-        cert_id_hash=hashes.SHA1(), signer=(pki.good, pki.key),
-    ))
+    forged.write_bytes(
+        build_ocsp_response(
+            pki.ca,
+            pki.ca_key,
+            pki.good,
+            pki.now,
+            status=ocsp.OCSPCertStatus.GOOD,
+            cert_id_hash=hashes.SHA1(),
+            signer=(pki.good, pki.key),
+        )
+    )
     with pytest.raises(AssertionError, match="did not get a verified response"):
         pkitools.openssl_ocsp_respin(forged, pki.good_pem, pki.ca_pem)
 
 
 def test_openssl_ocsp_query_over_http(pki: Pki, ocsp_url: str) -> None:
     for pem, want in (
-        (pki.good_pem, "good"), (pki.revoked_pem, "revoked"), (pki.stranger_pem, "unknown"),
+        (pki.good_pem, "good"),
+        (pki.revoked_pem, "revoked"),
+        (pki.stranger_pem, "unknown"),
     ):
         for sha256 in (False, True):
             status, out = pkitools.openssl_ocsp_query(ocsp_url, pem, pki.ca_pem, sha256=sha256)

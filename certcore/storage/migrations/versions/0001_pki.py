@@ -31,7 +31,8 @@ def upgrade() -> None:
         sa.Column("revoked_at", UTCDateTime(), nullable=True),
         sa.Column("revoked_reason", sa.String(32), nullable=True),
         sa.ForeignKeyConstraint(
-            ["renewal_of"], ["certificates.serial"],
+            ["renewal_of"],
+            ["certificates.serial"],
             name=op.f("fk_certificates_renewal_of_certificates"),
         ),
         sa.PrimaryKeyConstraint("serial", name=op.f("pk_certificates")),
