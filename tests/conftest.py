@@ -1,0 +1,73 @@
+"""Shared fixtures: a frozen Taipei clock, a seeded random source, a throw-away data directory
+and a development CA generated once per test session (RSA-3072 key generation is the slow part).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.core import Core
+from certcore.castore import CAFiles
+from certcore.clock import FrozenClock, taipei
+from certcore.config import Settings, load_settings
+
+TEST_PASSPHRASE = b"test-ca-passphrase"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """10:00 on 24 November 2026, Taipei time, unless a test moves it."""
+    return FrozenClock(taipei(2026, 11, 24, 10, 0, 0))
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return random.Random(20261124)
+
+
+@pytest.fixture(scope="session")
+def _ca_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding a CA, copied for every test that needs one."""
+    data_dir = tmp_path_factory.mktemp("ca-template")
+    CAFiles(data_dir).initialise(
+        settings=Settings(data_dir=data_dir),
+        now=taipei(2026, 1, 1),
+        rng=random.Random(1),
+        passphrase=TEST_PASSPHRASE,
+    )
+    return data_dir
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, _ca_template: Path) -> Path:
+    """A fresh data directory with the session's CA in it and no database yet."""
+    target = tmp_path / "var"
+    shutil.copytree(_ca_template, target)
+    return target
+
+
+@pytest.fixture
+def environ() -> dict[str, str]:
+    return {"CERTDESK_CA_PASSPHRASE": TEST_PASSPHRASE.decode()}
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return load_settings(environ={}, data_dir=data_dir)
+
+
+@pytest.fixture
+async def core(
+    settings: Settings, clock: FrozenClock, rng: random.Random, environ: dict[str, str]
+) -> AsyncIterator[Core]:
+    """The certcore parts wired as a process wires them, over SQLite in `data_dir`."""
+    opened = await Core.open(settings, clock=clock, rng=rng, environ=environ)
+    try:
+        yield opened
+    finally:
+        await opened.close()
