@@ -20,6 +20,8 @@ from certcore.errors import ConfigurationError
 ENV_PREFIX = "CERTDESK_"
 CUSTOMER_KEY_TYPES = ("rsa2048", "rsa3072", "p256")
 MIN_PKCS12_KDF_ROUNDS = 600_000
+MAX_OTP_LIFETIME_MINUTES = 10
+SMS_PROVIDERS = ("", "mitake", "every8d")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,38 @@ class Settings:
     ocsp_refresh_margin_hours: int = 8
     pkcs12_kdf_rounds: int = MIN_PKCS12_KDF_ROUNDS
 
+    identity_max_failures: int = 5
+    identity_lock_minutes: int = 15
+
+    otp_lifetime_minutes: int = 5
+    otp_resend_seconds: int = 60
+    otp_max_attempts: int = 5
+    otp_sends_per_hour: int = 5
+    otp_sends_per_day: int = 10
+    otp_key: str = field(default="", repr=False)
+    """Key of the hash that OTP codes are stored under; shared by every instance. Empty means a
+    key generated into the data directory (mode 0600), which suits a single instance."""
+
+    delivery_timeout_seconds: int = 10
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = True
+    smtp_from: str = ""
+    sms_provider: str = ""
+    """Empty (no SMS), "mitake" (三竹) or "every8d" (互動資通)."""
+    sms_url: str = ""
+    sms_username: str = ""
+    sms_password: str = field(default="", repr=False)
+
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Unknown keys from the TOML file, kept for the packages that own them."""
+
+    @property
+    def outbox_mode(self) -> bool:
+        """No real sender configured: codes go to the development outbox (dev mode)."""
+        return not self.smtp_host and not self.sms_provider
 
     @property
     def database(self) -> str:
@@ -95,6 +127,33 @@ class Settings:
             problems.append("public_url must be an http:// or https:// URL")
         if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():
             problems.append("issuer_tag must be ASCII letters and digits")
+        if not 1 <= self.otp_lifetime_minutes <= MAX_OTP_LIFETIME_MINUTES:
+            problems.append(
+                f"otp_lifetime_minutes must be between 1 and {MAX_OTP_LIFETIME_MINUTES}"
+            )
+        for name in (
+            "identity_max_failures",
+            "identity_lock_minutes",
+            "otp_resend_seconds",
+            "otp_max_attempts",
+            "otp_sends_per_hour",
+            "otp_sends_per_day",
+            "delivery_timeout_seconds",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.otp_sends_per_day < self.otp_sends_per_hour:
+            problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
+        if not 1 <= self.delivery_timeout_seconds <= 60:
+            problems.append("delivery_timeout_seconds must be between 1 and 60")
+        if self.sms_provider not in SMS_PROVIDERS:
+            problems.append(f"sms_provider must be empty or one of {', '.join(SMS_PROVIDERS[1:])}")
+        if self.sms_provider and not (self.sms_url and self.sms_username and self.sms_password):
+            problems.append("sms_provider needs sms_url, sms_username and sms_password")
+        if self.smtp_host and not self.smtp_from:
+            problems.append("smtp_host needs smtp_from (the sender address)")
+        if any(int(arc) >= 2**32 for arc in self.policy_oid.split(".") if arc.isdigit()):
+            problems.append("policy_oid arcs must be below 2**32")
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return self
@@ -138,6 +197,15 @@ def _path_or_none(value: str | None) -> Path | None:
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
     kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
     try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
         if kind == "int":
             if isinstance(value, bool):
                 raise ValueError

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -105,3 +106,72 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
 )
 """A single row (id = 1): the last record of the chain, so cutting records off the end shows."""
+
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id_number", String(10), primary_key=True),
+    Column("kind", String(12), nullable=False),
+    # individual (自然人) | corporate (法人)
+    Column("name", String(120), nullable=False),
+    Column("birth_date", Date, nullable=False),
+    # Gregorian; a corporate customer's registration date
+    Column("mobile", String(16), nullable=True),
+    # normalised to 09XXXXXXXX
+    Column("email", String(254), nullable=True),
+    Column("accounts", Text, nullable=False),
+    # JSON array of "BBBB-NNNNNNN"
+    Column("status", String(12), nullable=False),
+    # active | suspended
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+identity_lockouts = Table(
+    "identity_lockouts",
+    metadata,
+    Column("id_number", String(10), primary_key=True),
+    # the ID that was typed (checksum-valid), known to the directory or not
+    Column("failures", Integer, nullable=False),
+    # consecutive failures since the last success or lock
+    Column("locked_until", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+otp_codes = Table(
+    "otp_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(10), nullable=False),
+    Column("conversation_id", String(128), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("channel", String(8), nullable=False),
+    # sms | email
+    Column("destination", String(64), nullable=False),
+    # masked, as shown to the customer
+    Column("prefix", String(4), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    # HMAC-SHA256 under the OTP key; the code itself is never stored
+    Column("state", String(12), nullable=False),
+    # active | used | superseded | voided | expired
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    Index("ix_otp_codes_sent", "customer_id", "created_at"),
+    Index("ix_otp_codes_binding", "customer_id", "conversation_id", "operation", "state"),
+)
+
+dev_outbox = Table(
+    "dev_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("destination", String(254), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+)
+"""Development mode only (no SMTP or SMS configured): the messages that would have been sent,
+for the dev pages and the console. `serve` refuses non-loopback addresses in this mode."""
