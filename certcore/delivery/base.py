@@ -1,0 +1,56 @@
+"""What every sender shares: the message, the ways a send can fail, and the sender interface.
+
+A failure carries a reason the customer can act on (try the other destination, try later) and
+an operator detail that never contains credentials, codes or full destinations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from certcore.errors import CertdeskError
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    channel: Channel
+    destination: str = field(repr=False)
+    """Full mobile number (09XXXXXXXX) or e-mail address; never logged."""
+    subject: str
+    body: str = field(repr=False)
+    """May hold a one-time code; never logged."""
+
+
+class DeliveryFailure(StrEnum):
+    TIMEOUT = "timeout"
+    """The gateway did not answer in time: try again later."""
+    REJECTED_DESTINATION = "rejected_destination"
+    """The gateway refused this number or address: try the other destination."""
+    GATEWAY_ERROR = "gateway_error"
+    """The gateway answered with an error (account, quota, format): try later or the other."""
+    UNAVAILABLE = "unavailable"
+    """No sender is configured for this channel: use the other destination."""
+
+
+class DeliveryError(CertdeskError):
+    code = "delivery_failed"
+
+    def __init__(self, reason: DeliveryFailure, detail: str) -> None:
+        super().__init__(f"delivery failed ({reason.value}): {detail}", reason=reason)
+        self.reason = reason
+
+
+class Sender(Protocol):
+    """Sends one message, returning the gateway's receipt (message id), or raises DeliveryError.
+
+    Implementations bound their own wait: a timeout is a failure, never a hang.
+    """
+
+    async def send(self, message: OutgoingMessage) -> str: ...
