@@ -8,7 +8,6 @@ configures, generates one into the data directory with mode 0600 so `make run` j
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
 from datetime import datetime
@@ -27,6 +26,7 @@ from certcore.errors import (
     InvalidInput,
     WrongPassphrase,
 )
+from certcore.keyfile import write_private
 
 CA_KEY_BITS = 3072
 
@@ -48,7 +48,7 @@ class CAFiles:
         self._refuse_overwrite()
         if passphrase is None:
             passphrase = secrets.token_urlsafe(32).encode()
-            _write_private(self.passphrase_path, passphrase)
+            write_private(self.passphrase_path, passphrase)
         key = rsa.generate_private_key(public_exponent=65537, key_size=CA_KEY_BITS)
         certificate = self_signed_ca_certificate(
             wrap_software_key(key), settings=settings, now=now, serial=random_serial(rng)
@@ -103,7 +103,7 @@ class CAFiles:
 
     def _store(self, certificate: x509.Certificate, encrypted_key_pem: bytes) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(self.key_path, encrypted_key_pem)
+        write_private(self.key_path, encrypted_key_pem)
         self.certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
@@ -134,11 +134,3 @@ def _require_issuing_ca(certificate: x509.Certificate) -> None:
         raise InvalidInput("the certificate is not a CA certificate") from None
     if not constraints.ca or not usage.key_cert_sign or not usage.crl_sign:
         raise InvalidInput("the certificate may not sign certificates and CRLs")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret with mode 0600 from the first byte on; never over an existing file."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.audit import AuditTrail
@@ -45,12 +44,13 @@ from certcore.errors import (
     ValidCertificateExists,
 )
 from certcore.idnumbers import classify_id
+from certcore.locks import lock_customer
 from certcore.masking import mask_id
 from certcore.ocsp import OcspResponder
 from certcore.pkcs12 import Pkcs12Format, check_export_password, export_pkcs12, pfx_filename
 from certcore.rules import RevocationReason, Window, quota_year, validity_period
 from certcore.storage.database import Database
-from certcore.storage.schema import certificates, holder_locks, revocation_quota
+from certcore.storage.schema import certificates, revocation_quota
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class CertificateService:
         key = await asyncio.to_thread(generate_customer_key, self.settings.customer_key)
         async with self.db.write() as conn:
             now = self.clock()
-            await self._lock_holder(conn, customer_id)
+            await lock_customer(conn, customer_id)
             await self._require_free_slot(conn, customer_id, now, renewing=None)
             record = await self._record_pending(conn, customer_id, key, now, actor, renewal_of=None)
         return await self._sign_and_release(record, key, password, fmt, actor)
@@ -121,7 +121,7 @@ class CertificateService:
         key = await asyncio.to_thread(generate_customer_key, self.settings.customer_key)
         async with self.db.write() as conn:
             now = self.clock()
-            await self._lock_holder(conn, old.customer_id)
+            await lock_customer(conn, old.customer_id)
             old = await self._renewable(conn, serial, now)
             await self._require_free_slot(conn, old.customer_id, now, renewing=old.serial)
             record = await self._record_pending(
@@ -141,7 +141,7 @@ class CertificateService:
         async with self.db.write() as conn:
             now = self.clock()
             record = await self._issued(conn, serial)
-            await self._lock_holder(conn, record.customer_id)
+            await lock_customer(conn, record.customer_id)
             record = await self._issued(conn, serial)
             if record.revoked:
                 raise AlreadyRevoked(f"certificate {record.serial} is already revoked")
@@ -240,7 +240,7 @@ class CertificateService:
         )
         async with self.db.write() as conn:
             now = self.clock()
-            await self._lock_holder(conn, pending.customer_id)
+            await lock_customer(conn, pending.customer_id)
             await conn.execute(
                 update(certificates)
                 .where(certificates.c.serial == pending.serial)
@@ -327,26 +327,6 @@ class CertificateService:
         record = await get_certificate(conn, serial)
         assert record is not None
         return record
-
-    async def _lock_holder(self, conn: AsyncConnection, customer_id: str) -> None:
-        """Serialise every change to one holder's certificates (see `holder_locks`)."""
-        bumped = await conn.execute(
-            update(holder_locks)
-            .where(holder_locks.c.customer_id == customer_id)
-            .values(version=holder_locks.c.version + 1)
-        )
-        if bumped.rowcount:
-            return
-        try:
-            async with conn.begin_nested():
-                await conn.execute(insert(holder_locks).values(customer_id=customer_id, version=1))
-        except IntegrityError:
-            # Another transaction created the row first; taking it now waits for that one.
-            await conn.execute(
-                update(holder_locks)
-                .where(holder_locks.c.customer_id == customer_id)
-                .values(version=holder_locks.c.version + 1)
-            )
 
     async def _require_free_slot(
         self, conn: AsyncConnection, customer_id: str, now: datetime, *, renewing: str | None
