@@ -26,6 +26,14 @@ GENESIS = "0" * 64
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who asked for an operation and through which channel, as the audit trail records it."""
+
+    name: str
+    channel: str
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     seq: int
     at: str

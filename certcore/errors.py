@@ -68,3 +68,51 @@ class RevocationQuotaExhausted(CertdeskError):
 
 class AuditChainBroken(CertdeskError):
     code = "audit_chain_broken"
+
+
+class IdentityLocked(CertdeskError):
+    """Too many failed identity checks: the check is locked until `locked_until`."""
+
+    code = "identity_locked"
+
+
+class OtpError(CertdeskError):
+    """A one-time code was not sent or not accepted; `code` tells the chat which answer to give."""
+
+    code = "otp_error"
+
+
+class OtpResendTooEarly(OtpError):
+    code = "otp_resend_too_early"
+
+
+class OtpSendLimit(OtpError):
+    code = "otp_send_limit"
+
+
+class OtpDeliveryFailed(OtpError):
+    code = "otp_delivery_failed"
+
+
+class OtpMalformed(OtpError):
+    code = "otp_malformed"
+
+
+class OtpNoActiveCode(OtpError):
+    code = "otp_no_active_code"
+
+
+class OtpExpired(OtpError):
+    code = "otp_expired"
+
+
+class OtpStalePrefix(OtpError):
+    code = "otp_stale_prefix"
+
+
+class OtpWrongCode(OtpError):
+    code = "otp_wrong_code"
+
+
+class OtpVoided(OtpError):
+    code = "otp_voided"

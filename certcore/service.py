@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from certcore.audit import AuditTrail
+from certcore.audit import Actor, AuditTrail
 from certcore.authority import (
     CertificateAuthority,
     CustomerKey,
@@ -51,14 +51,6 @@ from certcore.pkcs12 import Pkcs12Format, check_export_password, export_pkcs12, 
 from certcore.rules import RevocationReason, Window, quota_year, validity_period
 from certcore.storage.database import Database
 from certcore.storage.schema import certificates, revocation_quota
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asked for an operation and through which channel, as the audit trail records it."""
-
-    name: str
-    channel: str
 
 
 @dataclass(frozen=True)
