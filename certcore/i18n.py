@@ -3,7 +3,8 @@
 Message ids are stable keys (`otp.message.sms`), not English sentences, so both catalogues are
 translations and a test can tell when either lacks a key or a placeholder. The `.po` files are
 read with Babel and compiled in memory at first use, so there is no build step and no `.mo`
-file to forget.
+file to forget. A locale's messages may be split over several `.po` files (one per area of the
+product); they are merged, and a key defined twice is an error.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 from functools import cache
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -36,9 +38,16 @@ def normalise_locale(hint: str | None) -> str:
 def translations(locale: str) -> gettext.GNUTranslations:
     if locale not in SUPPORTED_LOCALES:
         raise ValueError(f"unsupported locale {locale!r}")
-    path = LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
-    with path.open("rb") as handle:
-        catalog = read_po(handle, locale=locale, domain=DOMAIN)
+    catalog = Catalog(locale=locale, domain=DOMAIN)
+    for path in sorted((LOCALES_DIR / locale / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            part = read_po(handle, locale=locale, domain=DOMAIN)
+        for message in part:
+            if not message.id:
+                continue
+            if message.id in catalog:
+                raise ValueError(f"{path.name}: message {message.id!r} is defined twice")
+            catalog[message.id] = message
     compiled = io.BytesIO()
     write_mo(compiled, catalog)
     compiled.seek(0)

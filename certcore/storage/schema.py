@@ -7,6 +7,7 @@ two so they cannot drift apart.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -175,3 +176,67 @@ dev_outbox = Table(
 )
 """Development mode only (no SMTP or SMS configured): the messages that would have been sent,
 for the dev pages and the console. `serve` refuses non-loopback addresses in this mode."""
+
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    # SHA-256 of the one-time link's token; the token itself is only in the link
+    Column("customer_id", String(10), nullable=False),
+    Column("requester", String(160), nullable=False),
+    # opaque to certcore: the conversation that asked, to confirm the download to
+    Column("operation", String(8), nullable=False),
+    # apply | renew
+    Column("renewal_of", String(40), nullable=True),
+    Column("otp_code_id", Integer, nullable=False, unique=True),
+    # the verified one-time code this delivery spent; one code opens one delivery
+    Column("state", String(10), nullable=False),
+    # open | issued | expired
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("downloads", Integer, nullable=False),
+    Column("serial", String(40), nullable=True),
+    Column("filename", String(120), nullable=True),
+    Column("pkcs12", LargeBinary, nullable=True),
+    # encrypted by the customer's export password; erased when the delivery window ends
+    Index("ix_deliveries_expires_at", "state", "expires_at"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(160), primary_key=True),
+    # channel-qualified: line:U…, telegram:…, web:…, console:…
+    Column("locale", String(8), nullable=False),
+    Column("customer_id", String(10), nullable=True),
+    # the linked customer (first contact and linking); NULL when unlinked (登出)
+    Column("flow", String(32), nullable=True),
+    Column("step", String(48), nullable=True),
+    Column("data", Text, nullable=False),
+    # JSON: the flow's own values; never a code, password or key
+    Column("options", Text, nullable=False),
+    # JSON: the options of the question being asked, for typed labels and numbers
+    Column("seq", Integer, nullable=False),
+    # bumps with every question; stale buttons carry an older number
+    Column("flow_started_at", UTCDateTime(), nullable=True),
+    Column("last_activity_at", UTCDateTime(), nullable=False),
+    Column("reminders", Boolean, nullable=False),
+    Column("agent_mode", Boolean, nullable=False),
+    Column("following", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_conversations_customer_id", "customer_id"),
+)
+
+conversation_events = Table(
+    "conversation_events",
+    metadata,
+    Column("conversation_id", String(160), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("replies", Text, nullable=False),
+    # JSON of the outbound messages, so a redelivered event gets the same answer
+)

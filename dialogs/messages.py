@@ -1,0 +1,108 @@
+"""The neutral language between channels and the engine.
+
+A channel adapter turns what its platform delivers into one `Inbound` event and renders the
+engine's `Outbound` messages in the platform's own form (quick replies, inline keyboards, a web
+chat's JSON, numbered lines on a console). Nothing here knows any platform.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    TEXT = "text"
+    CHOICE = "choice"
+    """A tap on one of the options the engine offered; `choice` holds its opaque key."""
+    FILE = "file"
+    FOLLOW = "follow"
+    UNFOLLOW = "unfollow"
+    DELIVERED = "delivered"
+    """The channel handed the customer their certificate file; `choice` holds the delivery id."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    conversation_id: str
+    """Channel-qualified and stable, e.g. `line:U4af4…`, `telegram:123456`, `console:local`."""
+    event_id: str
+    """The platform's id for this event; a second event with the same id is a redelivery."""
+    kind: EventKind
+    text: str = ""
+    choice: str = ""
+    file: bytes | None = field(default=None, repr=False)
+    filename: str = ""
+    locale_hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    """Opaque and short (LINE postback data ≤ 300 characters, Telegram callback data ≤ 64 bytes)."""
+    label: str
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A question with options; channels that cannot show buttons print them numbered."""
+
+    text: str
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Link:
+    text: str
+    url: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A certificate ready to be handed over (DESIGN §4): LINE and the web chat show a one-time
+    link to the download page, Telegram may send the encrypted file, the console asks for the
+    export password and writes the file."""
+
+    delivery_id: str
+    text: str
+    url: str
+
+
+Outbound = Text | Choices | Table | Link | Delivery
+_OUTBOUND_TYPES: dict[str, type] = {t.__name__: t for t in (Text, Choices, Table, Link, Delivery)}
+
+
+def outbound_to_json(message: Outbound) -> dict[str, Any]:
+    """A plain-JSON form, kept with each processed event so a redelivery gets the same reply."""
+    return {"type": type(message).__name__, **dataclasses.asdict(message)}
+
+
+def outbound_from_json(data: dict[str, Any]) -> Outbound:
+    values = dict(data)
+    kind = _OUTBOUND_TYPES[values.pop("type")]
+    if kind is Choices:
+        values["options"] = tuple(Option(**option) for option in values["options"])
+    if kind is Table:
+        values["columns"] = tuple(values["columns"])
+        values["rows"] = tuple(tuple(row) for row in values["rows"])
+    return kind(**values)
+
+
+def encode_file(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode("ascii") if data is not None else None
