@@ -56,6 +56,9 @@ from certcore.storage.database import Database
 from certcore.storage.schema import otp_codes
 
 ACTIVE, USED, SUPERSEDED, VOIDED, EXPIRED = "active", "used", "superseded", "voided", "expired"
+SPENT = "spent"
+VERIFICATION_SHELF_LIFE = timedelta(minutes=30)
+"""How long a verified code can still authorise its operation: the absolute flow limit."""
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,12 @@ class OtpService:
             resend_at=now + self.policy.resend_after,
         )
 
-    async def verify(self, binding: Binding, entry_text: str, *, actor: Actor) -> None:
-        """Accept the binding's active code once, or raise the reason it is not accepted."""
+    async def verify(self, binding: Binding, entry_text: str, *, actor: Actor) -> int:
+        """Accept the binding's active code once, or raise the reason it is not accepted.
+
+        Returns the code's id: the receipt that the operation it authorises must spend
+        (`spend_verification`), so one verification can never authorise two operations.
+        """
         entry = parse_entry(entry_text)
         if entry is None:
             raise OtpMalformed("a code is six digits, optionally after its four-letter prefix")
@@ -269,6 +276,8 @@ class OtpService:
             )
         if failure is not None:
             raise failure
+        assert row is not None
+        return int(row.id)
 
     async def cancel(self, binding: Binding) -> None:
         """Void the binding's active code, as when the customer cancels the flow."""
@@ -358,6 +367,28 @@ class OtpService:
                 subject=mask_id(binding.customer_id),
                 details={"operation": binding.operation.value, "reason": refusal.value},
             )
+
+
+async def spend_verification(
+    conn: AsyncConnection, binding: Binding, receipt: int, now: datetime
+) -> None:
+    """Spend a verified code on the operation it was bound to, inside that operation's transaction.
+
+    Raises OtpNoActiveCode unless `receipt` is a code of this binding that was verified less
+    than `VERIFICATION_SHELF_LIFE` ago and not spent yet.
+    """
+    spent = await conn.execute(
+        update(otp_codes)
+        .where(
+            otp_codes.c.id == receipt,
+            *_binding_filter(binding),
+            otp_codes.c.state == USED,
+            otp_codes.c.closed_at > now - VERIFICATION_SHELF_LIFE,
+        )
+        .values(state=SPENT)
+    )
+    if spent.rowcount != 1:
+        raise OtpNoActiveCode("this operation needs a freshly verified one-time code")
 
 
 def _binding_filter(binding: Binding) -> tuple:
