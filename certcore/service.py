@@ -39,6 +39,7 @@ from certcore.errors import (
     AlreadyRevoked,
     InvalidCustomerId,
     NotRenewable,
+    OtpNoActiveCode,
     RevocationQuotaExhausted,
     UnknownCertificate,
     ValidCertificateExists,
@@ -47,6 +48,8 @@ from certcore.idnumbers import classify_id
 from certcore.locks import lock_customer
 from certcore.masking import mask_id
 from certcore.ocsp import OcspResponder
+from certcore.otp import Binding, Operation
+from certcore.otp_service import spend_verification
 from certcore.pkcs12 import Pkcs12Format, check_export_password, export_pkcs12, pfx_filename
 from certcore.rules import RevocationReason, Window, quota_year, validity_period
 from certcore.storage.database import Database
@@ -128,8 +131,13 @@ class CertificateService:
         *,
         actor: Actor,
         online: bool,
+        verification: tuple[Binding, int] | None = None,
     ) -> CertificateRecord:
-        """Revoke; an `online` (customer self-service) revocation spends a quota slot."""
+        """Revoke; an `online` (customer self-service) revocation spends a quota slot.
+
+        `verification` is the customer's verified one-time code (binding and receipt); it is
+        spent in the same transaction, so a code authorises exactly one revocation.
+        """
         async with self.db.write() as conn:
             now = self.clock()
             record = await self._issued(conn, serial)
@@ -137,6 +145,13 @@ class CertificateService:
             record = await self._issued(conn, serial)
             if record.revoked:
                 raise AlreadyRevoked(f"certificate {record.serial} is already revoked")
+            if verification is not None:
+                binding, receipt = verification
+                if binding.customer_id != record.customer_id or binding.operation is not (
+                    Operation.REVOKE
+                ):
+                    raise OtpNoActiveCode("the one-time code was not issued for this revocation")
+                await spend_verification(conn, binding, receipt, now)
             if online:
                 await self._spend_quota(conn, record.customer_id, now)
             await self._mark_revoked(conn, record, reason, now)
@@ -233,15 +248,24 @@ class CertificateService:
         async with self.db.write() as conn:
             now = self.clock()
             await lock_customer(conn, pending.customer_id)
-            await conn.execute(
+            released = await conn.execute(
                 update(certificates)
-                .where(certificates.c.serial == pending.serial)
+                .where(
+                    certificates.c.serial == pending.serial,
+                    certificates.c.state == RecordState.PENDING.value,
+                )
                 .values(
                     state=RecordState.ISSUED.value,
                     der=certificate.public_bytes(serialization.Encoding.DER),
                     issued_at=now,
                 )
             )
+            if not released.rowcount:
+                # Recovery abandoned the record meanwhile; the customer may hold a newer one.
+                raise UnknownCertificate(
+                    f"certificate {pending.serial} was abandoned by recovery before it was "
+                    "released; apply again"
+                )
             await self.audit.append(
                 conn,
                 actor=actor.name,
