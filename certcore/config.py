@@ -66,6 +66,12 @@ class Settings:
     """Key of the hash that OTP codes are stored under; shared by every instance. Empty means a
     key generated into the data directory (mode 0600), which suits a single instance."""
 
+    delivery_window_minutes: int = 15
+    """How long a certificate delivery's one-time link stays usable (DESIGN §4)."""
+    delivery_max_downloads: int = 3
+    flow_idle_minutes: int = 10
+    sensitive_flow_minutes: int = 30
+
     delivery_timeout_seconds: int = 10
     smtp_host: str = ""
     smtp_port: int = 587
@@ -139,6 +145,10 @@ class Settings:
             "otp_sends_per_hour",
             "otp_sends_per_day",
             "delivery_timeout_seconds",
+            "delivery_window_minutes",
+            "delivery_max_downloads",
+            "flow_idle_minutes",
+            "sensitive_flow_minutes",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
@@ -207,7 +217,7 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 return False
             raise ValueError
         if kind == "int":
-            if isinstance(value, bool):
+            if isinstance(value, bool | float):  # int(12.5) would silently drop the .5
                 raise ValueError
             return int(value)
         if kind == "Path":

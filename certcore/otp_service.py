@@ -279,6 +279,19 @@ class OtpService:
         assert row is not None
         return int(row.id)
 
+    async def spend(self, binding: Binding, receipt: int, *, actor: Actor, action: str) -> None:
+        """Spend a verified code on an operation certcore does not own (linking a chat)."""
+        async with self.db.write() as conn:
+            await spend_verification(conn, binding, receipt, self.clock())
+            await self.audit.append(
+                conn,
+                actor=actor.name,
+                channel=actor.channel,
+                action=action,
+                subject=mask_id(binding.customer_id),
+                details={"operation": binding.operation.value},
+            )
+
     async def cancel(self, binding: Binding) -> None:
         """Void the binding's active code, as when the customer cancels the flow."""
         async with self.db.write() as conn:
@@ -308,9 +321,18 @@ class OtpService:
         )
 
     async def _last_sent(self, conn: AsyncConnection, binding: Binding) -> datetime | None:
+        """When the binding's outstanding code was sent: the resend delay protects that code.
+
+        A code that is no longer active (voided because its delivery failed or after too many
+        wrong entries, used, expired) does not hold the next one back: after a failed send the
+        customer is told to try the other destination, which must not mean "wait a minute".
+        The hourly and daily caps still count every code.
+        """
         return (
             await conn.execute(
-                select(func.max(otp_codes.c.created_at)).where(*_binding_filter(binding))
+                select(func.max(otp_codes.c.created_at)).where(
+                    *_binding_filter(binding), otp_codes.c.state == ACTIVE
+                )
             )
         ).scalar()
 

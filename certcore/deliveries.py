@@ -1,0 +1,274 @@
+"""Certificate delivery (DESIGN §4): issuance happens when the customer sets the export password.
+
+「立即申請憑證」 opens a delivery that spends the customer's verified one-time code; the key pair
+and the certificate are created only when the customer, holding the one-time link (or the
+console), sets the export password. The password-encrypted .pfx is kept for the rest of the
+delivery window so a broken download can be retried (at most `delivery_max_downloads` times),
+then erased. Only a hash of the link's token is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from certcore.audit import Actor, AuditTrail
+from certcore.certificates import CertificateRecord
+from certcore.clock import Clock
+from certcore.config import Settings
+from certcore.errors import CertdeskError
+from certcore.masking import mask_id
+from certcore.otp import Binding, Operation
+from certcore.otp_service import spend_verification
+from certcore.pkcs12 import Pkcs12Format, check_export_password
+from certcore.service import CertificateService, IssuedCertificate
+from certcore.storage.database import Database
+from certcore.storage.schema import deliveries
+
+
+class DeliveryState(StrEnum):
+    OPEN = "open"
+    ISSUING = "issuing"
+    ISSUED = "issued"
+    EXPIRED = "expired"
+
+
+class DeliveryUnavailable(CertdeskError):
+    """The link is unknown, expired, used up, or its certificate is being made right now."""
+
+    code = "delivery_unavailable"
+
+
+@dataclass(frozen=True)
+class DeliveryTicket:
+    token: str
+    """The secret in the one-time link; never stored."""
+    url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    customer_id: str
+    requester: str
+    operation: Operation
+    renewal_of: str | None
+    state: DeliveryState
+    expires_at: datetime
+    downloads: int
+    serial: str | None
+    filename: str | None
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    filename: str
+    pkcs12: bytes
+    serial: str
+    record: CertificateRecord | None
+    """The certificate record, when this download is the one that issued it."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        certificates: CertificateService,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.certificates = certificates
+        self.settings = settings
+        self.clock = clock
+        self.window = timedelta(minutes=settings.delivery_window_minutes)
+        self.audit = AuditTrail(clock)
+
+    async def open(
+        self,
+        *,
+        binding: Binding,
+        receipt: int,
+        requester: str,
+        actor: Actor,
+        renewal_of: str | None = None,
+    ) -> DeliveryTicket:
+        """Spend the verified code of an application or renewal on a new delivery."""
+        if binding.operation not in (Operation.APPLY, Operation.RENEW):
+            raise ValueError("deliveries are for applications and renewals")
+        token = secrets.token_urlsafe(32)
+        async with self.db.write() as conn:
+            now = self.clock()
+            await spend_verification(conn, binding, receipt, now)
+            await conn.execute(
+                insert(deliveries).values(
+                    token_hash=token_hash(token),
+                    customer_id=binding.customer_id,
+                    requester=requester,
+                    operation=binding.operation.value,
+                    renewal_of=renewal_of,
+                    otp_code_id=receipt,
+                    state=DeliveryState.OPEN.value,
+                    created_at=now,
+                    expires_at=now + self.window,
+                    downloads=0,
+                )
+            )
+            await self.audit.append(
+                conn,
+                actor=actor.name,
+                channel=actor.channel,
+                action="delivery.opened",
+                subject=mask_id(binding.customer_id),
+                details={"operation": binding.operation.value, "renewal_of": renewal_of},
+            )
+        url = f"{self.settings.public_url.rstrip('/')}/d/{token}"
+        return DeliveryTicket(token=token, url=url, expires_at=now + self.window)
+
+    async def describe(self, token: str) -> Delivery | None:
+        """What the download page shows; None for an unknown token."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(deliveries).where(deliveries.c.token_hash == token_hash(token))
+                )
+            ).first()
+        if row is None:
+            return None
+        state = DeliveryState(row.state)
+        if state is not DeliveryState.ISSUING and self.clock() > row.expires_at:
+            state = DeliveryState.EXPIRED
+        return Delivery(
+            customer_id=row.customer_id,
+            requester=row.requester,
+            operation=Operation(row.operation),
+            renewal_of=row.renewal_of,
+            state=state,
+            expires_at=row.expires_at,
+            downloads=row.downloads,
+            serial=row.serial,
+            filename=row.filename,
+        )
+
+    async def fulfil(
+        self, token: str, password: str, *, actor: Actor, fmt: Pkcs12Format = Pkcs12Format.STANDARD
+    ) -> DeliveredFile:
+        """Issue (or renew) with the customer's export password; the first download."""
+        check_export_password(password)
+        key = token_hash(token)
+        async with self.db.write() as conn:
+            claimed = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.token_hash == key,
+                    deliveries.c.state == DeliveryState.OPEN.value,
+                    deliveries.c.expires_at >= self.clock(),
+                )
+                .values(state=DeliveryState.ISSUING.value)
+            )
+            row = (
+                await conn.execute(select(deliveries).where(deliveries.c.token_hash == key))
+            ).first()
+        if claimed.rowcount != 1 or row is None:
+            raise DeliveryUnavailable("this delivery link is not open for issuance")
+        try:
+            if row.operation == Operation.RENEW.value:
+                issued = await self.certificates.renew(
+                    row.renewal_of, password, actor=actor, fmt=fmt
+                )
+            else:
+                issued = await self.certificates.issue(
+                    row.customer_id, password, actor=actor, fmt=fmt
+                )
+        except BaseException:
+            async with self.db.write() as conn:
+                await _set(conn, key, state=DeliveryState.OPEN.value)
+            raise
+        async with self.db.write() as conn:
+            await _set(
+                conn,
+                key,
+                state=DeliveryState.ISSUED.value,
+                serial=issued.record.serial,
+                filename=issued.filename,
+                pkcs12=issued.pkcs12,
+                downloads=1,
+            )
+            await self.audit.append(
+                conn,
+                actor=actor.name,
+                channel=actor.channel,
+                action="delivery.downloaded",
+                subject=mask_id(row.customer_id),
+                details={"serial": issued.record.serial, "download": 1},
+            )
+        return _delivered(issued)
+
+    async def download_again(self, token: str, *, actor: Actor) -> DeliveredFile:
+        """The same encrypted file once more, for a download that broke, within the window."""
+        key = token_hash(token)
+        async with self.db.write() as conn:
+            now = self.clock()
+            again = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.token_hash == key,
+                    deliveries.c.state == DeliveryState.ISSUED.value,
+                    deliveries.c.expires_at >= now,
+                    deliveries.c.downloads < self.settings.delivery_max_downloads,
+                )
+                .values(downloads=deliveries.c.downloads + 1)
+            )
+            row = (
+                await conn.execute(select(deliveries).where(deliveries.c.token_hash == key))
+            ).first()
+            if again.rowcount != 1 or row is None or row.pkcs12 is None:
+                raise DeliveryUnavailable("this delivery link has expired or was used up")
+            await self.audit.append(
+                conn,
+                actor=actor.name,
+                channel=actor.channel,
+                action="delivery.downloaded",
+                subject=mask_id(row.customer_id),
+                details={"serial": row.serial, "download": row.downloads},
+            )
+        return DeliveredFile(
+            filename=row.filename, pkcs12=row.pkcs12, serial=row.serial, record=None
+        )
+
+    async def erase_expired(self) -> int:
+        """End every delivery past its window and erase the kept file; returns how many."""
+        async with self.db.write() as conn:
+            erased = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.state.in_([DeliveryState.OPEN.value, DeliveryState.ISSUED.value]),
+                    deliveries.c.expires_at < self.clock(),
+                )
+                .values(state=DeliveryState.EXPIRED.value, pkcs12=None)
+            )
+        return erased.rowcount
+
+
+async def _set(conn: AsyncConnection, key: str, **values: object) -> None:
+    await conn.execute(update(deliveries).where(deliveries.c.token_hash == key).values(**values))
+
+
+def _delivered(issued: IssuedCertificate) -> DeliveredFile:
+    return DeliveredFile(
+        filename=issued.filename,
+        pkcs12=issued.pkcs12,
+        serial=issued.record.serial,
+        record=issued.record,
+    )

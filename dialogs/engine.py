@@ -1,0 +1,211 @@
+"""The conversation engine: one inbound event in, the replies out, the state saved.
+
+Order of work for an event: take the conversation's lease (so one conversation's events are
+applied one after another, across processes), answer a redelivered event from its record, apply
+the timeouts, resolve the input (a button, a typed number or label, a global word), hand it to
+the current step, then save the new state and the replies together. A failure inside a step
+never reaches the customer as a traceback and never loses the conversation: the state stays as
+it was before the event, and the customer is asked the same question again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import Mapping
+from datetime import timedelta
+
+from certcore.clock import Clock
+from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
+from dialogs.conversation import Conversation, ConversationStore
+from dialogs.messages import EventKind, Inbound, Outbound
+from dialogs.services import Services
+from dialogs.turn import Flow, Input, Turn, decode_choice
+
+log = logging.getLogger("certdesk.dialogs")
+
+GLOBAL_WORDS = ("menu", "cancel", "help", "agent", "language", "english", "chinese")
+
+
+def normalise_words(text: str) -> str:
+    """Fold what a customer types for matching: width, case, spaces and trailing punctuation."""
+    folded = unicodedata.normalize("NFKC", text).casefold().strip()
+    return "".join(folded.split()).rstrip("!！?？。.")
+
+
+def global_word(text: str) -> str | None:
+    """Which global word the text is, in any supported language ("選單", "menu", "English")."""
+    folded = normalise_words(text)
+    if not folded:
+        return None
+    for word in GLOBAL_WORDS:
+        for locale in SUPPORTED_LOCALES:
+            synonyms = translate(locale, f"global.{word}").split("|")
+            if folded in {normalise_words(s) for s in synonyms}:
+                return word
+    return None
+
+
+class Engine:
+    def __init__(
+        self, services: Services, flows: Mapping[str, Flow], clock: Clock, *, owner: str
+    ) -> None:
+        self.services = services
+        self.flows = flows
+        self.clock = clock
+        self.store = ConversationStore(services.db, clock, owner)
+        self._local: dict[str, asyncio.Lock] = {}
+        idle = services.settings.flow_idle_minutes
+        self.idle_limit = timedelta(minutes=idle)
+        self.sensitive_limit = timedelta(minutes=services.settings.sensitive_flow_minutes)
+
+    async def handle(self, event: Inbound) -> list[Outbound]:
+        lock = self._local.setdefault(event.conversation_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._handle_in_order(event)
+        finally:
+            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+                self._local.pop(event.conversation_id, None)
+
+    async def _handle_in_order(self, event: Inbound) -> list[Outbound]:
+        store = self.store
+        recorded = await store.recorded_replies(event.conversation_id, event.event_id)
+        if recorded is not None:
+            return recorded
+        await store.acquire(event.conversation_id, normalise_locale(event.locale_hint))
+        try:
+            recorded = await store.recorded_replies(event.conversation_id, event.event_id)
+            if recorded is not None:
+                return recorded
+            conversation = await store.load(event.conversation_id)
+            now = self.clock()
+            turn = Turn(conversation, self.services, self.flows, now)
+            try:
+                await self._apply(turn, event)
+            except Exception:
+                log.exception(
+                    "event %s of %s failed; the conversation stays where it was",
+                    event.event_id,
+                    event.conversation_id,
+                )
+                conversation = await store.load(event.conversation_id)
+                turn = Turn(conversation, self.services, self.flows, now)
+                turn.say("error.unexpected")
+                await turn.reprompt()
+            if event.kind is not EventKind.UNFOLLOW and not turn.replies:
+                turn.say("error.not_understood")
+            turn.conversation.last_activity_at = now
+            await store.save(
+                turn.conversation, event_id=event.event_id, replies=turn.replies, now=now
+            )
+            return turn.replies
+        finally:
+            await store.release(event.conversation_id)
+
+    async def _apply(self, turn: Turn, event: Inbound) -> None:
+        conversation = turn.conversation
+        if event.kind is EventKind.UNFOLLOW:
+            conversation.following = False
+            turn.end()
+            return
+        if event.kind is EventKind.FOLLOW:
+            conversation.following = True
+            if event.locale_hint:
+                conversation.locale = normalise_locale(event.locale_hint)
+            turn.say("welcome")
+            await turn.menu()
+            return
+        if await self._timed_out(turn):
+            return
+        if event.kind is EventKind.DELIVERED:
+            await self.flows["delivery"].steps["delivered"].handle(turn, Input(choice=event.choice))
+            return
+        answer = await self._resolve(turn, event)
+        if answer is None:
+            return
+        flow = self.flows[conversation.flow] if conversation.flow else self.flows["menu"]
+        step = conversation.step if conversation.flow else "main"
+        await flow.steps[step].handle(turn, answer)
+
+    async def _timed_out(self, turn: Turn) -> bool:
+        """End a flow left idle too long, or a sensitive flow past its absolute limit."""
+        conversation = turn.conversation
+        flow = self.flows.get(conversation.flow or "")
+        if flow is None:
+            return False
+        last, started = conversation.last_activity_at, conversation.flow_started_at
+        idle = last is not None and turn.now - last > self.idle_limit
+        too_long = (
+            flow.sensitive and started is not None and turn.now - started > self.sensitive_limit
+        )
+        if not (idle or too_long):
+            return False
+        await self._abandon(turn)
+        turn.say("flow.timed_out" if idle else "flow.too_long")
+        await turn.menu()
+        return True
+
+    async def _abandon(self, turn: Turn) -> None:
+        """Let the running flow clean up (void its one-time code) before it is left."""
+        flow = self.flows.get(turn.conversation.flow or "")
+        if flow is not None and flow.abandon is not None:
+            await flow.abandon(turn)
+
+    async def _resolve(self, turn: Turn, event: Inbound) -> Input | None:
+        """Turn a tap, a typed number or label, or a global word into the step's input."""
+        conversation = turn.conversation
+        if event.kind is EventKind.FILE:
+            return Input(file=event.file, filename=event.filename)
+        if event.kind is EventKind.CHOICE:
+            decoded = decode_choice(event.choice)
+            keys = {option.key for option in conversation.options}
+            if decoded is None or decoded[0] != conversation.seq or decoded[1] not in keys:
+                turn.say("error.stale_button")
+                await turn.reprompt()
+                return None
+            return Input(choice=decoded[1])
+        text = event.text
+        word = global_word(text)
+        if word is not None:
+            await self._global(turn, word)
+            return None
+        choice = _typed_choice(conversation, text)
+        if choice is not None:
+            return Input(choice=choice, text=text)
+        return Input(text=text)
+
+    async def _global(self, turn: Turn, word: str) -> None:
+        conversation = turn.conversation
+        if word in ("menu", "cancel"):
+            if conversation.flow is not None:
+                await self._abandon(turn)
+                turn.say("flow.cancelled" if word == "cancel" else "flow.left")
+            await turn.menu()
+        elif word == "help":
+            turn.say(f"help.step.{conversation.flow or 'menu'}")
+            await turn.reprompt()
+        elif word == "agent":
+            await self.services.handoff.request(turn)
+        elif word == "language":
+            conversation.locale = "en" if conversation.locale == "zh_TW" else "zh_TW"
+            turn.say("settings.language.changed")
+            await turn.reprompt()
+        else:
+            conversation.locale = "en" if word == "english" else "zh_TW"
+            turn.say("settings.language.changed")
+            await turn.reprompt()
+
+
+def _typed_choice(conversation: Conversation, text: str) -> str | None:
+    """An option picked by typing its number (1, １) or its label, as on LINE PC."""
+    options = conversation.options
+    folded = normalise_words(text)
+    if folded.isdigit():
+        index = int(folded) - 1
+        return options[index].key if 0 <= index < len(options) else None
+    for option in options:
+        if normalise_words(option.label) == folded:
+            return option.key
+    return None

@@ -1,0 +1,1 @@
+"""Every certificate-center flow, by name; the engine looks flows up here."""

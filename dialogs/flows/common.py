@@ -1,0 +1,59 @@
+"""Small pieces every flow shares: who is acting, the customer, dates in Taipei."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from certcore.audit import Actor
+from certcore.certificates import CertificateRecord, certificates_of
+from certcore.clock import TAIPEI
+from certcore.customers import Customer, get_customer
+from certcore.rocdate import format_roc_date
+from dialogs.turn import Turn
+
+
+def actor(turn: Turn) -> Actor:
+    """The customer in this conversation, on this conversation's channel, for the audit trail."""
+    conversation_id = turn.conversation.id
+    return Actor(name=f"customer@{conversation_id}"[:64], channel=conversation_id.split(":")[0])
+
+
+def today(turn: Turn) -> date:
+    return turn.now.astimezone(TAIPEI).date()
+
+
+def taipei_time(moment: datetime) -> str:
+    """`2022-04-25 23:59:59`, the portal's way of showing a moment."""
+    return moment.astimezone(TAIPEI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def roc_today(turn: Turn) -> str:
+    d = today(turn)
+    return f"{format_roc_date(d)[:-4]}/{d.month}/{d.day}"
+
+
+async def linked_customer(turn: Turn) -> Customer | None:
+    if turn.customer_id is None:
+        return None
+    async with turn.services.db.read() as conn:
+        return await get_customer(conn, turn.customer_id)
+
+
+async def customer_by_id(turn: Turn, id_number: str) -> Customer | None:
+    async with turn.services.db.read() as conn:
+        return await get_customer(conn, id_number)
+
+
+async def issued_certificates(turn: Turn, customer_id: str) -> list[CertificateRecord]:
+    """The customer's certificates that exist (issued), newest first."""
+    async with turn.services.db.read() as conn:
+        records = await certificates_of(conn, customer_id)
+    return [r for r in reversed(records) if r.der is not None]
+
+
+async def current_certificate(turn: Turn, customer_id: str) -> CertificateRecord | None:
+    """The one certificate that counts as the customer's valid one, if any."""
+    for record in await issued_certificates(turn, customer_id):
+        if record.occupies_holder_slot(turn.now):
+            return record
+    return None

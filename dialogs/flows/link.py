@@ -1,0 +1,85 @@
+"""First contact and linking: ID number, ROC date and a one-time code tie this chat to a customer.
+
+Queries and reminders need to know whose chat this is, so every flow that needs a customer
+passes through here first and continues where the customer wanted to go. 登出 undoes it.
+"""
+
+from __future__ import annotations
+
+from certcore.idnumbers import classify_id, normalise_id
+from certcore.otp import Operation
+from dialogs.flows.common import actor, customer_by_id
+from dialogs.flows.verification import (
+    BIRTH_DATE,
+    abandon,
+    binding,
+    verification_steps,
+    verified_receipt,
+)
+from dialogs.turn import Flow, Input, Step, Turn
+
+ID_NUMBER, DONE = "id_number", "linked"
+
+
+async def ask_id_number(turn: Turn) -> None:
+    turn.say("link.id.prompt")
+
+
+async def on_id_number(turn: Turn, answer: Input) -> None:
+    id_number = normalise_id(answer.text)
+    if classify_id(id_number) is None:
+        turn.say("link.id.invalid")
+        return
+    turn.data["id_number"] = id_number
+    turn.data["operation"] = Operation.LINK.value
+    await turn.goto(BIRTH_DATE)
+
+
+async def link_chat(turn: Turn) -> None:
+    """Spend the verified code and tie the chat to the customer, then go where they wanted."""
+    receipt = verified_receipt(turn)
+    if receipt is None:  # never reached without a code; guard the invariant anyway
+        await turn.goto(ID_NUMBER)
+        return
+    await turn.services.otp.spend(
+        binding(turn), receipt, actor=actor(turn), action="conversation.linked"
+    )
+    customer = await customer_by_id(turn, turn.data["id_number"])
+    assert customer is not None
+    turn.conversation.customer_id = customer.id_number
+    turn.say("link.done", name=customer.name)
+    then = turn.data.get("then")
+    if then:
+        await turn.start(then)
+    else:
+        await turn.menu()
+
+
+async def never(turn: Turn, answer: Input) -> None:  # pragma: no cover - DONE asks nothing
+    await turn.menu()
+
+
+FLOW = Flow(
+    name="link",
+    first_step=ID_NUMBER,
+    sensitive=True,
+    abandon=abandon,
+    steps={
+        ID_NUMBER: Step(ask_id_number, on_id_number),
+        **verification_steps(after=DONE),
+        DONE: Step(link_chat, never),
+    },
+)
+
+
+async def logout(turn: Turn) -> None:
+    """登出: unlink this chat from the customer; reminders stop with it."""
+    if turn.conversation.customer_id is None:
+        turn.say("logout.not_linked")
+    else:
+        turn.conversation.customer_id = None
+        turn.say("logout.done")
+    await turn.menu()
+
+
+LOGOUT = Flow(name="logout", first_step="", steps={}, begin=logout)

@@ -1,0 +1,49 @@
+"""The main menu (the portal's left-hand 憑證中心 menu) and what idle free text leads to.
+
+When no flow runs, a tapped or typed menu item starts its flow; other text is looked up in the
+FAQ catalogue, so "忘記密碼" gets an answer without a menu in between.
+"""
+
+from __future__ import annotations
+
+from dialogs.turn import Flow, Input, Step, Turn
+
+MENU_ITEMS = (
+    ("query", "menu.item.query"),
+    ("apply", "menu.item.apply"),
+    ("renew", "menu.item.renew"),
+    ("revoke", "menu.item.revoke"),
+    ("import_help", "menu.item.import_help"),
+    ("check", "menu.item.check"),
+    ("environment", "menu.item.environment"),
+    ("guide", "menu.item.guide"),
+    ("faq", "menu.item.faq"),
+    ("settings", "menu.item.settings"),
+    ("logout", "menu.item.logout"),
+    ("agent", "menu.item.agent"),
+)
+"""At most 13 items: LINE shows no more quick replies than that."""
+
+
+async def ask_menu(turn: Turn) -> None:
+    turn.ask("menu.prompt", MENU_ITEMS)
+
+
+async def on_menu(turn: Turn, answer: Input) -> None:
+    choice = answer.choice
+    if choice == "agent":
+        await turn.services.handoff.request(turn)
+        return
+    if choice is not None and choice in turn.flows:
+        await turn.start(choice)
+        return
+    entry = turn.services.faq.match(answer.text, turn.locale) if answer.text else None
+    if entry is not None:
+        turn.send(turn.services.faq.answer_message(entry, turn.locale))
+        await ask_menu(turn)
+        return
+    turn.say("menu.not_understood")
+    await ask_menu(turn)
+
+
+FLOW = Flow(name="menu", first_step="main", steps={"main": Step(ask_menu, on_menu)})

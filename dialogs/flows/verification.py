@@ -1,0 +1,254 @@
+"""The identity steps every sensitive flow goes through, in the manual's order.
+
+步驟一 the ROC birth (or registration) date, checked against the directory; then the account
+(when the customer has several); then 步驟二 the one-time code: where to send it (mobile or
+e-mail, masked), 「點我發送驗證碼」, and the code itself. Each flow puts these steps between its
+own first step (consent, or the ID number when linking) and its action, and names the step to
+go to once the code is verified.
+"""
+
+from __future__ import annotations
+
+from certcore.delivery.base import Channel, DeliveryFailure
+from certcore.errors import (
+    OtpDeliveryFailed,
+    OtpError,
+    OtpExpired,
+    OtpMalformed,
+    OtpResendTooEarly,
+    OtpSendLimit,
+    OtpStalePrefix,
+    OtpVoided,
+    OtpWrongCode,
+)
+from certcore.identity import IdentityOutcome
+from certcore.masking import mask_account, mask_email, mask_mobile
+from certcore.otp import Binding, Operation
+from certcore.rocdate import RocDateError
+from certcore.rocdate import parse_roc_date as parse_roc
+from dialogs.flows.common import actor, customer_by_id, taipei_time, today
+from dialogs.turn import Input, Step, Turn
+
+BIRTH_DATE, ACCOUNT, DESTINATION, SEND, CODE = (
+    "birth_date",
+    "account",
+    "destination",
+    "send_code",
+    "enter_code",
+)
+
+
+def binding(turn: Turn) -> Binding:
+    return Binding(
+        customer_id=turn.data["id_number"],
+        conversation_id=turn.conversation.id,
+        operation=Operation(turn.data["operation"]),
+    )
+
+
+def verified_receipt(turn: Turn) -> int | None:
+    """The receipt of this flow's verified code, or None: the action steps check it."""
+    receipt = turn.data.get("receipt")
+    return int(receipt) if receipt is not None else None
+
+
+async def abandon(turn: Turn) -> None:
+    """Void the flow's outstanding code when the customer leaves before using it."""
+    if "id_number" in turn.data and "operation" in turn.data and "receipt" not in turn.data:
+        await turn.services.otp.cancel(binding(turn))
+
+
+def verification_steps(*, after: str) -> dict[str, Step]:
+    """The steps from the birth date to a verified code; then `after` is asked."""
+
+    async def ask_birth_date(turn: Turn) -> None:
+        turn.say("verify.birth_date.prompt")
+
+    async def on_birth_date(turn: Turn, answer: Input) -> None:
+        try:
+            birth_date = parse_roc(answer.text, today=today(turn))
+        except RocDateError as error:
+            turn.say(f"verify.birth_date.{error.problem.name.lower()}")
+            return
+        result = await turn.services.identity.verify(
+            turn.data["id_number"], birth_date, actor=actor(turn)
+        )
+        if result.outcome is IdentityOutcome.LOCKED:
+            assert result.locked_until is not None
+            turn.say("verify.identity.locked", until=taipei_time(result.locked_until)[11:16])
+            await turn.menu()
+            return
+        if result.outcome is IdentityOutcome.MISMATCH:
+            turn.say("verify.identity.mismatch")
+            return
+        customer = await customer_by_id(turn, turn.data["id_number"])
+        assert customer is not None
+        turn.data["identity_ok"] = True
+        if len(customer.accounts) > 1:
+            await turn.goto(ACCOUNT)
+        else:
+            turn.data["account"] = customer.accounts[0] if customer.accounts else None
+            await turn.goto(DESTINATION)
+
+    async def ask_account(turn: Turn) -> None:
+        customer = await customer_by_id(turn, turn.data["id_number"])
+        assert customer is not None
+        turn.ask_text(
+            turn.t("verify.account.prompt"),
+            [(f"acct.{i}", mask_account(a)) for i, a in enumerate(customer.accounts)],
+        )
+
+    async def on_account(turn: Turn, answer: Input) -> None:
+        customer = await customer_by_id(turn, turn.data["id_number"])
+        assert customer is not None
+        index = _index(answer.choice, "acct.")
+        if index is None or index >= len(customer.accounts):
+            turn.say("verify.choose_an_option")
+            await ask_account(turn)
+            return
+        turn.data["account"] = customer.accounts[index]
+        await turn.goto(DESTINATION)
+
+    async def ask_destination(turn: Turn) -> None:
+        customer = await customer_by_id(turn, turn.data["id_number"])
+        assert customer is not None
+        options = []
+        if customer.mobile:
+            options.append(
+                (Channel.SMS.value, turn.t("verify.via.sms", number=mask_mobile(customer.mobile)))
+            )
+        if customer.email:
+            options.append(
+                (
+                    Channel.EMAIL.value,
+                    turn.t("verify.via.email", address=mask_email(customer.email)),
+                )
+            )
+        turn.ask_text(turn.t("verify.destination.prompt"), options)
+
+    async def on_destination(turn: Turn, answer: Input) -> None:
+        if answer.choice not in (Channel.SMS.value, Channel.EMAIL.value):
+            turn.say("verify.choose_an_option")
+            await ask_destination(turn)
+            return
+        customer = await customer_by_id(turn, turn.data["id_number"])
+        assert customer is not None
+        turn.data["channel"] = answer.choice
+        turn.data["destination_masked"] = (
+            mask_mobile(customer.mobile or "")
+            if answer.choice == Channel.SMS.value
+            else mask_email(customer.email or "")
+        )
+        await turn.goto(SEND)
+
+    async def ask_send(turn: Turn) -> None:
+        turn.ask(
+            "verify.send.prompt",
+            [("send", "verify.button.send"), ("change", "verify.button.change_destination")],
+            destination=_masked_destination(turn),
+        )
+
+    async def on_send(turn: Turn, answer: Input) -> None:
+        if answer.choice == "change":
+            await turn.goto(DESTINATION)
+        elif answer.choice == "send":
+            await _send_code(turn)
+        else:
+            turn.say("verify.choose_an_option")
+            await ask_send(turn)
+
+    async def ask_code(turn: Turn) -> None:
+        turn.ask(
+            "verify.code.prompt",
+            [("resend", "verify.button.resend"), ("change", "verify.button.change_destination")],
+            prefix=turn.data["prefix"],
+        )
+
+    async def on_code(turn: Turn, answer: Input) -> None:
+        if answer.choice == "resend":
+            await _send_code(turn)
+            return
+        if answer.choice == "change":
+            await turn.goto(DESTINATION)
+            return
+        try:
+            receipt = await turn.services.otp.verify(binding(turn), answer.text, actor=actor(turn))
+        except OtpError as error:
+            await _explain_rejection(turn, error)
+            return
+        turn.data["receipt"] = receipt
+        turn.say("verify.code.accepted")
+        await turn.goto(after)
+
+    return {
+        BIRTH_DATE: Step(ask_birth_date, on_birth_date),
+        ACCOUNT: Step(ask_account, on_account),
+        DESTINATION: Step(ask_destination, on_destination),
+        SEND: Step(ask_send, on_send),
+        CODE: Step(ask_code, on_code),
+    }
+
+
+async def _send_code(turn: Turn) -> None:
+    customer = await customer_by_id(turn, turn.data["id_number"])
+    assert customer is not None
+    channel = Channel(turn.data["channel"])
+    destination = customer.mobile if channel is Channel.SMS else customer.email
+    assert destination is not None
+    try:
+        sent = await turn.services.otp.send(
+            binding(turn),
+            channel=channel,
+            destination=destination,
+            locale=turn.locale,
+            actor=actor(turn),
+        )
+    except OtpResendTooEarly as error:
+        turn.say("verify.send.too_early", seconds=error.details["wait_seconds"])
+        await turn.reprompt()
+        return
+    except OtpSendLimit:
+        turn.say("verify.send.limit")
+        await turn.menu()
+        return
+    except OtpDeliveryFailed as error:
+        reason = error.details.get("reason", DeliveryFailure.GATEWAY_ERROR)
+        turn.say(f"verify.send.failed.{DeliveryFailure(reason).value}")
+        await turn.goto(DESTINATION)
+        return
+    turn.data["prefix"] = sent.prefix
+    turn.say(
+        "verify.send.done",
+        destination=sent.destination,
+        prefix=sent.prefix,
+        minutes=turn.services.settings.otp_lifetime_minutes,
+    )
+    await turn.goto(CODE)
+
+
+async def _explain_rejection(turn: Turn, error: OtpError) -> None:
+    if isinstance(error, OtpWrongCode):
+        turn.say("verify.code.wrong", left=error.details["attempts_left"])
+    elif isinstance(error, OtpStalePrefix):
+        turn.say("verify.code.stale", prefix=turn.data.get("prefix", ""))
+    elif isinstance(error, OtpMalformed):
+        turn.say("verify.code.malformed", prefix=turn.data.get("prefix", ""))
+    elif isinstance(error, OtpVoided):
+        turn.say("verify.code.voided")
+        await turn.goto(SEND)
+    elif isinstance(error, OtpExpired):
+        turn.say("verify.code.expired")
+        await turn.goto(SEND)
+    else:
+        turn.say("verify.code.none")
+        await turn.goto(SEND)
+
+
+def _masked_destination(turn: Turn) -> str:
+    return turn.data.get("destination_masked", "")
+
+
+def _index(choice: str | None, prefix: str) -> int | None:
+    if not choice or not choice.startswith(prefix) or not choice[len(prefix) :].isdigit():
+        return None
+    return int(choice[len(prefix) :])

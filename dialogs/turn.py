@@ -1,0 +1,169 @@
+"""One event's worth of work on a conversation: what flows read, and how they answer.
+
+Flows are tables of steps. A step has a `prompt` (ask its question) and a `handle` (react to
+the customer's answer). A flow moves on with `await turn.goto(step)`, which asks the next
+question at once, so the state saved after the turn always matches the question on screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from certcore.i18n import translate
+from dialogs.conversation import Conversation
+from dialogs.messages import Choices, Option, Outbound, Text
+
+if TYPE_CHECKING:
+    from dialogs.services import Services
+
+
+@dataclass(frozen=True)
+class Input:
+    """The customer's answer to the current step, after buttons, numbers and labels are resolved."""
+
+    text: str = ""
+    choice: str | None = None
+    file: bytes | None = field(default=None, repr=False)
+    filename: str = ""
+
+
+StepPrompt = Callable[["Turn"], Awaitable[None]]
+StepHandler = Callable[["Turn", Input], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Step:
+    prompt: StepPrompt
+    handle: StepHandler
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    steps: Mapping[str, Step]
+    first_step: str
+    sensitive: bool = False
+    """Identity and OTP flows: limited to `sensitive_flow_minutes` from their start."""
+    needs_link: bool = False
+    """Only for a chat linked to a customer; others go through linking first."""
+    begin: Callable[[Turn], Awaitable[None]] | None = None
+    """Runs instead of going straight to `first_step`, for checks before the first question."""
+    abandon: Callable[[Turn], Awaitable[None]] | None = None
+    """Runs when the flow is left unfinished (cancel, menu, timeout): void what it started."""
+
+
+CHOICE_SEPARATOR = ":"
+
+
+def encode_choice(seq: int, key: str) -> str:
+    """Option keys carry the question's number, so a button from an earlier question is known."""
+    return f"{seq}{CHOICE_SEPARATOR}{key}"
+
+
+def decode_choice(wire: str) -> tuple[int, str] | None:
+    seq, separator, key = wire.partition(CHOICE_SEPARATOR)
+    if not separator or not seq.isdigit() or not key:
+        return None
+    return int(seq), key
+
+
+class Turn:
+    def __init__(
+        self,
+        conversation: Conversation,
+        services: Services,
+        flows: Mapping[str, Flow],
+        now: datetime,
+    ) -> None:
+        self.conversation = conversation
+        self.services = services
+        self.flows = flows
+        self.now = now
+        self.replies: list[Outbound] = []
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def locale(self) -> str:
+        return self.conversation.locale
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.conversation.data
+
+    @property
+    def customer_id(self) -> str | None:
+        return self.conversation.customer_id
+
+    def t(self, key: str, /, **params: object) -> str:
+        return translate(self.locale, key, **params)
+
+    # -- answering ---------------------------------------------------------------------------
+
+    def send(self, message: Outbound) -> None:
+        self.replies.append(message)
+
+    def say(self, key: str, /, **params: object) -> None:
+        self.send(Text(self.t(key, **params)))
+
+    def ask(self, key: str, options: Sequence[tuple[str, str]], /, **params: object) -> None:
+        """Ask a question with options given as (option key, catalogue key of its label)."""
+        self.ask_text(self.t(key, **params), [(k, self.t(label)) for k, label in options])
+
+    def ask_text(self, text: str, options: Sequence[tuple[str, str]]) -> None:
+        """Ask with labels already in words (masked accounts, destinations, FAQ questions)."""
+        conversation = self.conversation
+        conversation.seq += 1
+        conversation.options = [Option(key, label) for key, label in options]
+        self.send(
+            Choices(
+                text,
+                tuple(Option(encode_choice(conversation.seq, k), label) for k, label in options),
+            )
+        )
+
+    # -- moving ------------------------------------------------------------------------------
+
+    async def goto(self, step: str) -> None:
+        flow = self.flows[self.conversation.flow or ""]
+        self.conversation.step = step
+        self.conversation.options = []
+        await flow.steps[step].prompt(self)
+
+    async def start(self, name: str, **data: Any) -> None:
+        """Leave whatever flow is running and start `name` (through linking if it needs it)."""
+        flow = self.flows[name]
+        if flow.needs_link and self.conversation.customer_id is None:
+            await self.start("link", then=name)
+            return
+        conversation = self.conversation
+        conversation.flow, conversation.step = name, None
+        conversation.data = dict(data)
+        conversation.options = []
+        conversation.flow_started_at = self.now
+        if flow.begin is not None:
+            await flow.begin(self)
+        else:
+            await self.goto(flow.first_step)
+
+    def end(self) -> None:
+        conversation = self.conversation
+        conversation.flow = conversation.step = conversation.flow_started_at = None
+        conversation.data = {}
+        conversation.options = []
+
+    async def menu(self) -> None:
+        """End any flow and offer the main menu."""
+        self.end()
+        await self.flows["menu"].steps["main"].prompt(self)
+
+    async def reprompt(self) -> None:
+        """Ask the current question again (after a stale button, a language switch, help)."""
+        conversation = self.conversation
+        if conversation.flow is None or conversation.step is None:
+            await self.menu()
+            return
+        await self.flows[conversation.flow].steps[conversation.step].prompt(self)
