@@ -11,15 +11,26 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from certcore.authority import CertificateAuthority, serial_hex
 from certcore.castore import CAFiles
 from certcore.certificates import CertificateRecord, get_certificate
 from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
+from certcore.deliveries import DeliveryService
+from certcore.delivery import build_senders, close_senders
+from certcore.delivery.base import Channel, Sender
+from certcore.identity import IdentityVerifier
+from certcore.keyfile import load_or_create_secret
 from certcore.ocsp import OcspResponder
+from certcore.otp_service import OtpService
 from certcore.service import CertificateService
 from certcore.storage.database import Database
+from dialogs.engine import Engine
+from dialogs.faq import Faq
+from dialogs.flows import all_flows
+from dialogs.services import HandoffDesk, NoAgentDesk, Services
 
 PASSPHRASE_VARIABLE = "CERTDESK_CA_PASSPHRASE"
 
@@ -43,6 +54,10 @@ class Core:
     ca: CertificateAuthority
     service: CertificateService
     ocsp: OcspResponder
+    identity: IdentityVerifier
+    otp: OtpService
+    deliveries: DeliveryService
+    senders: dict[Channel, Sender]
     clock: Clock = field(default=system_clock)
 
     @classmethod
@@ -85,7 +100,41 @@ class Core:
         service = CertificateService(
             db=db, ca=ca, settings=settings, clock=clock, rng=rng, ocsp=ocsp
         )
-        return cls(settings=settings, db=db, ca=ca, service=service, ocsp=ocsp, clock=clock)
+        senders = build_senders(settings, db, clock)
+        otp_key = (
+            settings.otp_key.encode("utf-8")
+            if settings.otp_key
+            else load_or_create_secret(settings.data_dir / "otp-key")
+        )
+        return cls(
+            settings=settings,
+            db=db,
+            ca=ca,
+            service=service,
+            ocsp=ocsp,
+            identity=IdentityVerifier(db=db, settings=settings, clock=clock),
+            otp=OtpService(
+                db=db, settings=settings, clock=clock, rng=rng, senders=senders, key=otp_key
+            ),
+            deliveries=DeliveryService(db=db, certificates=service, settings=settings, clock=clock),
+            senders=senders,
+            clock=clock,
+        )
+
+    def conversation_engine(self, *, owner: str, handoff: HandoffDesk | None = None) -> Engine:
+        """The dialog engine over these services; `owner` names this process in leases."""
+        services = Services(
+            settings=self.settings,
+            db=self.db,
+            identity=self.identity,
+            otp=self.otp,
+            certificates=self.service,
+            deliveries=self.deliveries,
+            faq=Faq.load(Path(self.settings.faq_file) if self.settings.faq_file else None),
+            handoff=handoff or NoAgentDesk(),
+        )
+        return Engine(services, all_flows(), self.clock, owner=owner)
 
     async def close(self) -> None:
+        await close_senders(self.senders)
         await self.db.close()

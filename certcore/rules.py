@@ -55,7 +55,12 @@ class Window:
     end: datetime
 
     def __contains__(self, moment: datetime) -> bool:
-        return self.start <= moment <= self.end
+        return self.start <= _whole_second(moment) <= self.end
+
+
+def _whole_second(moment: datetime) -> datetime:
+    """Certificates count in whole seconds: 23:59:59.4 is still within notAfter 23:59:59."""
+    return moment.replace(microsecond=0)
 
 
 def add_months(day: date, months: int) -> date:
@@ -89,7 +94,7 @@ def certificate_status(
 ) -> CertificateStatus:
     if revoked:
         return CertificateStatus.REVOKED
-    if now > not_after:
+    if _whole_second(now) > not_after:
         return CertificateStatus.EXPIRED
     if now in renewal_window(not_after, renewal_days):
         return CertificateStatus.RENEWAL_DUE
@@ -102,7 +107,7 @@ def occupies_holder_slot(*, not_after: datetime, revoked: bool, now: datetime) -
     A certificate inside its renewal window still counts: the customer renews it rather than
     applying for a second one.
     """
-    return not revoked and now <= not_after
+    return not revoked and _whole_second(now) <= not_after
 
 
 def quota_year(now: datetime) -> int:

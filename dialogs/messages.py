@@ -7,7 +7,6 @@ chat's JSON, numbered lines on a console). Nothing here knows any platform.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -89,7 +88,13 @@ _OUTBOUND_TYPES: dict[str, type] = {t.__name__: t for t in (Text, Choices, Table
 
 
 def outbound_to_json(message: Outbound) -> dict[str, Any]:
-    """A plain-JSON form, kept with each processed event so a redelivery gets the same reply."""
+    """A plain-JSON form, kept with each processed event so a redelivery gets the same reply.
+
+    A delivery's link is a secret that lets its holder set the export password: it is left
+    out, so a redelivered event shows the text without a working link.
+    """
+    if isinstance(message, Delivery):
+        message = Delivery(delivery_id="", text=message.text, url="")
     return {"type": type(message).__name__, **dataclasses.asdict(message)}
 
 
@@ -102,7 +107,3 @@ def outbound_from_json(data: dict[str, Any]) -> Outbound:
         values["columns"] = tuple(values["columns"])
         values["rows"] = tuple(tuple(row) for row in values["rows"])
     return kind(**values)
-
-
-def encode_file(data: bytes | None) -> str | None:
-    return base64.b64encode(data).decode("ascii") if data is not None else None

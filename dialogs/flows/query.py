@@ -1,0 +1,84 @@
+"""憑證查詢: the portal's table of the customer's certificate, and the next possible action."""
+
+from __future__ import annotations
+
+from certcore.certificates import CertificateRecord
+from certcore.masking import mask_id
+from certcore.rules import CertificateStatus
+from dialogs.flows.common import issued_certificates, linked_customer, taipei_time
+from dialogs.messages import Table
+from dialogs.turn import Flow, Input, Step, Turn
+
+NEXT_ACTIONS: dict[CertificateStatus, tuple[str, ...]] = {
+    CertificateStatus.VALID: ("revoke",),
+    CertificateStatus.RENEWAL_DUE: ("renew", "revoke"),
+    CertificateStatus.EXPIRED: ("apply",),
+    CertificateStatus.REVOKED: ("apply",),
+}
+
+
+def certificate_table(turn: Turn, record: CertificateRecord) -> Table:
+    """One row as the portal shows it: masked ID, serial, validity, status, renewal window."""
+    settings = turn.services.settings
+    status = record.status(turn.now, settings.renewal_window_days)
+    assert status is not None
+    window = record.renewal_window(settings.renewal_window_days)
+    return Table(
+        title=turn.t("query.table.title"),
+        columns=(
+            turn.t("query.column.id"),
+            turn.t("query.column.serial"),
+            turn.t("query.column.validity"),
+            turn.t("query.column.status"),
+            turn.t("query.column.window"),
+        ),
+        rows=(
+            (
+                mask_id(record.customer_id),
+                record.serial,
+                f"{taipei_time(record.not_before)} ~ {taipei_time(record.not_after)}",
+                turn.t(f"status.{status.value}"),
+                f"{taipei_time(window.start)} ~ {taipei_time(window.end)}",
+            ),
+        ),
+    )
+
+
+async def show(turn: Turn) -> None:
+    customer = await linked_customer(turn)
+    if customer is None:  # the directory no longer has this customer: link again
+        turn.conversation.customer_id = None
+        await turn.start("link", then="query")
+        return
+    records = await issued_certificates(turn, customer.id_number)
+    if not records:
+        turn.ask(
+            "query.empty",
+            [("apply", "query.action.apply"), ("menu", "query.action.menu")],
+            name=customer.name,
+        )
+        return
+    latest = records[0]
+    status = latest.status(turn.now, turn.services.settings.renewal_window_days)
+    assert status is not None
+    turn.say("query.heading", name=customer.name)
+    turn.send(certificate_table(turn, latest))
+    actions = [(a, f"query.action.{a}") for a in NEXT_ACTIONS[status]] + [
+        ("menu", "query.action.menu")
+    ]
+    turn.ask(f"query.next.{status.value}", actions)
+
+
+async def on_choose(turn: Turn, answer: Input) -> None:
+    if answer.choice in ("apply", "renew", "revoke"):
+        await turn.start(answer.choice)
+    else:
+        await turn.menu()
+
+
+FLOW = Flow(
+    name="query",
+    first_step="choose",
+    needs_link=True,
+    steps={"choose": Step(show, on_choose)},
+)

@@ -1,0 +1,378 @@
+"""Conversation transcripts: flows written down as the customer sees them, run in both languages.
+
+A transcript is a text file. `@` lines set the scene, `>` lines are what the customer (or the
+channel) does, `<` lines are the replies expected, in order, all of them. Replies are named by
+their catalogue key, so one transcript checks both languages: the reply must read exactly as
+the key's text in the conversation's language, with any `{placeholder}` standing for one value.
+
+    @customer A123456789 761205 name=王三 mobile=0936123054 accounts=1020-0324338;1020-0324339
+    @linked A123456789          the chat starts linked to this customer
+    @certificate A123456789     the customer holds a certificate, issued now (see @advance)
+    @advance 29d                move the clock (s, m, h, d)
+    @restart                    a new process: a new engine over the same database
+    @sender fail timeout        the next code sends fail with this DeliveryFailure
+
+    > text 憑證查詢               type text
+    > tap send                  tap the option with this key on the last question
+    > number 2                  type an option's number
+    > label verify.button.send  type an option's label, in the conversation's language
+    > code | code prefixed | code wrong | code old   type the last code sent (or a wrong/old one)
+    > file current | file other-ca | file garbage   send a certificate file
+    > deliver abc123            the channel takes the offered delivery with this export password
+    > replay                    deliver the previous event again, with the same event id
+    > follow | unfollow
+
+    < verify.birth_date.prompt                  the next reply, by key
+    < menu.prompt [query, apply, ...]           a question and exactly its option keys
+    < error.unexpected !                        (none — every reply must be listed)
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select, update
+
+from bot.core import Core
+from certcore.audit import Actor
+from certcore.certificates import all_certificates
+from certcore.clock import FrozenClock, taipei
+from certcore.config import Settings
+from certcore.customers import Customer, CustomerKind, upsert_customers
+from certcore.delivery.base import DeliveryError, DeliveryFailure, OutgoingMessage, Sender
+from certcore.i18n import translate
+from certcore.idnumbers import IdKind, classify_id
+from certcore.rocdate import parse_roc_date
+from certcore.storage.schema import conversations, dev_outbox
+from dialogs.engine import Engine
+from dialogs.messages import Choices, Delivery, EventKind, Inbound, Link, Outbound, Table, Text
+from dialogs.turn import decode_choice
+
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
+START = taipei(2026, 11, 24, 10, 0, 0)
+_CODE = re.compile(r"\b([A-Z]{4})-(\d{6})\b")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class ScriptedSender:
+    """Wraps the development outbox so a transcript can make the next sends fail."""
+
+    def __init__(self, inner: Sender) -> None:
+        self.inner = inner
+        self.failures: list[DeliveryFailure] = []
+
+    async def send(self, message: OutgoingMessage) -> str:
+        if self.failures:
+            raise DeliveryError(self.failures.pop(0), "scripted failure")
+        return await self.inner.send(message)
+
+
+@dataclass
+class Session:
+    """One conversation in a transcript: the process, the customer's screen and the codes."""
+
+    settings: Settings
+    clock: FrozenClock
+    locale: str
+    core: Core | None = None
+    engine: Engine | None = None
+    conversation_id: str = "console:transcript"
+    last_choices: Choices | None = None
+    last_event: Inbound | None = None
+    last_delivery: Delivery | None = None
+    codes: list[tuple[str, str]] = field(default_factory=list)
+    event_count: int = 0
+    sender: ScriptedSender | None = None
+
+    async def start(self, environ: dict[str, str]) -> None:
+        self.core = await Core.open(
+            self.settings, clock=self.clock, rng=random.Random(7), environ=environ
+        )
+        self.sender = ScriptedSender(next(iter(self.core.senders.values())))
+        self.core.otp.senders = {channel: self.sender for channel in self.core.senders}
+        self.engine = self.core.conversation_engine(owner=f"transcript-{id(self)}")
+
+    async def restart(self, environ: dict[str, str]) -> None:
+        failures = self.sender.failures if self.sender else []
+        await self.close()
+        await self.start(environ)
+        assert self.sender is not None
+        self.sender.failures = failures
+
+    async def close(self) -> None:
+        if self.core is not None:
+            await self.core.close()
+            self.core = None
+
+    async def send(self, event: Inbound) -> list[Outbound]:
+        assert self.engine is not None
+        self.last_event = event
+        replies = await self.engine.handle(event)
+        for reply in replies:
+            if isinstance(reply, Choices):
+                self.last_choices = reply
+            if isinstance(reply, Delivery):
+                self.last_delivery = reply
+        await self._collect_codes()
+        return replies
+
+    def event(self, kind: EventKind, **values: object) -> Inbound:
+        self.event_count += 1
+        return Inbound(
+            conversation_id=self.conversation_id,
+            event_id=f"e{self.event_count}",
+            kind=kind,
+            locale_hint=self.locale,
+            **values,  # type: ignore[arg-type]
+        )
+
+    async def _collect_codes(self) -> None:
+        assert self.core is not None
+        async with self.core.db.read() as conn:
+            rows = await conn.execute(select(dev_outbox.c.body).order_by(dev_outbox.c.id))
+            bodies = [row.body for row in rows]
+        self.codes = [m.groups() for body in bodies for m in [_CODE.search(body)] if m]
+
+
+def expected_pattern(locale: str, key: str) -> re.Pattern[str]:
+    """The catalogue text of `key` as a regular expression, each placeholder one value."""
+    text = translate(locale, key)
+    parts = re.split(r"\{[a-z_]+\}", text)
+    return re.compile(".+?".join(re.escape(part) for part in parts), re.DOTALL)
+
+
+def reply_text(reply: Outbound) -> str:
+    if isinstance(reply, Text):
+        return reply.text
+    if isinstance(reply, Choices):
+        return reply.text
+    if isinstance(reply, Table):
+        return reply.title
+    if isinstance(reply, Link | Delivery):
+        return reply.text
+    raise AssertionError(f"unknown reply {reply!r}")
+
+
+def describe(replies: list[Outbound]) -> str:
+    lines = []
+    for reply in replies:
+        line = f"  {type(reply).__name__}: {reply_text(reply)!r}"
+        if isinstance(reply, Choices):
+            keys = [decode_choice(o.key)[1] for o in reply.options]  # type: ignore[index]
+            line += f" {keys}"
+        lines.append(line)
+    return "\n".join(lines) or "  (no reply)"
+
+
+class Transcript:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = [
+            (number, line.rstrip())
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+
+    async def run(self, settings: Settings, environ: dict[str, str], locale: str) -> None:
+        clock = FrozenClock(START)
+        session = Session(settings=settings, clock=clock, locale=locale)
+        await session.start(environ)
+        try:
+            await self._run(session, environ)
+        finally:
+            await session.close()
+
+    async def _run(self, session: Session, environ: dict[str, str]) -> None:
+        pending: list[Outbound] = []
+        where = ""
+        for number, line in self.lines:
+            where = f"{self.path.name}:{number} ({session.locale}): {line.strip()}"
+            marker, _, rest = line.strip().partition(" ")
+            if marker == "<":
+                if not pending:
+                    raise AssertionError(f"{where}\nexpected a reply, but there is none left")
+                self._expect(session.locale, rest, pending.pop(0), where, pending)
+                continue
+            if pending:
+                raise AssertionError(f"{where}\nunexpected further replies:\n{describe(pending)}")
+            if marker == ">":
+                pending = await self._act(session, rest, where)
+            elif marker.startswith("@"):
+                await self._scene(session, marker[1:], rest, environ)
+            else:
+                raise AssertionError(f"{where}\nunknown line")
+        if pending:
+            raise AssertionError(f"{where}\nunexpected further replies:\n{describe(pending)}")
+
+    def _expect(
+        self, locale: str, spec: str, reply: Outbound, where: str, rest: list[Outbound]
+    ) -> None:
+        key, _, options = spec.partition(" ")
+        text = reply_text(reply)
+        if not expected_pattern(locale, key).fullmatch(text):
+            raise AssertionError(
+                f"{where}\nexpected {key}: {translate(locale, key)!r}\n"
+                f"got:\n{describe([reply, *rest])}"
+            )
+        if options:
+            wanted = [o.strip() for o in options.strip("[] ").split(",") if o.strip()]
+            if not isinstance(reply, Choices):
+                raise AssertionError(f"{where}\nexpected options {wanted}, got {reply!r}")
+            got = [decode_choice(o.key)[1] for o in reply.options]  # type: ignore[index]
+            if got != wanted:
+                raise AssertionError(f"{where}\nexpected options {wanted}, got {got}")
+
+    async def _act(self, session: Session, spec: str, where: str) -> list[Outbound]:
+        verb, _, argument = spec.partition(" ")
+        argument = argument.strip()
+        if verb == "text":
+            return await session.send(session.event(EventKind.TEXT, text=argument))
+        if verb in ("tap", "number", "label"):
+            choices = session.last_choices
+            if choices is None:
+                raise AssertionError(f"{where}\nno question with options was asked")
+            keys = [decode_choice(o.key)[1] for o in choices.options]  # type: ignore[index]
+            if verb == "number":
+                return await session.send(session.event(EventKind.TEXT, text=argument))
+            if verb == "label":
+                label = translate(session.locale, argument)
+                return await session.send(session.event(EventKind.TEXT, text=label))
+            if argument not in keys:
+                raise AssertionError(f"{where}\nno option {argument!r} in {keys}")
+            wire = choices.options[keys.index(argument)].key
+            return await session.send(session.event(EventKind.CHOICE, choice=wire))
+        if verb == "code":
+            if not session.codes:
+                raise AssertionError(f"{where}\nno code was sent")
+            prefix, digits = session.codes[-1]
+            typed = {
+                "": digits,
+                "prefixed": f"{prefix}-{digits}",
+                "wrong": f"{(int(digits) + 1) % 1_000_000:06d}",
+                "old": f"{session.codes[-2][0]}-{session.codes[-2][1]}"
+                if len(session.codes) > 1
+                else "",
+            }[argument]
+            return await session.send(session.event(EventKind.TEXT, text=typed))
+        if verb == "file":
+            data, name = await self._file(session, argument)
+            return await session.send(session.event(EventKind.FILE, file=data, filename=name))
+        if verb == "deliver":
+            return await self._deliver(session, argument, where)
+        if verb == "replay":
+            assert session.last_event is not None
+            return await session.send(session.last_event)
+        if verb in ("follow", "unfollow"):
+            return await session.send(session.event(EventKind(verb)))
+        raise AssertionError(f"{where}\nunknown action {verb!r}")
+
+    async def _deliver(self, session: Session, password: str, where: str) -> list[Outbound]:
+        delivery = session.last_delivery
+        if delivery is None:
+            raise AssertionError(f"{where}\nno delivery was offered")
+        assert session.core is not None
+        await session.core.deliveries.fulfil(
+            delivery.delivery_id, password, actor=Actor("customer", "console")
+        )
+        return await session.send(session.event(EventKind.DELIVERED, choice=delivery.delivery_id))
+
+    async def _file(self, session: Session, which: str) -> tuple[bytes, str]:
+        assert session.core is not None
+        if which == "garbage":
+            return b"this is not a certificate", "notes.txt"
+        if which == "other-ca":
+            return _foreign_certificate_pem(), "other.pem"
+        async with session.core.db.read() as conn:
+            records = [r for r in await all_certificates(conn) if r.der is not None]
+        if not records:
+            raise AssertionError("no certificate was issued")
+        certificate = x509.load_der_x509_certificate(records[-1].der)  # type: ignore[arg-type]
+        if which == "current-der":
+            return certificate.public_bytes(serialization.Encoding.DER), "mine.cer"
+        return certificate.public_bytes(serialization.Encoding.PEM), "mine.pem"
+
+    async def _scene(
+        self, session: Session, verb: str, argument: str, environ: dict[str, str]
+    ) -> None:
+        assert session.core is not None
+        words = shlex.split(argument)
+        if verb == "customer":
+            await _add_customer(session, words)
+        elif verb == "linked":
+            await _link(session, words[0])
+        elif verb == "certificate":
+            await session.core.service.issue(words[0], "abc123", actor=Actor("operator:t", "cli"))
+        elif verb == "advance":
+            amount, unit = int(words[0][:-1]), words[0][-1]
+            session.clock.advance(**{_UNITS[unit]: amount})
+        elif verb == "restart":
+            await session.restart(environ)
+        elif verb == "sender":
+            assert words[0] == "fail" and session.sender is not None
+            session.sender.failures.append(DeliveryFailure(words[1]))
+        else:
+            raise AssertionError(f"unknown scene line @{verb}")
+
+
+async def _add_customer(session: Session, words: list[str]) -> None:
+    assert session.core is not None
+    id_number, roc_date, *pairs = words
+    values = dict(pair.split("=", 1) for pair in pairs)
+    kind = classify_id(id_number)
+    assert kind is not None, f"invalid transcript ID {id_number}"
+    customer = Customer(
+        id_number=id_number,
+        kind=CustomerKind.CORPORATE if kind is IdKind.UBN else CustomerKind.INDIVIDUAL,
+        name=values.get("name", "王三"),
+        birth_date=parse_roc_date(roc_date, today=START.date()),
+        mobile=values.get("mobile"),
+        email=values.get("email"),
+        accounts=tuple(values.get("accounts", "1020-0324338").split(";")),
+    )
+    async with session.core.db.write() as conn:
+        await upsert_customers(conn, [customer], session.clock())
+
+
+async def _link(session: Session, id_number: str) -> None:
+    assert session.core is not None
+    engine_store = session.engine.store  # type: ignore[union-attr]
+    await engine_store.acquire(session.conversation_id, "zh_TW")
+    await engine_store.release(session.conversation_id)
+    async with session.core.db.write() as conn:
+        await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == session.conversation_id)
+            .values(customer_id=id_number, locale=session.locale)
+        )
+
+
+def _foreign_certificate_pem() -> bytes:
+    """A client certificate from some other CA, with a name like ours."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "A123456789")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Other CA")]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(START - timedelta(days=1))
+        .not_valid_after(START + timedelta(days=300))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def all_transcripts() -> list[Path]:
+    return sorted(TRANSCRIPTS.glob("*.txt"))
