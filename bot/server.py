@@ -19,6 +19,9 @@ from bot.core import Core
 from certcore.certificates import CertificateRecord, RecordState
 from certcore.config import Settings
 from certcore.crl import refresh_crl_if_due
+from certcore.delivery.outbox import is_loopback_host
+from certcore.demo_customers import load_demo_customers
+from certcore.errors import ConfigurationError
 from certcore.storage.schema import certificates, crl_state
 
 log = logging.getLogger("certdesk.server")
@@ -150,6 +153,7 @@ async def _watch_revocations(core: Core) -> None:
 
 async def _prewarm_ocsp(core: Core) -> None:
     """Sign responses for every unexpired certificate, a batch at a time between requests."""
+    generation = core.ocsp.generation
     async with core.db.read() as conn:
         rows = await conn.execute(
             select(certificates).where(
@@ -159,15 +163,25 @@ async def _prewarm_ocsp(core: Core) -> None:
         )
         records = [CertificateRecord.from_row(row) for row in rows]
     for start in range(0, len(records), PREWARM_BATCH):
+        if core.ocsp.generation != generation:
+            return  # a revocation since the read: these records may be stale, sign lazily
         await core.ocsp.prewarm(records[start : start + PREWARM_BATCH])
         await asyncio.sleep(0)
 
 
 async def serve(settings: Settings, *, host: str, port: int) -> None:
+    if settings.outbox_mode and not is_loopback_host(host):
+        raise ConfigurationError(
+            "development outbox mode: one-time codes are shown on a development page, so serve "
+            f"listens only on loopback; configure SMTP or SMS to listen on {host}"
+        )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     core = await Core.open(settings, create_ca=True)
+    if settings.outbox_mode:  # dev mode: the embedded default comes with demo customers
+        loaded = await load_demo_customers(core.db, core.clock())
+        log.info("demo customers loaded: %d (only into an empty directory)", loaded)
     runner = web.AppRunner(create_app(core), access_log=None)
     await runner.setup()
     try:

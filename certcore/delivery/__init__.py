@@ -1,1 +1,43 @@
 """Delivery of one-time codes and notices to a customer's mobile (SMS) or e-mail."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from certcore.clock import Clock
+from certcore.config import Settings
+from certcore.delivery.base import Channel, Sender
+from certcore.delivery.outbox import DevOutbox
+from certcore.delivery.sms import sms_sender
+from certcore.delivery.smtp import SmtpSender
+from certcore.storage.database import Database
+
+
+def build_senders(settings: Settings, db: Database, clock: Clock) -> dict[Channel, Sender]:
+    """The sender for each channel the configuration provides.
+
+    With neither SMTP nor SMS configured (outbox mode), the development outbox takes both
+    channels so that `serve` works with no configuration. Otherwise only real senders are
+    used: a channel without one is absent, and the OTP service answers UNAVAILABLE for it
+    rather than pretending to send.
+    """
+    if settings.outbox_mode:
+        outbox = DevOutbox(db, clock)
+        return {Channel.SMS: outbox, Channel.EMAIL: outbox}
+    senders: dict[Channel, Sender] = {}
+    if settings.smtp_host:
+        senders[Channel.EMAIL] = SmtpSender(settings, clock=clock)
+    if settings.sms_provider:
+        senders[Channel.SMS] = sms_sender(settings)
+    return senders
+
+
+async def close_senders(senders: Mapping[Channel, Sender]) -> None:
+    """Release what the senders hold (the SMS gateway's HTTP session), each sender once."""
+    seen: set[int] = set()
+    for sender in senders.values():
+        close = getattr(sender, "close", None)
+        if close is None or id(sender) in seen:
+            continue
+        seen.add(id(sender))
+        await close()

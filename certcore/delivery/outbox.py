@@ -1,0 +1,121 @@
+"""The development outbox: with no SMTP server and no SMS gateway configured, messages are kept
+in the database for the development pages and the console instead of being sent.
+
+This is what lets `certdesk serve` run with no configuration at all, and it is also why serve
+then listens on loopback only (`is_loopback_host`): the outbox pages show one-time codes to
+whoever can reach them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from certcore.clock import Clock
+from certcore.delivery.base import Channel, OutgoingMessage
+from certcore.masking import mask_email, mask_mobile
+from certcore.storage.database import Database
+from certcore.storage.schema import dev_outbox
+
+log = logging.getLogger("certdesk.delivery.outbox")
+
+RECEIPT_PREFIX = "outbox-"
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    created_at: datetime
+    channel: Channel
+    destination: str = field(repr=False)
+    subject: str
+    body: str = field(repr=False)
+    """Holds the one-time code: shown on the development page, never logged."""
+
+    @property
+    def receipt(self) -> str:
+        return f"{RECEIPT_PREFIX}{self.id}"
+
+    @property
+    def masked_destination(self) -> str:
+        return _masked(self.channel, self.destination)
+
+
+class DevOutbox:
+    """A Sender for both channels that stores instead of sending (development mode only)."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return "DevOutbox()"
+
+    async def send(self, message: OutgoingMessage) -> str:
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                insert(dev_outbox).values(
+                    created_at=self.clock(),
+                    channel=message.channel.value,
+                    destination=message.destination,
+                    subject=message.subject,
+                    body=message.body,
+                )
+            )
+        receipt = f"{RECEIPT_PREFIX}{result.inserted_primary_key[0]}"
+        log.info(
+            "development outbox: %s for %s stored, not sent",
+            receipt,
+            _masked(message.channel, message.destination),
+        )
+        return receipt
+
+    async def close(self) -> None:
+        """Nothing to release: the database belongs to the caller."""
+
+
+async def recent_outbox(conn: AsyncConnection, limit: int = 20) -> list[OutboxEntry]:
+    """The newest `limit` messages, newest first (the development page)."""
+    rows = await conn.execute(select(dev_outbox).order_by(dev_outbox.c.id.desc()).limit(limit))
+    return [_entry(row) for row in rows]
+
+
+async def outbox_since(conn: AsyncConnection, after_id: int) -> list[OutboxEntry]:
+    """Messages stored after `after_id`, oldest first (the console follows the outbox)."""
+    rows = await conn.execute(
+        select(dev_outbox).where(dev_outbox.c.id > after_id).order_by(dev_outbox.c.id)
+    )
+    return [_entry(row) for row in rows]
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 (bracketed or not) and `localhost`; anything else, `0.0.0.0` and the
+    empty string (all interfaces) included, is reachable from elsewhere."""
+    name = host.strip().removeprefix("[").removesuffix("]")
+    if name.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _entry(row: Row[Any]) -> OutboxEntry:
+    return OutboxEntry(
+        id=row.id,
+        created_at=row.created_at,
+        channel=Channel(row.channel),
+        destination=row.destination,
+        subject=row.subject,
+        body=row.body,
+    )
+
+
+def _masked(channel: Channel, destination: str) -> str:
+    return mask_mobile(destination) if channel is Channel.SMS else mask_email(destination)
