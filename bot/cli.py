@@ -14,17 +14,25 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives import hashes
 
 from bot.core import Core, ca_passphrase, open_database
+from bot.customer_view import customer_fields, detail_lines, summary_text, table_line
 from certcore.audit import AuditTrail, verify_chain
 from certcore.castore import CAFiles
 from certcore.certificates import CertificateRecord, all_certificates, certificates_of
 from certcore.clock import TAIPEI, system_clock, system_random
 from certcore.config import Settings, load_settings
 from certcore.crl import refresh_crl_if_due
+from certcore.customer_import import (
+    SUPPORTED_ENCODINGS,
+    CustomerFileRejected,
+    import_customer_file,
+)
+from certcore.customers import get_customer, list_customers
+from certcore.demo_customers import upsert_demo_customers
 from certcore.errors import AuditChainBroken, CertdeskError, InvalidInput
 from certcore.idnumbers import classify_id, normalise_id
 from certcore.masking import mask_id
@@ -53,8 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CertdeskError as exc:
         print(f"certdesk: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # an unwritable --out, a --data-dir that is a file, a busy port
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"certdesk: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors too are one line on stderr with exit code 2 (the usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"certdesk: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="TOML configuration file (or CERTDESK_CONFIG)",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="certdesk",
         parents=[common],
         description="CertDesk: the broker's certificate center in chat.",
@@ -128,10 +147,43 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--id", dest="customer_id", default=None)
     listing.add_argument("--json", action="store_true")
 
+    customers = commands.add_parser("customers", help="the customer directory").add_subparsers(
+        title="customers commands", metavar="COMMAND"
+    )
+    customers_import = command(
+        customers, "import", cmd_customers_import, "import the back office's customer file (CSV)"
+    )
+    customers_import.add_argument("file", type=Path)
+    customers_import.add_argument(
+        "--encoding",
+        choices=SUPPORTED_ENCODINGS,
+        default="utf-8",
+        help="utf-8 (a BOM is fine; the default) or cp950 for Big5 exports",
+    )
+    unmasked_help = "show full IDs, mobiles, e-mails and accounts (audited)"
+    customers_list = command(customers, "list", cmd_customers_list, "list the customers")
+    customers_list.add_argument("--json", action="store_true")
+    customers_list.add_argument("--unmasked", action="store_true", help=unmasked_help)
+    customers_show = command(customers, "show", cmd_customers_show, "show one customer")
+    customers_show.add_argument("id_number", metavar="ID", help="ID number or UBN")
+    customers_show.add_argument("--json", action="store_true")
+    customers_show.add_argument("--unmasked", action="store_true", help=unmasked_help)
+    command(customers, "demo", cmd_customers_demo, "add or restore the fictional demo customers")
+
     audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
         title="audit commands", metavar="COMMAND"
     )
     command(audit, "verify", cmd_audit_verify, "verify the hash chain of the audit trail")
+
+    notify = commands.add_parser("notify", help="delivery of one-time codes").add_subparsers(
+        title="notify commands", metavar="COMMAND"
+    )
+    notify_test = command(
+        notify, "test", cmd_notify_test, "send a test message through the configured sender"
+    )
+    target = notify_test.add_mutually_exclusive_group(required=True)
+    target.add_argument("--mobile", help="Taiwanese mobile number (SMS)")
+    target.add_argument("--email", help="e-mail address (SMTP)")
     return parser
 
 
@@ -351,6 +403,117 @@ def _write_pfx(issued: IssuedCertificate, out: Path) -> None:
     print(f"written to {target}")
 
 
+# -- customers ---------------------------------------------------------------------------
+
+
+def cmd_customers_import(args: argparse.Namespace, settings: Settings) -> int:
+    data = _read(args.file)
+    actor = operator()
+
+    async def go() -> int:
+        db = await open_database(settings)
+        try:
+            summary = await import_customer_file(
+                db,
+                data,
+                encoding=args.encoding,
+                clock=system_clock,
+                actor=actor.name,
+                channel=actor.channel,
+            )
+        except CustomerFileRejected as exc:
+            for problem in exc.problems:  # values in them are masked
+                print(problem, file=sys.stderr)
+            print(f"certdesk: error: {args.file}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        finally:
+            await db.close()
+        print(f"imported {args.file}: {summary_text(summary)}")
+        return 0
+
+    return run(go)
+
+
+def cmd_customers_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def go() -> None:
+        db = await open_database(settings)
+        try:
+            async with db.read() as conn:
+                entries = await list_customers(conn)
+            if args.unmasked:
+                await _audit_unmasked(db, "customers", {"command": "list", "count": len(entries)})
+        finally:
+            await db.close()
+        rows = [customer_fields(entry, unmasked=args.unmasked) for entry in entries]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            return
+        if not rows:
+            print("the customer directory is empty", file=sys.stderr)
+        for row in rows:
+            print(table_line(row))
+
+    return run(go)
+
+
+def cmd_customers_show(args: argparse.Namespace, settings: Settings) -> int:
+    id_number = normalise_id(args.id_number)
+    if classify_id(id_number) is None:
+        raise InvalidInput(
+            f"{mask_id(id_number)}: not a valid national ID, resident number or "
+            "Unified Business Number (checksum or format)"
+        )
+
+    async def go() -> None:
+        db = await open_database(settings)
+        try:
+            async with db.read() as conn:
+                entry = await get_customer(conn, id_number)
+            if entry is None:
+                raise InvalidInput(f"{mask_id(id_number)}: no such customer in the directory")
+            if args.unmasked:
+                await _audit_unmasked(db, mask_id(id_number), {"command": "show"})
+        finally:
+            await db.close()
+        fields = customer_fields(entry, unmasked=args.unmasked)
+        if args.json:
+            print(json.dumps(fields, ensure_ascii=False, indent=2))
+        else:
+            print("\n".join(detail_lines(fields)))
+
+    return run(go)
+
+
+def cmd_customers_demo(args: argparse.Namespace, settings: Settings) -> int:
+    actor = operator()
+
+    async def go() -> None:
+        db = await open_database(settings)
+        try:
+            summary = await upsert_demo_customers(
+                db, system_clock(), actor=actor.name, channel=actor.channel
+            )
+        finally:
+            await db.close()
+        print(f"demo customers: {summary_text(summary)}")
+
+    return run(go)
+
+
+async def _audit_unmasked(db: Any, subject: str, details: dict[str, Any]) -> None:
+    """Recorded before anything is shown: no unmasked output without its audit record."""
+    actor = operator()
+    async with db.write() as conn:
+        await AuditTrail(system_clock).append(
+            conn,
+            actor=actor.name,
+            channel=actor.channel,
+            action="customers.unmasked",
+            subject=subject,
+            details=details,
+        )
+
+
 # -- audit -------------------------------------------------------------------------------
 
 
@@ -372,3 +535,74 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+# -- notify ------------------------------------------------------------------------------
+
+NOTIFY_TEST_SUBJECT = "CertDesk test message / CertDesk 測試訊息"
+NOTIFY_TEST_BODY = (
+    "CertDesk test message: the delivery of one-time codes works. No action is needed.\n"
+    "CertDesk 測試訊息：一次性驗證碼的發送功能正常，無需任何動作。"
+)
+"""Operator test text for `certdesk notify test`, not customer text: customer messages live in
+the locale catalogues. It carries no code, so it is safe in any outbox or gateway log."""
+
+
+def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
+    from certcore.delivery import build_senders, close_senders
+    from certcore.delivery.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+    from certcore.masking import MASKED, mask_email, mask_mobile
+
+    if args.mobile is not None:
+        channel, destination, masked = Channel.SMS, args.mobile.strip(), mask_mobile(args.mobile)
+        if masked == MASKED:
+            raise InvalidInput("--mobile: not a Taiwanese mobile number (09XXXXXXXX)")
+    else:
+        channel, destination, masked = Channel.EMAIL, args.email.strip(), mask_email(args.email)
+        if masked == MASKED:
+            raise InvalidInput("--email: not an e-mail address")
+    message = OutgoingMessage(channel, destination, NOTIFY_TEST_SUBJECT, NOTIFY_TEST_BODY)
+
+    async def go() -> None:
+        db = await open_database(settings)
+        senders = build_senders(settings, db, system_clock)
+        receipt, failure = "", None
+        try:
+            sender = senders.get(channel)
+            if sender is None:
+                failure = DeliveryError(
+                    DeliveryFailure.UNAVAILABLE,
+                    "no SMS gateway is configured (CERTDESK_SMS_PROVIDER)"
+                    if channel is Channel.SMS
+                    else "no SMTP server is configured (CERTDESK_SMTP_HOST)",
+                )
+            else:
+                try:
+                    receipt = await sender.send(message)
+                except DeliveryError as exc:
+                    failure = exc
+            actor = operator()
+            async with db.write() as conn:
+                await AuditTrail(system_clock).append(
+                    conn,
+                    actor=actor.name,
+                    channel=actor.channel,
+                    action="notify.test",
+                    subject=masked,
+                    details={
+                        "via": channel.value,
+                        "result": failure.reason.value if failure else "sent",
+                        "receipt": receipt,
+                    },
+                )
+        finally:
+            await close_senders(senders)
+            await db.close()
+        if failure is not None:
+            raise failure
+        if settings.outbox_mode:
+            print(f"stored in the development outbox as {receipt} (no SMTP or SMS configured)")
+        else:
+            print(f"sent to {masked} via {channel.value}: receipt {receipt}")
+
+    return run(go)

@@ -9,6 +9,7 @@ with "database is locked" instead of waiting. On PostgreSQL the same code relies
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _IMMEDIATE = "certdesk_immediate"
+
+# aiosqlite logs every statement *with its parameters* (full ID numbers, mobile numbers,
+# e-mail addresses) at DEBUG, so a process run at DEBUG would leak them into its logs. Quiet it
+# the way SQLAlchemy quiets its own loggers (WARN unless configured); an operator who really
+# wants the statements can still lower the level explicitly after import.
+if logging.getLogger("aiosqlite").level == logging.NOTSET:
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 class Database:

@@ -1,0 +1,65 @@
+"""How the operator commands show directory entries: masked unless asked otherwise.
+
+The JSON shape is the back office's own (ROC compact birth date, accounts as a list), so an
+operator can compare an entry with the line of the file it came from.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from certcore.customers import Customer, ImportSummary
+from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
+from certcore.rocdate import format_roc_date
+
+_TABLE_COLUMNS = (
+    ("id_number", 10),
+    ("kind", 10),
+    ("name", 22),
+    ("birth_date", 7),
+    ("mobile", 10),
+    ("email", 28),
+)
+
+
+def customer_fields(customer: Customer, *, unmasked: bool = False) -> dict[str, Any]:
+    """The entry as the JSON output's object; ID, mobile, e-mail and accounts masked."""
+    mobile, email = customer.mobile, customer.email
+    return {
+        "id_number": customer.id_number if unmasked else mask_id(customer.id_number),
+        "kind": customer.kind.value,
+        "name": customer.name,
+        "birth_date": format_roc_date(customer.birth_date),
+        "mobile": mobile if unmasked or mobile is None else mask_mobile(mobile),
+        "email": email if unmasked or email is None else mask_email(email),
+        "accounts": list(
+            customer.accounts if unmasked else (mask_account(a) for a in customer.accounts)
+        ),
+        "status": customer.status.value,
+    }
+
+
+def table_line(fields: dict[str, Any]) -> str:
+    """One line of `customers list`, aligned for CJK names too (they are two columns wide)."""
+    cells = [_pad(str(fields[key] or "-"), width) for key, width in _TABLE_COLUMNS]
+    cells.append(",".join(fields["accounts"]) or "-")
+    cells.append(fields["status"])
+    return "  ".join(cells)
+
+
+def detail_lines(fields: dict[str, Any]) -> list[str]:
+    """`customers show`: one "label: value" line per field."""
+    return [
+        f"{key + ':':<12}{', '.join(value) if isinstance(value, list) else value or '-'}"
+        for key, value in fields.items()
+    ]
+
+
+def _pad(text: str, width: int) -> str:
+    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(width - shown, 0)
+
+
+def summary_text(summary: ImportSummary) -> str:
+    return f"{summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged"
