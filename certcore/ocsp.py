@@ -61,6 +61,15 @@ class OcspResponder:
         self._issuer = {name: _issuer_hashes(ca, algorithm()) for name, algorithm in HASHES.items()}
         self._cache: dict[tuple[str, int], CachedResponse] = {}
         self._crl_number: int | None = None
+        self._generation = 0
+        """Bumped when another process may have revoked (`observe_crl_number`)."""
+        self._refreshes = 0
+        """Bumped by every `refresh` here. An answer whose lookup overlapped either bump may
+        be stale: it is served once but never cached."""
+
+    @property
+    def generation(self) -> int:
+        return self._generation
 
     async def respond(self, request_der: bytes) -> bytes:
         """DER response for a DER request; protocol errors become OCSP error responses."""
@@ -82,14 +91,21 @@ class OcspResponder:
         cached = self._cache.get((algorithm, serial))
         if cached is not None and self.clock() < cached.next_update - self.refresh_margin:
             return cached.der
+        before = (self._generation, self._refreshes)
         record = await self.lookup(serial)
-        return self._sign(algorithm, serial, record, cache=record is not None)
+        fresh = before == (self._generation, self._refreshes)
+        return self._sign(algorithm, serial, record, cache=record is not None and fresh)
 
     async def refresh(self, serial: int) -> None:
         """Re-sign a certificate's responses now, as after its revocation or issuance."""
+        self._refreshes += 1
+        generation = self._generation
+        for algorithm in HASHES:  # no answer from before this call may outlive it
+            self._cache.pop((algorithm, serial), None)
         record = await self.lookup(serial)
+        fresh = generation == self._generation
         for algorithm in PRESIGNED_HASHES:
-            self._sign(algorithm, serial, record, cache=record is not None)
+            self._sign(algorithm, serial, record, cache=record is not None and fresh)
 
     async def prewarm(self, records: list[CertificateRecord]) -> None:
         for record in records:
@@ -108,6 +124,7 @@ class OcspResponder:
         changed = self._crl_number is not None and crl_number != self._crl_number
         self._crl_number = crl_number
         if changed:
+            self._generation += 1
             self._cache.clear()
         return changed
 
@@ -116,8 +133,10 @@ class OcspResponder:
         due_before = self.clock() + self.refresh_margin
         due = [key for key, cached in self._cache.items() if cached.next_update <= due_before]
         for algorithm, serial in due:
+            before = (self._generation, self._refreshes)
             record = await self.lookup(serial)
-            self._sign(algorithm, serial, record, cache=True)
+            fresh = before == (self._generation, self._refreshes)
+            self._sign(algorithm, serial, record, cache=fresh)
         return len(due)
 
     def _sign(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import unicodedata
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -21,17 +20,12 @@ from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
 from dialogs.conversation import Conversation, ConversationStore
 from dialogs.messages import EventKind, Inbound, Outbound
 from dialogs.services import Services
+from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Turn, decode_choice
 
 log = logging.getLogger("certdesk.dialogs")
 
 GLOBAL_WORDS = ("menu", "cancel", "help", "agent", "language", "english", "chinese")
-
-
-def normalise_words(text: str) -> str:
-    """Fold what a customer types for matching: width, case, spaces and trailing punctuation."""
-    folded = unicodedata.normalize("NFKC", text).casefold().strip()
-    return "".join(folded.split()).rstrip("!！?？。.")
 
 
 def global_word(text: str) -> str | None:

@@ -6,6 +6,8 @@ FAQ catalogue, so "忘記密碼" gets an answer without a menu in between.
 
 from __future__ import annotations
 
+from certcore.i18n import SUPPORTED_LOCALES, translate
+from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Step, Turn
 
 MENU_ITEMS = (
@@ -29,8 +31,17 @@ async def ask_menu(turn: Turn) -> None:
     turn.ask("menu.prompt", MENU_ITEMS)
 
 
+def typed_menu_item(text: str) -> str | None:
+    """A menu item typed by its label in any language, even when no menu is on screen."""
+    folded = normalise_words(text)
+    for key, label in MENU_ITEMS:
+        if any(normalise_words(translate(loc, label)) == folded for loc in SUPPORTED_LOCALES):
+            return key
+    return None
+
+
 async def on_menu(turn: Turn, answer: Input) -> None:
-    choice = answer.choice
+    choice = answer.choice or typed_menu_item(answer.text)
     if choice == "agent":
         await turn.services.handoff.request(turn)
         return

@@ -1,0 +1,220 @@
+"""The engine's own promises, independent of any one flow: order, redelivery, restarts,
+timeouts, global words, typed choices and stale buttons, and no traceback ever."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from bot.core import Core
+from certcore.clock import FrozenClock
+from certcore.customers import Customer, CustomerKind, upsert_customers
+from certcore.i18n import translate
+from certcore.storage.schema import conversation_events, conversations
+from dialogs.engine import Engine
+from dialogs.messages import Choices, EventKind, Inbound, Outbound, Text
+from dialogs.turn import decode_choice
+from tests.transcripts import expected_pattern
+
+CONVERSATION = "console:engine-test"
+_ids = itertools.count(1)
+
+WANG = Customer(
+    id_number="A123456789",
+    kind=CustomerKind.INDIVIDUAL,
+    name="王三",
+    birth_date=__import__("datetime").date(1987, 12, 5),
+    mobile="0936123054",
+    email=None,
+    accounts=("1020-0324338",),
+)
+
+
+def text(body: str, conversation: str = CONVERSATION) -> Inbound:
+    return Inbound(conversation, f"t{next(_ids)}", EventKind.TEXT, text=body, locale_hint="zh-TW")
+
+
+def tap(reply: Choices, key: str, conversation: str = CONVERSATION) -> Inbound:
+    wire = next(o.key for o in reply.options if decode_choice(o.key)[1] == key)  # type: ignore[index]
+    return Inbound(conversation, f"c{next(_ids)}", EventKind.CHOICE, choice=wire)
+
+
+def says(replies: list[Outbound], key: str, locale: str = "zh_TW") -> bool:
+    pattern = expected_pattern(locale, key)
+    return any(pattern.fullmatch(getattr(r, "text", "")) for r in replies)
+
+
+def last_choices(replies: list[Outbound]) -> Choices:
+    return next(r for r in reversed(replies) if isinstance(r, Choices))
+
+
+@pytest.fixture
+async def engine(core: Core) -> AsyncIterator[Engine]:
+    async with core.db.write() as conn:
+        await upsert_customers(conn, [WANG], core.clock())
+    yield core.conversation_engine(owner="engine-test")
+
+
+async def test_follow_greets_and_offers_the_menu(engine: Engine) -> None:
+    replies = await engine.handle(Inbound(CONVERSATION, "f1", EventKind.FOLLOW))
+    assert says(replies, "welcome")
+    assert says(replies, "menu.prompt")
+
+
+async def test_a_redelivered_event_is_answered_from_the_record_and_applied_once(
+    engine: Engine, core: Core
+) -> None:
+    first = await engine.handle(text("憑證查詢"))
+    event = text("A123456789")
+    replies = await engine.handle(event)
+    assert says(replies, "verify.birth_date.prompt")
+    again = await engine.handle(event)
+    assert again == replies
+    async with core.db.read() as conn:
+        row = (
+            await conn.execute(select(conversations).where(conversations.c.id == CONVERSATION))
+        ).one()
+        events = (await conn.execute(select(conversation_events))).all()
+    assert row.step == "birth_date"
+    assert row.version == 2  # two events applied, the redelivery not
+    assert len(events) == 2
+    assert says(first, "link.id.prompt")
+
+
+async def test_racing_events_of_one_conversation_are_applied_in_order(engine: Engine) -> None:
+    await engine.handle(text("憑證查詢"))
+    id_event, date_event = text("A123456789"), text("761205")
+    # Both arrive at once; the second must see the state the first left behind.
+    first, second = await asyncio.gather(engine.handle(id_event), engine.handle(date_event))
+    assert says(first, "verify.birth_date.prompt")
+    assert says(second, "verify.destination.prompt")
+
+
+async def test_two_processes_share_one_conversation_through_its_lease(
+    engine: Engine, core: Core
+) -> None:
+    other = core.conversation_engine(owner="another-process")
+    await engine.handle(text("憑證查詢"))
+    first, second = await asyncio.gather(
+        engine.handle(text("A123456789")), other.handle(text("761205"))
+    )
+    steps = {says(first, "verify.birth_date.prompt"), says(second, "verify.birth_date.prompt")}
+    assert steps == {True, False}  # exactly one of them saw the ID step, whichever went first
+
+
+async def test_state_survives_a_restart(
+    core: Core, engine: Engine, settings, environ, clock
+) -> None:
+    await engine.handle(text("憑證查詢"))
+    await engine.handle(text("A123456789"))
+    reopened = await Core.open(settings, clock=clock, environ=environ)
+    try:
+        fresh = reopened.conversation_engine(owner="after-restart")
+        replies = await fresh.handle(text("761205"))
+    finally:
+        await reopened.close()
+    assert says(replies, "verify.destination.prompt")
+
+
+async def test_ten_idle_minutes_end_a_flow_and_the_next_message_says_so(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    await engine.handle(text("憑證查詢"))
+    await engine.handle(text("A123456789"))
+    clock.advance(minutes=10)
+    assert says(await engine.handle(text("761205")), "verify.destination.prompt")
+    clock.advance(minutes=10, seconds=1)
+    replies = await engine.handle(text("hello"))
+    assert says(replies, "flow.timed_out")
+    assert says(replies, "menu.prompt")
+
+
+async def test_a_sensitive_flow_ends_after_thirty_minutes_however_active(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    await engine.handle(text("憑證查詢"))
+    for _ in range(3):
+        clock.advance(minutes=9)
+        assert says(await engine.handle(text("A12")), "link.id.invalid")
+    clock.advance(minutes=3, seconds=1)  # 30 minutes and a second since the flow began
+    replies = await engine.handle(text("A123456789"))
+    assert says(replies, "flow.too_long")
+
+
+@pytest.mark.parametrize(
+    ("word", "reply_key"),
+    [
+        ("選單", "menu.prompt"),
+        ("MENU", "menu.prompt"),
+        ("取消", "flow.cancelled"),
+        ("cancel", "flow.cancelled"),
+        ("說明", "help.step.link"),
+        ("客服", "agent.unavailable"),
+    ],
+)
+async def test_global_words_work_in_any_state(engine: Engine, word: str, reply_key: str) -> None:
+    await engine.handle(text("憑證查詢"))
+    assert says(await engine.handle(text(word)), reply_key)
+
+
+async def test_language_words_switch_and_repeat_the_question(engine: Engine) -> None:
+    await engine.handle(text("憑證查詢"))
+    replies = await engine.handle(text("English"))
+    assert says(replies, "settings.language.changed", "en")
+    assert says(replies, "link.id.prompt", "en")
+    assert says(await engine.handle(text("中文")), "link.id.prompt", "zh_TW")
+
+
+@pytest.mark.parametrize("typed", ["1", "１", "憑證查詢", " 憑證查詢 "])
+async def test_an_option_can_be_typed_by_number_or_label(engine: Engine, typed: str) -> None:
+    await engine.handle(Inbound(CONVERSATION, "f", EventKind.FOLLOW, locale_hint="zh-TW"))
+    assert says(await engine.handle(text(typed)), "link.id.prompt")
+
+
+async def test_a_stale_button_is_refused_and_the_current_question_repeated(engine: Engine) -> None:
+    menu = last_choices(await engine.handle(Inbound(CONVERSATION, "f", EventKind.FOLLOW)))
+    await engine.handle(tap(menu, "query"))
+    replies = await engine.handle(tap(menu, "logout"))
+    assert says(replies, "error.stale_button")
+    assert says(replies, "link.id.prompt")
+
+
+async def test_a_failing_step_keeps_the_conversation_where_it_was(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await engine.handle(text("憑證查詢"))
+    await engine.handle(text("A123456789"))
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(engine.services.identity, "verify", broken)
+    replies = await engine.handle(text("761205"))
+    assert says(replies, "error.unexpected")
+    assert says(replies, "verify.birth_date.prompt")
+    assert not any("Traceback" in getattr(r, "text", "") for r in replies)
+    monkeypatch.undo()
+    assert says(await engine.handle(text("761205")), "verify.destination.prompt")
+
+
+async def test_unfollow_is_recorded_and_answers_nothing(engine: Engine, core: Core) -> None:
+    await engine.handle(text("憑證查詢"))
+    assert await engine.handle(Inbound(CONVERSATION, "u", EventKind.UNFOLLOW)) == []
+    async with core.db.read() as conn:
+        row = (
+            await conn.execute(select(conversations).where(conversations.c.id == CONVERSATION))
+        ).one()
+    assert row.following is False and row.flow is None
+
+
+def test_every_global_word_has_synonyms_in_both_languages() -> None:
+    from dialogs.engine import GLOBAL_WORDS
+
+    for word in GLOBAL_WORDS:
+        for locale in ("zh_TW", "en"):
+            assert translate(locale, f"global.{word}") != f"global.{word}"
+    assert isinstance(Text("x"), Text)
