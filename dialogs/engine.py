@@ -137,7 +137,11 @@ class Engine:
         if not (idle or too_long):
             return False
         await self._abandon(turn)
-        turn.say("flow.timed_out" if idle else "flow.too_long")
+        limit = self.idle_limit if idle else self.sensitive_limit
+        turn.say(
+            "flow.timed_out" if idle else "flow.too_long",
+            minutes=int(limit.total_seconds() // 60),
+        )
         await turn.menu()
         return True
 
