@@ -9,7 +9,7 @@ for one ID lock its check for fifteen minutes (both configurable).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import insert, select, update
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from certcore.audit import Actor, AuditTrail
 from certcore.clock import Clock
 from certcore.config import Settings
+from certcore.locks import lock_customer
 from certcore.masking import mask_id
 from certcore.storage.database import Database
 from certcore.storage.schema import customers, identity_lockouts
@@ -75,6 +76,7 @@ class IdentityVerifier:
         """Check a checksum-valid ID against the directory; every failure is audited."""
         async with self.db.write() as conn:
             now = self.clock()
+            await lock_customer(conn, id_number)  # one check per ID at a time, on any backend
             lock = (
                 await conn.execute(
                     select(identity_lockouts)
@@ -131,5 +133,9 @@ class IdentityVerifier:
             channel=actor.channel,
             action=action,
             subject=mask_id(id_number),
-            details={"locked_until": locked_until.isoformat() if locked_until else None},
+            # Always UTC, like the record's own time: the same lock must read the same whether
+            # it comes from the clock (the failure that locks) or from the database (later tries).
+            details={
+                "locked_until": locked_until.astimezone(UTC).isoformat() if locked_until else None
+            },
         )

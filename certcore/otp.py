@@ -22,7 +22,9 @@ from certcore.config import Settings
 
 CODE_DIGITS = 6
 PREFIX_LETTERS = 4
-_ENTRY = re.compile(r"(?:([A-Z]{4})\s*-?\s*)?(\d{6})")
+# ASCII digits only: `\d` would also take other scripts' digits (Arabic-Indic, Devanagari),
+# which NFKC does not fold; such an entry would be counted as a wrong guess at the code.
+_ENTRY = re.compile(r"(?:([A-Z]{4})\s*-?\s*)?([0-9]{6})")
 
 
 class Operation(StrEnum):

@@ -148,7 +148,6 @@ class OtpService:
             await lock_customer(conn, binding.customer_id)
             refusal = await self._refusal(conn, binding, now)
             if refusal is None:
-                await self._close_active(conn, binding, SUPERSEDED, now)
                 code_id = (
                     await conn.execute(
                         insert(otp_codes).values(
@@ -194,6 +193,9 @@ class OtpService:
             await self._audit_failure(binding, channel, masked, exc.reason, actor, str(exc))
             raise OtpDeliveryFailed(str(exc), reason=exc.reason) from None
         async with self.db.write() as conn:
+            # Only a delivered code replaces the previous one: a failed resend leaves the code
+            # the customer already holds working.
+            await self._close_active(conn, binding, SUPERSEDED, self.clock(), keep=code_id)
             await self.audit.append(
                 conn,
                 actor=actor.name,
@@ -337,11 +339,21 @@ class OtpService:
         ).scalar()
 
     async def _close_active(
-        self, conn: AsyncConnection, binding: Binding, state: str, now: datetime
+        self,
+        conn: AsyncConnection,
+        binding: Binding,
+        state: str,
+        now: datetime,
+        *,
+        keep: int | None = None,
     ) -> None:
         await conn.execute(
             update(otp_codes)
-            .where(*_binding_filter(binding), otp_codes.c.state == ACTIVE)
+            .where(
+                *_binding_filter(binding),
+                otp_codes.c.state == ACTIVE,
+                otp_codes.c.id != (keep if keep is not None else -1),
+            )
             .values(state=state, closed_at=now)
         )
 
