@@ -1,7 +1,8 @@
 """常見問題: questions and answers from a catalogue the broker edits, not from code.
 
 The catalogue is a TOML file (`locales/faq.toml` by default, `faq_file` in the settings): each
-entry has a question, an answer and keywords per language. Idle free text is matched against
+entry has a question, an answer and keywords per language, and may have a short title per
+language (the label in a list of questions). Idle free text is matched against
 the keywords, so a customer who types "忘記密碼" gets that answer straight away.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from certcore.errors import ConfigurationError
@@ -25,10 +26,25 @@ class FaqEntry:
     question: dict[str, str]
     answer: dict[str, str]
     keywords: dict[str, tuple[str, ...]]
+    title: dict[str, str] = field(default_factory=dict)
+    """A short label per language for a list of questions; the question when not given."""
+
+    def label(self, locale: str) -> str:
+        return self.title.get(locale) or self.question[locale]
 
 
 def _fold(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _titles(raw: object, path: Path, number: int) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{path}: FAQ entry {number}: title must be a table per language")
+    return {
+        loc: str(raw[loc]).strip()
+        for loc in SUPPORTED_LOCALES
+        if loc in raw and str(raw[loc]).strip()
+    }
 
 
 class Faq:
@@ -54,6 +70,7 @@ class Faq:
                         loc: tuple(str(k) for k in raw.get("keywords", {}).get(loc, ()))
                         for loc in SUPPORTED_LOCALES
                     },
+                    title=_titles(raw.get("title", {}), path, number),
                 )
             except (KeyError, TypeError) as exc:
                 raise ConfigurationError(

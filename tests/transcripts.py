@@ -11,6 +11,9 @@ the key's text in the conversation's language, with any `{placeholder}` standing
     @advance 29d                move the clock (s, m, h, d)
     @restart                    a new process: a new engine over the same database
     @sender fail timeout        the next code sends fail with this DeliveryFailure
+    @quota A123456789 used=2    this year's online revocations already used by the customer
+    @revoked A123456789         the branch revokes the customer's newest certificate (offline)
+    @locale en                  from here on the conversation speaks en (after a switch in it)
 
     > text 憑證查詢               type text
     > tap send                  tap the option with this key on the last question
@@ -18,12 +21,17 @@ the key's text in the conversation's language, with any `{placeholder}` standing
     > label verify.button.send  type an option's label, in the conversation's language
     > code | code prefixed | code wrong | code old   type the last code sent (or a wrong/old one)
     > file current | file other-ca | file garbage   send a certificate file
+    > file current-der | previous | ca | pfx | large      … or one of these
+    > paste current             paste a file's content as text (PEM)
     > deliver abc123            the channel takes the offered delivery with this export password
+    > delivered [TOKEN]         the channel reports the offered (or this) delivery as handed over,
+                                without an export password being set
     > replay                    deliver the previous event again, with the same event id
     > follow | unfollow
 
     < verify.birth_date.prompt                  the next reply, by key
     < menu.prompt [query, apply, ...]           a question and exactly its option keys
+    < faq:forgot-password                       the FAQ catalogue's answer to this entry
     < error.unexpected !                        (none — every reply must be listed)
 """
 
@@ -38,11 +46,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
 from bot.core import Core
 from certcore.audit import Actor
-from certcore.certificates import all_certificates
+from certcore.certificates import all_certificates, certificates_of
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
 from certcore.customers import Customer, CustomerKind, upsert_customers
@@ -50,8 +58,10 @@ from certcore.delivery.base import DeliveryError, DeliveryFailure, OutgoingMessa
 from certcore.i18n import translate
 from certcore.idnumbers import IdKind, classify_id
 from certcore.rocdate import parse_roc_date
-from certcore.storage.schema import conversations, dev_outbox
+from certcore.rules import RevocationReason, quota_year
+from certcore.storage.schema import conversations, dev_outbox, revocation_quota
 from dialogs.engine import Engine
+from dialogs.faq import Faq
 from dialogs.messages import Choices, Delivery, EventKind, Inbound, Link, Outbound, Table, Text
 from dialogs.turn import decode_choice
 
@@ -118,7 +128,8 @@ class Session:
         for reply in replies:
             if isinstance(reply, Choices):
                 self.last_choices = reply
-            if isinstance(reply, Delivery):
+            if isinstance(reply, Delivery) and reply.delivery_id:
+                # A redelivered event's record shows the text without the secret link.
                 self.last_delivery = reply
         await self._collect_codes()
         return replies
@@ -143,6 +154,10 @@ class Session:
 
 def expected_pattern(locale: str, key: str) -> re.Pattern[str]:
     """The catalogue text of `key` as a regular expression, each placeholder one value."""
+    if key.startswith("faq:"):
+        entry = Faq.load().get(key.removeprefix("faq:"))
+        assert entry is not None, f"no FAQ entry {key}"
+        return re.compile(re.escape(Faq([entry]).answer_message(entry, locale).text))
     text = translate(locale, key)
     parts = re.split(r"\{[a-z_]+\}", text)
     return re.compile(".+?".join(re.escape(part) for part in parts), re.DOTALL)
@@ -264,8 +279,14 @@ class Transcript:
         if verb == "file":
             data, name = await self._file(session, argument)
             return await session.send(session.event(EventKind.FILE, file=data, filename=name))
+        if verb == "paste":
+            data, _ = await self._file(session, argument)
+            return await session.send(session.event(EventKind.TEXT, text=data.decode()))
         if verb == "deliver":
             return await self._deliver(session, argument, where)
+        if verb == "delivered":
+            token = argument or (session.last_delivery.delivery_id if session.last_delivery else "")
+            return await session.send(session.event(EventKind.DELIVERED, choice=token))
         if verb == "replay":
             assert session.last_event is not None
             return await session.send(session.last_event)
@@ -289,11 +310,18 @@ class Transcript:
             return b"this is not a certificate", "notes.txt"
         if which == "other-ca":
             return _foreign_certificate_pem(), "other.pem"
+        if which == "pfx":
+            return _foreign_pkcs12(), "A123456789.pfx"
+        if which == "large":
+            return b"-----BEGIN CERTIFICATE-----\n" + b"A" * 70_000, "huge.cer"
+        if which == "ca":
+            return session.core.service.ca.pem, "ca.crt"
         async with session.core.db.read() as conn:
             records = [r for r in await all_certificates(conn) if r.der is not None]
-        if not records:
-            raise AssertionError("no certificate was issued")
-        certificate = x509.load_der_x509_certificate(records[-1].der)  # type: ignore[arg-type]
+        if len(records) < (2 if which == "previous" else 1):
+            raise AssertionError("not that many certificates were issued")
+        record = records[-2] if which == "previous" else records[-1]
+        certificate = x509.load_der_x509_certificate(record.der)  # type: ignore[arg-type]
         if which == "current-der":
             return certificate.public_bytes(serialization.Encoding.DER), "mine.cer"
         return certificate.public_bytes(serialization.Encoding.PEM), "mine.pem"
@@ -314,9 +342,15 @@ class Transcript:
             session.clock.advance(**{_UNITS[unit]: amount})
         elif verb == "restart":
             await session.restart(environ)
+        elif verb == "locale":
+            session.locale = words[0]
         elif verb == "sender":
             assert words[0] == "fail" and session.sender is not None
             session.sender.failures.append(DeliveryFailure(words[1]))
+        elif verb == "quota":
+            await _set_quota(session, words[0], int(words[1].removeprefix("used=")))
+        elif verb == "revoked":
+            await _revoke_newest(session, words[0])
         else:
             raise AssertionError(f"unknown scene line @{verb}")
 
@@ -353,6 +387,33 @@ async def _link(session: Session, id_number: str) -> None:
         )
 
 
+async def _set_quota(session: Session, id_number: str, used: int) -> None:
+    assert session.core is not None
+    year = quota_year(session.clock())
+    async with session.core.db.write() as conn:
+        await conn.execute(
+            delete(revocation_quota).where(
+                revocation_quota.c.customer_id == id_number, revocation_quota.c.year == year
+            )
+        )
+        await conn.execute(
+            insert(revocation_quota).values(customer_id=id_number, year=year, used=used)
+        )
+
+
+async def _revoke_newest(session: Session, id_number: str) -> None:
+    assert session.core is not None
+    async with session.core.db.read() as conn:
+        records = [r for r in await certificates_of(conn, id_number) if r.der is not None]
+    assert records, f"{id_number} holds no certificate"
+    await session.core.service.revoke(
+        records[-1].serial,
+        RevocationReason.KEY_COMPROMISE,
+        actor=Actor("operator:t", "cli"),
+        online=False,
+    )
+
+
 def _foreign_certificate_pem() -> bytes:
     """A client certificate from some other CA, with a name like ours."""
     from cryptography.hazmat.primitives import hashes
@@ -372,6 +433,30 @@ def _foreign_certificate_pem() -> bytes:
         .sign(key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _foreign_pkcs12() -> bytes:
+    """A password-protected .pfx, key and certificate, as a customer might send by mistake."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "A123456789")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(START - timedelta(days=1))
+        .not_valid_after(START + timedelta(days=300))
+        .sign(key, hashes.SHA256())
+    )
+    return pkcs12.serialize_key_and_certificates(
+        b"A123456789", key, certificate, None, serialization.BestAvailableEncryption(b"abc123")
+    )
 
 
 def all_transcripts() -> list[Path]:

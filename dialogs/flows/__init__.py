@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
-from dialogs.flows import link, menu, query
+from dialogs.flows import (
+    apply,
+    check,
+    delivery,
+    environment,
+    faq,
+    guide,
+    import_help,
+    link,
+    menu,
+    query,
+    renew,
+    revoke,
+    settings,
+)
 from dialogs.turn import Flow
 
 
 def all_flows() -> dict[str, Flow]:
-    flows = [menu.FLOW, link.FLOW, link.LOGOUT, query.FLOW]
+    flows = [
+        menu.FLOW,
+        link.FLOW,
+        link.LOGOUT,
+        query.FLOW,
+        apply.FLOW,
+        renew.FLOW,
+        revoke.FLOW,
+        delivery.FLOW,
+        check.FLOW,
+        import_help.FLOW,
+        environment.FLOW,
+        guide.FLOW,
+        faq.FLOW,
+        settings.FLOW,
+    ]
     return {flow.name: flow for flow in flows}

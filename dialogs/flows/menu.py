@@ -1,12 +1,14 @@
 """The main menu (the portal's left-hand 憑證中心 menu) and what idle free text leads to.
 
 When no flow runs, a tapped or typed menu item starts its flow; other text is looked up in the
-FAQ catalogue, so "忘記密碼" gets an answer without a menu in between.
+FAQ catalogue, so "忘記密碼" gets an answer without a menu in between; a file is taken for a
+certificate to check (憑證資料檢核).
 """
 
 from __future__ import annotations
 
 from certcore.i18n import SUPPORTED_LOCALES, translate
+from dialogs.flows.check import check_sent_file
 from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Step, Turn
 
@@ -47,6 +49,9 @@ async def on_menu(turn: Turn, answer: Input) -> None:
         return
     if choice is not None and choice in turn.flows:
         await turn.start(choice)
+        return
+    if answer.file is not None:  # a certificate file sent without asking first: check it
+        await check_sent_file(turn, answer)
         return
     entry = turn.services.faq.match(answer.text, turn.locale) if answer.text else None
     if entry is not None:

@@ -58,8 +58,12 @@ async def abandon(turn: Turn) -> None:
         await turn.services.otp.cancel(binding(turn))
 
 
-def verification_steps(*, after: str) -> dict[str, Step]:
-    """The steps from the birth date to a verified code; then `after` is asked."""
+def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
+    """The steps from the birth date to a verified code; then `after` is asked.
+
+    `announce` says 「驗證成功。」 before `after`; a flow whose next question says so itself
+    (the manual's 「驗證成功，請立即申請憑證!!!」) passes False.
+    """
 
     async def ask_birth_date(turn: Turn) -> None:
         turn.say("verify.birth_date.prompt")
@@ -177,7 +181,8 @@ def verification_steps(*, after: str) -> dict[str, Step]:
             await _explain_rejection(turn, error)
             return
         turn.data["receipt"] = receipt
-        turn.say("verify.code.accepted")
+        if announce:
+            turn.say("verify.code.accepted")
         await turn.goto(after)
 
     return {
