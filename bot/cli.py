@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import io
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -107,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command(commands, "serve", cmd_serve, "run the service")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    chat = command(
+        commands, "chat", cmd_chat, "talk to the assistant in this terminal (the console channel)"
+    )
+    chat.add_argument(
+        "--lang", choices=["zh-TW", "en"], default=None, help="language (default: as last time)"
+    )
 
     ca = commands.add_parser("ca", help="the issuing CA").add_subparsers(
         title="ca commands", metavar="COMMAND"
@@ -219,6 +227,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     return run(lambda: serve(settings, host=host, port=port))
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console import chat
+
+    # The terminal is the chat: engine diagnostics go to a file, not between the messages.
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logging.basicConfig(
+        filename=settings.data_dir / "console.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for stream in (sys.stdin, sys.stdout):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+    return chat(settings, lang=args.lang, stdin=sys.stdin, stdout=sys.stdout)
 
 
 # -- ca ----------------------------------------------------------------------------------

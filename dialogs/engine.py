@@ -102,10 +102,12 @@ class Engine:
         conversation = turn.conversation
         if event.kind is EventKind.UNFOLLOW:
             conversation.following = False
+            await self._abandon(turn)
             turn.end()
             return
         if event.kind is EventKind.FOLLOW:
             conversation.following = True
+            await self._abandon(turn)  # the menu below ends any flow: void its code first
             if event.locale_hint:
                 conversation.locale = normalise_locale(event.locale_hint)
             turn.say("welcome")

@@ -1,0 +1,473 @@
+"""The console channel: a conversation with the engine over a terminal, or over a script.
+
+`certdesk chat` is a channel like LINE or Telegram, with a terminal for a platform: each line
+typed is one TEXT event, and the engine's replies are printed. Options are printed numbered
+(the customer types the number or the label: the engine resolves both), tables as aligned
+`column: value` lines, a delivery asks for the export password here and writes the .pfx into
+the current directory. In dev mode the codes "sent" to the development outbox are printed
+inline, clearly marked, since no SMS or e-mail goes anywhere.
+
+It works the same with stdin not a terminal: prompts are then plain lines, and the export
+password is read from the next two lines, so a script can drive a whole application.
+
+The I/O is blocking and on the main thread (so Ctrl-C interrupts a read at once); the engine
+and the database run on one event loop, a turn at a time (`asyncio.Runner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import os
+import unicodedata
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from sqlalchemy import func, select
+
+from bot.core import Core
+from certcore.audit import Actor
+from certcore.clock import TAIPEI, Clock, system_clock
+from certcore.config import Settings
+from certcore.deliveries import DeliveredFile, DeliveryUnavailable
+from certcore.delivery.base import Channel
+from certcore.delivery.outbox import OutboxEntry, outbox_since
+from certcore.demo_customers import load_demo_customers
+from certcore.errors import CertdeskError
+from certcore.i18n import normalise_locale, translate
+from certcore.pkcs12 import EXPORT_PASSWORD, Pkcs12Format
+from certcore.storage.schema import conversation_events, conversations, dev_outbox
+from dialogs.engine import Engine
+from dialogs.messages import (
+    Choices,
+    Delivery,
+    EventKind,
+    Inbound,
+    Link,
+    Outbound,
+    Table,
+    Text,
+    outbound_from_json,
+)
+
+log = logging.getLogger("certdesk.console")
+
+CHANNEL = "console"
+PASSWORD_ATTEMPTS = 3
+"""Tries at typing the export password twice alike (and valid) before the console gives up."""
+
+T = TypeVar("T")
+Run = Callable[[Awaitable[T]], T]
+
+
+def console_user() -> str:
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError):
+        return "local"
+
+
+def conversation_id_for(user: str) -> str:
+    """`console:<OS user>`: stable, so a linked chat stays linked across sessions."""
+    return f"{CHANNEL}:{user}"
+
+
+class Console:
+    """One customer at a terminal. `run` executes a coroutine on the session's event loop."""
+
+    def __init__(
+        self,
+        core: Core,
+        engine: Engine,
+        run: Run[Any],
+        *,
+        conversation_id: str,
+        stdin: TextIO,
+        stdout: TextIO,
+        workdir: Path,
+        locale_hint: str | None = None,
+        interactive: bool | None = None,
+        read_secret: Callable[[str], str] = getpass.getpass,
+    ) -> None:
+        self.core = core
+        self.engine = engine
+        self.run = run
+        self.conversation_id = conversation_id
+        self.stdin = stdin
+        self.stdout = stdout
+        self.workdir = workdir
+        self.locale_hint = locale_hint
+        self.interactive = _isatty(stdin) if interactive is None else interactive
+        self.read_secret = read_secret
+        self.locale = normalise_locale(locale_hint)
+        self.outbox_seen = 0
+        self.actor = Actor(name=f"customer@{conversation_id}"[:64], channel=CHANNEL)
+
+    # -- the session -------------------------------------------------------------------------
+
+    def session(self) -> None:
+        """Greet (or resume), then one turn per line until EOF."""
+        state = self.run(self._conversation_state())
+        if state is not None and self.locale_hint is None:
+            self.locale = state[0]  # the language chosen last time
+        if self.core.settings.outbox_mode:
+            self.outbox_seen = self.run(self._last_outbox_id())
+            self.say("console.dev_mode")
+        self._begin(state)
+        while True:
+            line = self._read_line("> ")
+            if line is None:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            self._turn(Inbound(self.conversation_id, _event_id(), EventKind.TEXT, text=text))
+        self.say("console.goodbye")
+
+    def _begin(self, state: tuple[str, str | None] | None) -> None:
+        """FOLLOW for a new conversation, or one between flows: the welcome and the menu. A
+        conversation left in the middle of an identity (sensitive) flow is resumed instead, as
+        FOLLOW would end that flow: its last question is shown again."""
+        flows = getattr(self.engine, "flows", {})
+        flow = flows.get(state[1]) if state is not None and state[1] is not None else None
+        if flow is not None and flow.sensitive:
+            assert state is not None
+            self.locale = state[0]
+            last = self.run(self._last_replies())
+            self.say("console.resumed")
+            # A delivery's token is not kept with the record: only its words can be shown.
+            self._show([m for m in last if not isinstance(m, Delivery)])
+            return
+        self._turn(
+            Inbound(
+                self.conversation_id,
+                _event_id(),
+                EventKind.FOLLOW,
+                locale_hint=self.locale_hint,
+            )
+        )
+
+    def _turn(self, event: Inbound) -> None:
+        replies = self.run(self.engine.handle(event))
+        self.locale = self.run(self._conversation_locale())
+        self._show(replies)
+        self._print_outbox()
+        for delivery in [r for r in replies if isinstance(r, Delivery)]:
+            self._deliver(delivery)
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _show(self, replies: Sequence[Outbound]) -> None:
+        for reply in replies:
+            self._write(render(reply))
+        self.stdout.flush()
+
+    def _print_outbox(self) -> None:
+        if not self.core.settings.outbox_mode:
+            return
+        entries = self.run(self._outbox_since(self.outbox_seen))
+        for entry in entries:
+            self._write(self._outbox_text(entry))
+            self.outbox_seen = max(self.outbox_seen, entry.id)
+        self.stdout.flush()
+
+    def _outbox_text(self, entry: OutboxEntry) -> str:
+        if entry.channel is Channel.SMS:
+            return self.t("console.outbox.sms", destination=entry.masked_destination) + (
+                f" {entry.body}"
+            )
+        heading = self.t(
+            "console.outbox.email", destination=entry.masked_destination, subject=entry.subject
+        )
+        body = "\n".join(f"    {line}".rstrip() for line in entry.body.splitlines())
+        return f"{heading}\n{body}"
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    def _deliver(self, delivery: Delivery) -> None:
+        """Ask for the export password, issue, write the .pfx here, tell the engine."""
+        token = delivery.delivery_id
+        if not token:
+            self.say("console.delivery.unavailable")
+            return
+        password = self._export_password()
+        if password is None:
+            self._gave_up(token, delivery.url)
+            return
+        self.say("console.delivery.issuing")
+        try:
+            delivered = self.run(
+                self.core.deliveries.fulfil(
+                    token, password, actor=self.actor, fmt=Pkcs12Format.STANDARD
+                )
+            )
+        except DeliveryUnavailable:
+            self.say("console.delivery.unavailable")
+            return
+        except CertdeskError as error:
+            log.warning("console delivery failed: %s", error.code)
+            self.say("console.delivery.failed")
+            return
+        try:
+            path = write_pfx(self.workdir, delivered)
+        except OSError as error:
+            until = self._until(token)
+            self.say(
+                "console.delivery.write_failed",
+                path=str(self.workdir / _safe_name(delivered.filename)),
+                error=error.strerror or type(error).__name__,
+                until=until,
+                url=delivery.url,
+            )
+            return
+        self.say("console.delivery.written", path=str(path))
+        self._turn(Inbound(self.conversation_id, _event_id(), EventKind.DELIVERED, choice=token))
+
+    def _export_password(self) -> str | None:
+        """The export password typed twice alike and valid, or None (gave up, or EOF)."""
+        for attempt in range(PASSWORD_ATTEMPTS):
+            first = self._read_secret(self.t("console.password.prompt"))
+            if first is None:
+                return None
+            second = self._read_secret(self.t("console.password.again"))
+            if second is None:
+                return None
+            if first != second:
+                problem = "console.password.mismatch"
+            elif not EXPORT_PASSWORD.fullmatch(first):
+                problem = "console.password.invalid"
+            else:
+                return first
+            if attempt + 1 < PASSWORD_ATTEMPTS:
+                self.say(problem)
+        return None
+
+    def _gave_up(self, token: str, url: str) -> None:
+        until = self._until(token)
+        if until:
+            self.say("console.password.gave_up", until=until, url=url)
+        else:
+            self.say("console.delivery.unavailable")
+
+    def _until(self, token: str) -> str:
+        described = self.run(self.core.deliveries.describe(token))
+        if described is None:
+            return ""
+        return f"{described.expires_at.astimezone(TAIPEI):%Y-%m-%d %H:%M}"
+
+    # -- reading and writing -----------------------------------------------------------------
+
+    def _read_line(self, prompt: str) -> str | None:
+        """The next line, or None at EOF. A prompt is shown only at a terminal."""
+        if self.interactive:
+            self.stdout.write(prompt)
+            self.stdout.flush()
+        line = self.stdin.readline()
+        if not line:
+            return None
+        return line.rstrip("\r\n")
+
+    def _read_secret(self, prompt: str) -> str | None:
+        """A password: without echo at a terminal; from the next line of a script otherwise
+        (the prompt is then printed as a line of its own, the password never)."""
+        if self.interactive:
+            try:
+                return self.read_secret(prompt)
+            except EOFError:
+                return None
+        self._write(prompt)
+        self.stdout.flush()
+        line = self.stdin.readline()
+        if not line:
+            return None
+        return line.rstrip("\r\n")
+
+    def t(self, key: str, /, **params: object) -> str:
+        return translate(self.locale, key, **params)
+
+    def say(self, key: str, /, **params: object) -> None:
+        self._write(translate(self.locale, key, **params))
+        self.stdout.flush()
+
+    def _write(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+
+    # -- the database ------------------------------------------------------------------------
+
+    async def _last_outbox_id(self) -> int:
+        async with self.core.db.read() as conn:
+            return int((await conn.execute(select(func.max(dev_outbox.c.id)))).scalar() or 0)
+
+    async def _outbox_since(self, after: int) -> list[OutboxEntry]:
+        async with self.core.db.read() as conn:
+            return await outbox_since(conn, after)
+
+    async def _conversation_state(self) -> tuple[str, str | None] | None:
+        async with self.core.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(conversations.c.locale, conversations.c.flow).where(
+                        conversations.c.id == self.conversation_id
+                    )
+                )
+            ).first()
+        return None if row is None else (row.locale, row.flow)
+
+    async def _conversation_locale(self) -> str:
+        state = await self._conversation_state()
+        return self.locale if state is None else state[0]
+
+    async def _last_replies(self) -> list[Outbound]:
+        async with self.core.db.read() as conn:
+            replies = (
+                await conn.execute(
+                    select(conversation_events.c.replies)
+                    .where(conversation_events.c.conversation_id == self.conversation_id)
+                    .order_by(conversation_events.c.received_at.desc())
+                    .limit(1)
+                )
+            ).scalar()
+        return [] if replies is None else [outbound_from_json(m) for m in json.loads(replies)]
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def render(message: Outbound) -> str:
+    """One outbound message as console lines."""
+    if isinstance(message, Text):
+        return message.text
+    if isinstance(message, Choices):
+        options = [f"  {n}) {option.label}" for n, option in enumerate(message.options, 1)]
+        return "\n".join([message.text, *options])
+    if isinstance(message, Table):
+        return render_table(message)
+    if isinstance(message, Link):
+        return f"{message.text}\n  {message.label}: {message.url}"
+    if isinstance(message, Delivery):
+        return message.text
+    raise TypeError(f"not an outbound message: {type(message).__name__}")
+
+
+def render_table(table: Table) -> str:
+    """The title, then each row as `column: value` lines, the values aligned."""
+    width = max((display_width(c) for c in table.columns), default=0)
+    blocks = []
+    for row in table.rows:
+        lines = [
+            f"  {column}{' ' * (width - display_width(column))}  {value}"
+            for column, value in zip(table.columns, row, strict=False)
+        ]
+        blocks.append("\n".join(lines))
+    return "\n".join([table.title, *_separated(blocks)])
+
+
+def _separated(blocks: list[str]) -> list[str]:
+    out: list[str] = []
+    for index, block in enumerate(blocks):
+        if index:
+            out.append("")
+        out.append(block)
+    return out
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: CJK (East Asian wide and full-width) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+# -- the .pfx file ---------------------------------------------------------------------------
+
+
+def _safe_name(filename: str) -> str:
+    name = Path(filename.replace("\\", "/")).name
+    return name if name not in ("", ".", "..") else "certificate.pfx"
+
+
+def write_pfx(directory: Path, delivered: DeliveredFile) -> Path:
+    """Write the .pfx under its delivery name, never over an existing file (`name-1.pfx` …);
+    readable by the owner only, as the file holds the (encrypted) private key."""
+    name = Path(_safe_name(delivered.filename))
+    for n in range(1000):
+        candidate = directory / (name.name if n == 0 else f"{name.stem}-{n}{name.suffix}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(delivered.pkcs12)
+        return candidate
+    raise FileExistsError(f"too many files named like {name} in {directory}")
+
+
+def _event_id() -> str:
+    return f"console-{uuid.uuid4()}"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def chat(
+    settings: Settings,
+    *,
+    lang: str | None = None,
+    stdin: TextIO,
+    stdout: TextIO,
+    workdir: Path | None = None,
+    user: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock = system_clock,
+    interactive: bool | None = None,
+    read_secret: Callable[[str], str] = getpass.getpass,
+) -> int:
+    """`certdesk chat`: open the core (a development CA on first start, the demo customers in
+    dev mode), talk until EOF or Ctrl-C, close. Returns the exit code (0)."""
+    try:
+        with asyncio.Runner() as runner:
+            core = runner.run(_open(settings, clock, environ))
+            try:
+                console = Console(
+                    core,
+                    core.conversation_engine(owner=f"console-{os.getpid()}"),
+                    runner.run,
+                    conversation_id=conversation_id_for(user or console_user()),
+                    stdin=stdin,
+                    stdout=stdout,
+                    workdir=workdir or Path.cwd(),
+                    locale_hint=lang,
+                    interactive=interactive,
+                    read_secret=read_secret,
+                )
+                with contextlib.suppress(KeyboardInterrupt):
+                    console.session()
+            finally:
+                runner.run(core.close())
+    except KeyboardInterrupt:  # while opening or closing
+        pass
+    with contextlib.suppress(OSError, ValueError):
+        stdout.write("\n" if interactive or _isatty(stdin) else "")
+        stdout.flush()
+    return 0
+
+
+async def _open(settings: Settings, clock: Clock, environ: Mapping[str, str] | None) -> Core:
+    core = await Core.open(settings, clock=clock, create_ca=True, environ=environ)
+    try:
+        if settings.outbox_mode:  # dev mode, like serve: the demo customers in an empty directory
+            await load_demo_customers(core.db, clock())
+    except BaseException:
+        await core.close()
+        raise
+    return core
