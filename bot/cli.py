@@ -573,9 +573,9 @@ the locale catalogues. It carries no code, so it is safe in any outbox or gatewa
 
 
 def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
-    from certcore.delivery import build_senders, close_senders
-    from certcore.delivery.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
     from certcore.masking import MASKED, mask_email, mask_mobile
+    from certcore.notify import build_senders, close_senders
+    from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
 
     if args.mobile is not None:
         channel, destination, masked = Channel.SMS, args.mobile.strip(), mask_mobile(args.mobile)

@@ -19,10 +19,10 @@ from certcore.certificates import CertificateRecord, get_certificate
 from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
 from certcore.deliveries import DeliveryService
-from certcore.delivery import build_senders, close_senders
-from certcore.delivery.base import Channel, Sender
 from certcore.identity import IdentityVerifier
 from certcore.keyfile import load_or_create_secret
+from certcore.notify import build_senders, close_senders
+from certcore.notify.base import Channel, Sender
 from certcore.ocsp import OcspResponder
 from certcore.otp_service import OtpService
 from certcore.service import CertificateService

@@ -19,9 +19,9 @@ from bot.core import Core
 from certcore.certificates import CertificateRecord, RecordState
 from certcore.config import Settings
 from certcore.crl import refresh_crl_if_due
-from certcore.delivery.outbox import is_loopback_host
 from certcore.demo_customers import load_demo_customers
 from certcore.errors import ConfigurationError
+from certcore.notify.outbox import is_loopback_host
 from certcore.storage.schema import certificates, crl_state
 
 log = logging.getLogger("certdesk.server")

@@ -20,13 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from certcore.audit import Actor, AuditTrail
 from certcore.clock import Clock
 from certcore.config import Settings
-from certcore.delivery.base import (
-    Channel,
-    DeliveryError,
-    DeliveryFailure,
-    OutgoingMessage,
-    Sender,
-)
 from certcore.errors import (
     OtpDeliveryFailed,
     OtpExpired,
@@ -41,6 +34,13 @@ from certcore.errors import (
 from certcore.i18n import translate
 from certcore.locks import lock_customer
 from certcore.masking import mask_email, mask_id, mask_mobile
+from certcore.notify.base import (
+    Channel,
+    DeliveryError,
+    DeliveryFailure,
+    OutgoingMessage,
+    Sender,
+)
 from certcore.otp import (
     Binding,
     OtpPolicy,

@@ -36,10 +36,10 @@ from certcore.authority import serial_hex
 from certcore.certificates import all_certificates
 from certcore.config import Settings
 from certcore.deliveries import DeliveredFile, DeliveryState
-from certcore.delivery.base import Channel
-from certcore.delivery.outbox import outbox_since
 from certcore.demo_customers import load_demo_customers
 from certcore.i18n import translate
+from certcore.notify.base import Channel
+from certcore.notify.outbox import outbox_since
 from certcore.otp import Binding, Operation
 from certcore.rules import RevocationReason
 from certcore.storage.schema import conversation_events

@@ -13,7 +13,6 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
-from certcore.delivery.base import DeliveryFailure
 from certcore.i18n import (
     DEFAULT_LOCALE,
     LOCALES_DIR,
@@ -22,6 +21,7 @@ from certcore.i18n import (
     translate,
     translations,
 )
+from certcore.notify.base import DeliveryFailure
 from certcore.otp import Operation
 from certcore.rocdate import RocDateProblem
 

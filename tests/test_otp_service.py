@@ -20,7 +20,6 @@ from bot.core import open_database
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock
 from certcore.config import Settings, load_settings
-from certcore.delivery.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
 from certcore.errors import (
     ConfigurationError,
     OtpDeliveryFailed,
@@ -33,6 +32,7 @@ from certcore.errors import (
     OtpVoided,
     OtpWrongCode,
 )
+from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
 from certcore.otp import Binding, Operation, SendRefusal
 from certcore.otp_service import OtpSent, OtpService
 from certcore.storage.database import Database

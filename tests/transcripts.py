@@ -54,9 +54,9 @@ from certcore.certificates import all_certificates, certificates_of
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
 from certcore.customers import Customer, CustomerKind, upsert_customers
-from certcore.delivery.base import DeliveryError, DeliveryFailure, OutgoingMessage, Sender
 from certcore.i18n import translate
 from certcore.idnumbers import IdKind, classify_id
+from certcore.notify.base import DeliveryError, DeliveryFailure, OutgoingMessage, Sender
 from certcore.rocdate import parse_roc_date
 from certcore.rules import RevocationReason, quota_year
 from certcore.storage.schema import conversations, dev_outbox, revocation_quota

@@ -9,7 +9,6 @@ go to once the code is verified.
 
 from __future__ import annotations
 
-from certcore.delivery.base import Channel, DeliveryFailure
 from certcore.errors import (
     OtpDeliveryFailed,
     OtpError,
@@ -23,6 +22,7 @@ from certcore.errors import (
 )
 from certcore.identity import IdentityOutcome
 from certcore.masking import mask_account, mask_email, mask_mobile
+from certcore.notify.base import Channel, DeliveryFailure
 from certcore.otp import Binding, Operation
 from certcore.rocdate import RocDateError
 from certcore.rocdate import parse_roc_date as parse_roc

@@ -44,11 +44,11 @@ import aiohttp
 from yarl import URL
 
 from certcore.config import Settings
-from certcore.delivery.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
-from certcore.delivery.redaction import BODY, SECRET, scrub
 from certcore.masking import mask_mobile
+from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+from certcore.notify.redaction import BODY, SECRET, scrub
 
-log = logging.getLogger("certdesk.delivery.sms")
+log = logging.getLogger("certdesk.notify.sms")
 
 _TW_MOBILE: Final = re.compile(r"09[0-9]{8}")
 _PHONE_PUNCTUATION: Final = str.maketrans("", "", " -().")

@@ -18,12 +18,12 @@ from sqlalchemy import Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.clock import Clock
-from certcore.delivery.base import Channel, OutgoingMessage
 from certcore.masking import mask_email, mask_mobile
+from certcore.notify.base import Channel, OutgoingMessage
 from certcore.storage.database import Database
 from certcore.storage.schema import dev_outbox
 
-log = logging.getLogger("certdesk.delivery.outbox")
+log = logging.getLogger("certdesk.notify.outbox")
 
 RECEIPT_PREFIX = "outbox-"
 

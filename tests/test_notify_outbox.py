@@ -21,12 +21,12 @@ from bot.cli import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT, main
 from bot.server import serve
 from certcore.clock import FrozenClock
 from certcore.config import Settings
-from certcore.delivery import build_senders, close_senders
-from certcore.delivery.base import Channel, OutgoingMessage
-from certcore.delivery.outbox import DevOutbox, is_loopback_host, outbox_since, recent_outbox
-from certcore.delivery.sms import Every8dSender, MitakeSender
-from certcore.delivery.smtp import SmtpSender
 from certcore.errors import ConfigurationError
+from certcore.notify import build_senders, close_senders
+from certcore.notify.base import Channel, OutgoingMessage
+from certcore.notify.outbox import DevOutbox, is_loopback_host, outbox_since, recent_outbox
+from certcore.notify.sms import Every8dSender, MitakeSender
+from certcore.notify.smtp import SmtpSender
 from certcore.storage.database import Database
 
 MOBILE = "0936123054"

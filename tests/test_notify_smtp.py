@@ -27,9 +27,9 @@ from cryptography.x509.oid import NameOID
 
 from certcore.clock import FrozenClock
 from certcore.config import Settings
-from certcore.delivery.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
-from certcore.delivery.smtp import SmtpSender
 from certcore.errors import ConfigurationError
+from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+from certcore.notify.smtp import SmtpSender
 
 SENDER = "CertDesk <otp@certdesk.example>"
 RECIPIENT = "abcdef@example.com"

@@ -32,17 +32,17 @@ import aiosmtplib
 
 from certcore.clock import TAIPEI, Clock, system_clock
 from certcore.config import Settings
-from certcore.delivery.base import (
+from certcore.errors import ConfigurationError
+from certcore.masking import mask_email
+from certcore.notify.base import (
     Channel,
     DeliveryError,
     DeliveryFailure,
     OutgoingMessage,
 )
-from certcore.delivery.redaction import BODY, SECRET, scrub
-from certcore.errors import ConfigurationError
-from certcore.masking import mask_email
+from certcore.notify.redaction import BODY, SECRET, scrub
 
-log = logging.getLogger("certdesk.delivery.smtp")
+log = logging.getLogger("certdesk.notify.smtp")
 
 IMPLICIT_TLS_PORT = 465
 FALLBACK_MESSAGE_ID_DOMAIN = "certdesk.invalid"

@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from certcore.config import Settings
-from certcore.delivery.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
-from certcore.delivery.sms import (
+from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+from certcore.notify.sms import (
     Every8dSender,
     HttpSmsSender,
     MitakeSender,

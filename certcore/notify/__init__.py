@@ -1,4 +1,4 @@
-"""Delivery of one-time codes and notices to a customer's mobile (SMS) or e-mail."""
+"""Sending one-time codes and notices to a customer's mobile (SMS) or e-mail."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 from certcore.clock import Clock
 from certcore.config import Settings
-from certcore.delivery.base import Channel, Sender
-from certcore.delivery.outbox import DevOutbox
-from certcore.delivery.sms import sms_sender
-from certcore.delivery.smtp import SmtpSender
+from certcore.notify.base import Channel, Sender
+from certcore.notify.outbox import DevOutbox
+from certcore.notify.sms import sms_sender
+from certcore.notify.smtp import SmtpSender
 from certcore.storage.database import Database
 
 
