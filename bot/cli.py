@@ -321,8 +321,7 @@ async def _audit_ca_action(db: Any, action: str, certificate: Any) -> None:
     async with db.write() as conn:
         await AuditTrail(system_clock).append(
             conn,
-            actor=actor.name,
-            channel=actor.channel,
+            actor,
             action=action,
             subject=certificate.subject.rfc4514_string()[:64],
             details={"serial": f"{certificate.serial_number:X}"},
@@ -442,8 +441,7 @@ def cmd_customers_import(args: argparse.Namespace, settings: Settings) -> int:
                 data,
                 encoding=args.encoding,
                 clock=system_clock,
-                actor=actor.name,
-                channel=actor.channel,
+                actor=actor,
             )
         except CustomerFileRejected as exc:
             for problem in exc.problems:  # values in them are masked
@@ -514,9 +512,7 @@ def cmd_customers_demo(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> None:
         db = await open_database(settings)
         try:
-            summary = await upsert_demo_customers(
-                db, system_clock(), actor=actor.name, channel=actor.channel
-            )
+            summary = await upsert_demo_customers(db, system_clock(), actor=actor)
         finally:
             await db.close()
         print(f"demo customers: {summary_text(summary)}")
@@ -530,8 +526,7 @@ async def _audit_unmasked(db: Any, subject: str, details: dict[str, Any]) -> Non
     async with db.write() as conn:
         await AuditTrail(system_clock).append(
             conn,
-            actor=actor.name,
-            channel=actor.channel,
+            actor,
             action="customers.unmasked",
             subject=subject,
             details=details,
@@ -609,8 +604,7 @@ def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
             async with db.write() as conn:
                 await AuditTrail(system_clock).append(
                     conn,
-                    actor=actor.name,
-                    channel=actor.channel,
+                    actor,
                     action="notify.test",
                     subject=masked,
                     details={

@@ -70,9 +70,8 @@ class AuditTrail:
     async def append(
         self,
         conn: AsyncConnection,
+        actor: Actor,
         *,
-        actor: str,
-        channel: str,
         action: str,
         subject: str,
         details: Mapping[str, Any] | None = None,
@@ -84,13 +83,15 @@ class AuditTrail:
         seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS)
         at = self.clock().astimezone(UTC).isoformat(timespec="microseconds")
         details_json = json.dumps(dict(details or {}), ensure_ascii=False, sort_keys=True)
-        digest = record_hash(prev_hash, seq, at, actor, channel, action, subject, details_json)
+        digest = record_hash(
+            prev_hash, seq, at, actor.name, actor.channel, action, subject, details_json
+        )
         await conn.execute(
             insert(audit_log).values(
                 seq=seq,
                 at=at,
-                actor=actor,
-                channel=channel,
+                actor=actor.name,
+                channel=actor.channel,
                 action=action,
                 subject=subject,
                 details=details_json,

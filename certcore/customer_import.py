@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from certcore.audit import AuditTrail
+from certcore.audit import Actor, AuditTrail
 from certcore.clock import TAIPEI, Clock
 from certcore.customers import (
     Customer,
@@ -324,8 +324,7 @@ async def import_customer_file(
     *,
     encoding: str,
     clock: Clock,
-    actor: str,
-    channel: str,
+    actor: Actor,
 ) -> ImportSummary:
     """Parse, then upsert in one transaction with one audit record; raises CustomerFileRejected.
 
@@ -340,8 +339,7 @@ async def import_customer_file(
         summary = await upsert_customers(conn, parsed.customers, now)
         await AuditTrail(clock).append(
             conn,
-            actor=actor,
-            channel=channel,
+            actor,
             action=AUDIT_ACTION,
             subject="customers",
             details={

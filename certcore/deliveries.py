@@ -127,8 +127,7 @@ class DeliveryService:
             )
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="delivery.opened",
                 subject=mask_id(binding.customer_id),
                 details={"operation": binding.operation.value, "renewal_of": renewal_of},
@@ -207,8 +206,7 @@ class DeliveryService:
             )
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="delivery.downloaded",
                 subject=mask_id(row.customer_id),
                 details={"serial": issued.record.serial, "download": 1},
@@ -237,8 +235,7 @@ class DeliveryService:
                 raise DeliveryUnavailable("this delivery link has expired or was used up")
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="delivery.downloaded",
                 subject=mask_id(row.customer_id),
                 details={"serial": row.serial, "download": row.downloads},

@@ -14,7 +14,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from certcore.audit import AuditTrail
+from certcore.audit import Actor, AuditTrail
 from certcore.customers import (
     Customer,
     CustomerKind,
@@ -98,27 +98,24 @@ async def load_demo_customers(db: Database, now: datetime) -> int:
         if await count_customers(conn):
             return 0
         summary = await upsert_customers(conn, demo_customers(), now)
-        await _audit(conn, now, summary, actor="system", channel="serve")
+        await _audit(conn, now, summary, actor=Actor("system", "serve"))
     return summary.added
 
 
-async def upsert_demo_customers(
-    db: Database, now: datetime, *, actor: str, channel: str
-) -> ImportSummary:
+async def upsert_demo_customers(db: Database, now: datetime, *, actor: Actor) -> ImportSummary:
     """Add or restore the demo set whatever else the directory holds (`customers demo`)."""
     async with db.write() as conn:
         summary = await upsert_customers(conn, demo_customers(), now)
-        await _audit(conn, now, summary, actor=actor, channel=channel)
+        await _audit(conn, now, summary, actor=actor)
     return summary
 
 
 async def _audit(
-    conn: AsyncConnection, now: datetime, summary: ImportSummary, *, actor: str, channel: str
+    conn: AsyncConnection, now: datetime, summary: ImportSummary, *, actor: Actor
 ) -> None:
     await AuditTrail(lambda: now).append(
         conn,
-        actor=actor,
-        channel=channel,
+        actor,
         action=AUDIT_ACTION,
         subject="customers",
         details={

@@ -129,8 +129,7 @@ class IdentityVerifier:
     ) -> None:
         await self.audit.append(
             conn,
-            actor=actor.name,
-            channel=actor.channel,
+            actor,
             action=action,
             subject=mask_id(id_number),
             # Always UTC, like the record's own time: the same lock must read the same whether

@@ -198,8 +198,7 @@ class OtpService:
             await self._close_active(conn, binding, SUPERSEDED, self.clock(), keep=code_id)
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="otp.sent",
                 subject=mask_id(binding.customer_id),
                 details={
@@ -266,8 +265,7 @@ class OtpService:
                 await self._close(conn, row.id, USED, now)
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="otp.verified" if failure is None else "otp.rejected",
                 subject=mask_id(binding.customer_id),
                 details={
@@ -287,8 +285,7 @@ class OtpService:
             await spend_verification(conn, binding, receipt, self.clock())
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action=action,
                 subject=mask_id(binding.customer_id),
                 details={"operation": binding.operation.value},
@@ -378,8 +375,7 @@ class OtpService:
         async with self.db.write() as conn:
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="otp.send_failed",
                 subject=mask_id(binding.customer_id),
                 details={
@@ -395,8 +391,7 @@ class OtpService:
         async with self.db.write() as conn:
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="otp.send_refused",
                 subject=mask_id(binding.customer_id),
                 details={"operation": binding.operation.value, "reason": refusal.value},

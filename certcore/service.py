@@ -157,8 +157,7 @@ class CertificateService:
             await self._mark_revoked(conn, record, reason, now)
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="certificate.revoked",
                 subject=mask_id(record.customer_id),
                 details={
@@ -209,8 +208,7 @@ class CertificateService:
                 )
                 await self.audit.append(
                     conn,
-                    actor="system",
-                    channel="recovery",
+                    Actor("system", "recovery"),
                     action="certificate.abandoned",
                     subject=mask_id(customer_id),
                     details={"serial": serial},
@@ -268,8 +266,7 @@ class CertificateService:
                 )
             await self.audit.append(
                 conn,
-                actor=actor.name,
-                channel=actor.channel,
+                actor,
                 action="certificate.renewed" if pending.renewal_of else "certificate.issued",
                 subject=mask_id(pending.customer_id),
                 details={
@@ -286,8 +283,7 @@ class CertificateService:
                 await self._mark_revoked(conn, superseded, RevocationReason.SUPERSEDED, now)
                 await self.audit.append(
                     conn,
-                    actor=actor.name,
-                    channel=actor.channel,
+                    actor,
                     action="certificate.revoked",
                     subject=mask_id(superseded.customer_id),
                     details={
@@ -334,8 +330,7 @@ class CertificateService:
         )
         await self.audit.append(
             conn,
-            actor=actor.name,
-            channel=actor.channel,
+            actor,
             action="certificate.requested",
             subject=mask_id(customer_id),
             details={"serial": serial, "renewal_of": renewal_of},

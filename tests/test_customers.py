@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.core import open_database
-from certcore.audit import verify_chain
+from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.customer_import import (
@@ -425,7 +425,7 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 async def run_import(db: Database, data: bytes, clock: FrozenClock, encoding: str = "utf-8"):
     return await import_customer_file(
-        db, data, encoding=encoding, clock=clock, actor="operator:test", channel="cli"
+        db, data, encoding=encoding, clock=clock, actor=Actor("operator:test", "cli")
     )
 
 
@@ -597,8 +597,8 @@ async def test_load_demo_leaves_an_imported_directory_alone(
 
 async def test_upsert_demo_restores_the_set(db: Database, clock: FrozenClock) -> None:
     await run_import(db, csv_bytes(GOOD_ROWS[0].replace("王三", "王三豐")), clock)
-    summary = await upsert_demo_customers(db, clock(), actor="operator:test", channel="cli")
+    summary = await upsert_demo_customers(db, clock(), actor=Actor("operator:test", "cli"))
     assert (summary.added, summary.updated) == (len(demo_customers()) - 1, 1)
-    again = await upsert_demo_customers(db, clock(), actor="operator:test", channel="cli")
+    again = await upsert_demo_customers(db, clock(), actor=Actor("operator:test", "cli"))
     assert (again.added, again.updated, again.unchanged) == (0, 0, len(demo_customers()))
     assert len(await audit_records(db, "customers.demo_loaded")) == 2

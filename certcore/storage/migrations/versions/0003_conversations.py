@@ -63,9 +63,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(128), nullable=False),
         sa.Column("received_at", UTCDateTime(), nullable=False),
         sa.Column("replies", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "conversation_id", "event_id", name=op.f("pk_conversation_events")
-        ),
+        sa.PrimaryKeyConstraint("conversation_id", "event_id", name=op.f("pk_conversation_events")),
     )
 
 
