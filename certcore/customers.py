@@ -22,17 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.idnumbers import IdKind, normalise_id
 from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
+from certcore.phone import taiwan_mobile
 from certcore.storage.schema import customers as customers_table
 
 #: Longest name the table holds; a longer one is a data error, not something to truncate.
 MAX_NAME_LENGTH: Final = 120
 MAX_EMAIL_LENGTH: Final = 254
 
-_MOBILE: Final = re.compile(r"09[0-9]{8}")
 _ACCOUNT: Final = re.compile(r"[0-9]{4}-[0-9]{7}")
-_PHONE_PUNCTUATION: Final = str.maketrans("", "", " -().")
 # Country-code spellings seen in back-office exports (local numbers start with 0).
-_COUNTRY_PREFIXES: Final = ("+886", "00886", "886")
 # SQLite allows 32766 bound parameters; stay far below for any backend.
 _LOOKUP_CHUNK: Final = 500
 
@@ -128,13 +126,8 @@ def normalise_mobile(text: str) -> str:
     Raises InvalidField unless the result is a Taiwanese mobile number: OTP messages go only
     to those, so a landline or a foreign number is a data error worth hearing about.
     """
-    digits = unicodedata.normalize("NFKC", text).strip().translate(_PHONE_PUNCTUATION)
-    for prefix in _COUNTRY_PREFIXES:
-        if digits.startswith(prefix):
-            # "+886 0936…" is common too: drop the trunk 0 if it was kept.
-            digits = "0" + digits.removeprefix(prefix).removeprefix("0")
-            break
-    if not _MOBILE.fullmatch(digits):
+    digits = taiwan_mobile(text)
+    if digits is None:
         raise InvalidField("not a Taiwanese mobile number (09XXXXXXXX or +886 9XXXXXXXX)")
     return digits
 

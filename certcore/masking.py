@@ -12,14 +12,13 @@ import unicodedata
 from typing import Final
 
 from certcore.idnumbers import normalise_id
+from certcore.phone import taiwan_mobile
 
 #: What any unrecognised value is masked to.
 MASKED: Final = "XXX"
 
 _ID_SHAPE: Final = re.compile(r"[A-Z0-9]{8,}")
-_TW_MOBILE: Final = re.compile(r"09[0-9]{8}")
 _ACCOUNT: Final = re.compile(r"([0-9A-Z]{4})-?([0-9]{5,10})")
-_PHONE_PUNCTUATION: Final = str.maketrans("", "", " -().")
 
 # ID-looking tokens in free text: national/resident (letter + [1289A-D] + 8 digits) and
 # 8-digit UBNs, half- or full-width, either case, not glued to other letters or digits.
@@ -51,13 +50,8 @@ def mask_mobile(value: str) -> str:
     Only Taiwanese mobile numbers are recognised, as those are the only ones OTP
     messages go to; anything else masks to :data:`MASKED`.
     """
-    digits = unicodedata.normalize("NFKC", value).strip().translate(_PHONE_PUNCTUATION)
-    for prefix in ("+886", "00886"):
-        if digits.startswith(prefix):
-            # "+886 0936…" is a common way of writing it too: drop the trunk 0 if present.
-            digits = "0" + digits.removeprefix(prefix).removeprefix("0")
-            break
-    if not _TW_MOBILE.fullmatch(digits):
+    digits = taiwan_mobile(value)
+    if digits is None:
         return MASKED
     return f"{digits[:4]}{MASKED}{digits[-3:]}"
 

@@ -59,7 +59,7 @@ MASK_MOBILE = [
     ("0936", MASKED, "too-short"),
     ("09361230545", MASKED, "eleven-digits"),
     ("02-2345-6789", MASKED, "landline"),
-    ("886936123054", MASKED, "country-code-without-plus"),
+    ("886936123054", "0936XXX054", "country-code-without-plus"),
     ("+81 90 1234 5678", MASKED, "foreign-mobile"),
     ("0936l23054", MASKED, "letter-l-for-one"),
 ]

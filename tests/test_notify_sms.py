@@ -21,7 +21,6 @@ from certcore.notify.sms import (
     HttpSmsSender,
     MitakeSender,
     decode_answer,
-    normalise_mobile,
     sms_sender,
 )
 
@@ -377,20 +376,3 @@ def test_configured_credentials_are_not_in_reprs_or_the_endpoint() -> None:
 )
 def test_decode_answer(raw: bytes, charset: str | None, expected: str) -> None:
     assert decode_answer(raw, charset) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("0936123054", "0936123054"),
-        ("+886936123054", "0936123054"),
-        ("+886 0936-123-054", "0936123054"),
-        ("00886936123054", "0936123054"),
-        ("０９３６１２３０５４", "0936123054"),
-        ("0223456789", None),
-        ("093612305", None),
-        ("", None),
-    ],
-)
-def test_normalise_mobile(value: str, expected: str | None) -> None:
-    assert normalise_mobile(value) == expected

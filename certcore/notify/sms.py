@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import unicodedata
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -47,25 +45,11 @@ from certcore.config import Settings
 from certcore.masking import mask_mobile
 from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
 from certcore.notify.redaction import BODY, SECRET, scrub
+from certcore.phone import taiwan_mobile
 
 log = logging.getLogger("certdesk.notify.sms")
 
-_TW_MOBILE: Final = re.compile(r"09[0-9]{8}")
-_PHONE_PUNCTUATION: Final = str.maketrans("", "", " -().")
 _CODEC_ALIASES: Final = {"big5": "cp950", "x-big5": "cp950", "ms950": "cp950", "utf8": "utf-8"}
-
-
-def normalise_mobile(value: str) -> str | None:
-    """`+886 936-123-054`, `0936123054`, full-width digits → `0936123054`; None if not one.
-
-    Both gateways take the 09XXXXXXXX form; anything else is refused before it costs credit.
-    """
-    digits = unicodedata.normalize("NFKC", value).strip().translate(_PHONE_PUNCTUATION)
-    for prefix in ("+886", "00886"):
-        if digits.startswith(prefix):
-            digits = "0" + digits.removeprefix(prefix).removeprefix("0")
-            break
-    return digits if _TW_MOBILE.fullmatch(digits) else None
 
 
 def decode_answer(raw: bytes, charset: str | None) -> str:
@@ -119,7 +103,7 @@ class HttpSmsSender:
     async def send(self, message: OutgoingMessage) -> str:
         if message.channel is not Channel.SMS:
             raise ValueError(f"{type(self).__name__} sends SMS only")
-        mobile = normalise_mobile(message.destination)
+        mobile = taiwan_mobile(message.destination)
         masked = mask_mobile(message.destination)
         if mobile is None:
             raise self._failed(
