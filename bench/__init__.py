@@ -1,0 +1,1 @@
+"""Benchmarks: `python bench/issuance.py` (or `make bench`)."""
