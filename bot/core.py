@@ -21,6 +21,7 @@ from certcore.config import Settings
 from certcore.deliveries import DeliveryService
 from certcore.identity import IdentityVerifier
 from certcore.keyfile import load_or_create_secret
+from certcore.keywork import KeyWork
 from certcore.notify import build_senders, close_senders
 from certcore.notify.base import Channel, Sender
 from certcore.ocsp import OcspResponder
@@ -69,6 +70,7 @@ class Core:
         rng: random.Random | None = None,
         create_ca: bool = False,
         environ: Mapping[str, str] | None = None,
+        keywork: KeyWork | None = None,
     ) -> Core:
         """Open the database and the CA; `create_ca` makes a development CA when there is none."""
         files = CAFiles(settings.data_dir)
@@ -98,7 +100,7 @@ class Core:
             refresh_margin=timedelta(hours=settings.ocsp_refresh_margin_hours),
         )
         service = CertificateService(
-            db=db, ca=ca, settings=settings, clock=clock, rng=rng, ocsp=ocsp
+            db=db, ca=ca, settings=settings, clock=clock, rng=rng, ocsp=ocsp, keywork=keywork
         )
         senders = build_senders(settings, db, clock)
         otp_key = (

@@ -21,6 +21,7 @@ from certcore.config import Settings
 from certcore.crl import refresh_crl_if_due
 from certcore.demo_customers import load_demo_customers
 from certcore.errors import ConfigurationError
+from certcore.keywork import KeyWork, process_pool
 from certcore.notify.outbox import is_loopback_host
 from certcore.storage.schema import certificates, crl_state
 
@@ -178,7 +179,12 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    core = await Core.open(settings, create_ca=True)
+    workers = process_pool()  # issuance's key generation and PKCS#12 export, off the event loop
+    try:
+        core = await Core.open(settings, create_ca=True, keywork=KeyWork(workers))
+    except BaseException:
+        workers.shutdown(cancel_futures=True)
+        raise
     if settings.outbox_mode:  # dev mode: the embedded default comes with demo customers
         loaded = await load_demo_customers(core.db, core.clock())
         log.info("demo customers loaded: %d (only into an empty directory)", loaded)
@@ -192,3 +198,4 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     finally:
         await runner.cleanup()
         await core.close()
+        workers.shutdown(cancel_futures=True)

@@ -8,7 +8,6 @@ between leaves a record that `recover_pending` finds and marks abandoned.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +20,6 @@ from certcore.audit import Actor, AuditTrail
 from certcore.authority import (
     CertificateAuthority,
     CustomerKey,
-    generate_customer_key,
     public_key_fingerprint,
     random_serial,
     serial_hex,
@@ -45,12 +43,13 @@ from certcore.errors import (
     ValidCertificateExists,
 )
 from certcore.idnumbers import classify_id
+from certcore.keywork import KeyWork
 from certcore.locks import lock_customer
 from certcore.masking import mask_id
 from certcore.ocsp import OcspResponder
 from certcore.otp import Binding, Operation
 from certcore.otp_service import spend_verification
-from certcore.pkcs12 import Pkcs12Format, check_export_password, export_pkcs12, pfx_filename
+from certcore.pkcs12 import Pkcs12Format, check_export_password, pfx_filename
 from certcore.rules import RevocationReason, Window, quota_year, validity_period
 from certcore.storage.database import Database
 from certcore.storage.schema import certificates, revocation_quota
@@ -73,8 +72,10 @@ class CertificateService:
         clock: Clock,
         rng: random.Random,
         ocsp: OcspResponder | None = None,
+        keywork: KeyWork | None = None,
     ) -> None:
         self.db = db
+        self.keywork = keywork or KeyWork()
         self.ca = ca
         self.settings = settings
         self.clock = clock
@@ -93,7 +94,7 @@ class CertificateService:
         if classify_id(customer_id) is None:
             raise InvalidCustomerId("not a valid ID number or Unified Business Number")
         check_export_password(password)
-        key = await asyncio.to_thread(generate_customer_key, self.settings.customer_key)
+        key = await self.keywork.generate_key(self.settings.customer_key)
         async with self.db.write() as conn:
             now = self.clock()
             await lock_customer(conn, customer_id)
@@ -113,7 +114,7 @@ class CertificateService:
         check_export_password(password)
         async with self.db.read() as conn:
             old = await self._renewable(conn, serial, self.clock())
-        key = await asyncio.to_thread(generate_customer_key, self.settings.customer_key)
+        key = await self.keywork.generate_key(self.settings.customer_key)
         async with self.db.write() as conn:
             now = self.clock()
             await lock_customer(conn, old.customer_id)
@@ -233,8 +234,7 @@ class CertificateService:
             settings=self.settings,
         )
         filename = pfx_filename(pending.customer_id, self.settings.issuer_tag, pending.not_after)
-        pkcs12 = await asyncio.to_thread(
-            export_pkcs12,
+        pkcs12 = await self.keywork.export_pkcs12(
             key=key,
             certificate=certificate,
             ca_certificate=self.ca.certificate,

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import ocsp
 from sqlalchemy import Table, func, insert, select
 
-import certcore.service
 from bot.core import Core
 from certcore.audit import verify_chain
 from certcore.authority import (
@@ -727,16 +726,15 @@ async def test_an_issuance_that_outlives_recovery_is_not_released(
 ) -> None:
     """Recovery's verdict is final: a stalled issuance that wakes up after its record was
     abandoned (and the customer may have applied again) must not turn it into a certificate."""
-    loop = asyncio.get_running_loop()
-    real_export = certcore.service.export_pkcs12
+    real_export = core.service.keywork.export_pkcs12
 
-    def stalled_export(**kwargs: object) -> bytes:
-        # Runs in a worker thread: meanwhile, recovery runs on the event loop.
+    async def stalled_export(**kwargs: object) -> bytes:
+        # The export stalls past the recovery delay, and recovery runs meanwhile.
         clock.advance(minutes=11)
-        asyncio.run_coroutine_threadsafe(core.service.recover_pending(), loop).result()
-        return real_export(**kwargs)  # type: ignore[arg-type]
+        await core.service.recover_pending()
+        return await real_export(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(certcore.service, "export_pkcs12", stalled_export)
+    monkeypatch.setattr(core.service.keywork, "export_pkcs12", stalled_export)
     with pytest.raises(UnknownCertificate, match="abandoned"):
         await issue(core, ALICE)
     monkeypatch.undo()
