@@ -24,6 +24,7 @@ from certcore.errors import ConfigurationError
 from certcore.keywork import KeyWork, process_pool
 from certcore.notify.outbox import is_loopback_host
 from certcore.storage.schema import certificates, crl_state
+from dialogs.conversation import forget_old_events
 
 log = logging.getLogger("certdesk.server")
 
@@ -126,6 +127,10 @@ async def _upkeep_once(core: Core) -> None:
         log.warning("marked %d stale pending certificate records abandoned", len(abandoned))
     await refresh_crl_if_due(core.db, core.ca, core.settings, core.clock())
     await core.ocsp.refresh_expiring()
+    erased = await core.deliveries.erase_expired()
+    if erased:
+        log.info("closed %d expired certificate deliveries and erased their files", erased)
+    await forget_old_events(core.db, core.clock())
 
 
 async def _upkeep_forever(core: Core) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from certcore.clock import Clock
@@ -25,6 +25,21 @@ from dialogs.messages import Option, Outbound, outbound_from_json, outbound_to_j
 
 LEASE = timedelta(seconds=60)
 LEASE_POLL_SECONDS = 0.05
+
+
+EVENT_RECORDS_KEPT = timedelta(days=7)
+"""Platforms redeliver within minutes to hours; a week of event records covers any retry."""
+
+
+async def forget_old_events(db: Database, now: datetime) -> int:
+    """Drop event records older than `EVENT_RECORDS_KEPT`; returns how many."""
+    async with db.write() as conn:
+        forgotten = await conn.execute(
+            delete(conversation_events).where(
+                conversation_events.c.received_at < now - EVENT_RECORDS_KEPT
+            )
+        )
+    return forgotten.rowcount
 
 
 class ConversationBusy(Exception):

@@ -218,3 +218,17 @@ def test_every_global_word_has_synonyms_in_both_languages() -> None:
         for locale in ("zh_TW", "en"):
             assert translate(locale, f"global.{word}") != f"global.{word}"
     assert isinstance(Text("x"), Text)
+
+
+async def test_event_records_are_kept_a_week_for_redeliveries(
+    engine: Engine, core: Core, clock: FrozenClock
+) -> None:
+    from dialogs.conversation import forget_old_events
+
+    event = text("憑證查詢")
+    replies = await engine.handle(event)
+    clock.advance(days=7)
+    assert await forget_old_events(core.db, clock()) == 0
+    assert await engine.handle(event) == replies
+    clock.advance(seconds=1)
+    assert await forget_old_events(core.db, clock()) == 1

@@ -1,0 +1,195 @@
+"""Certificate delivery (DESIGN §4): issuance when the export password is set, the kept .pfx for
+a broken download (15 minutes, at most 3 downloads), then erased."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from cryptography.hazmat.primitives.serialization import pkcs12
+from sqlalchemy import select
+
+from bot.core import Core
+from certcore.audit import Actor
+from certcore.certificates import RecordState, certificates_of
+from certcore.clock import FrozenClock
+from certcore.deliveries import DeliveryState, DeliveryUnavailable, token_hash
+from certcore.errors import InvalidExportPassword, OtpNoActiveCode
+from certcore.notify.base import Channel
+from certcore.otp import Binding, Operation
+from certcore.storage.schema import deliveries, dev_outbox
+
+CUSTOMER = "A123456789"
+CUSTOMER_ACTOR = Actor("customer@console:test", "console")
+
+
+async def verified(core: Core, operation: Operation = Operation.APPLY) -> tuple[Binding, int]:
+    """A code sent through the development outbox and typed back: the receipt flows spend."""
+    binding = Binding(CUSTOMER, "console:test", operation)
+    await core.otp.send(
+        binding,
+        channel=Channel.SMS,
+        destination="0936123054",
+        locale="zh_TW",
+        actor=CUSTOMER_ACTOR,
+    )
+    async with core.db.read() as conn:
+        body = (
+            await conn.execute(select(dev_outbox.c.body).order_by(dev_outbox.c.id.desc()))
+        ).scalar()
+    code = re.search(r"[A-Z]{4}-(\d{6})", body).group(1)  # type: ignore[union-attr]
+    return binding, await core.otp.verify(binding, code, actor=CUSTOMER_ACTOR)
+
+
+async def opened(core: Core, operation: Operation = Operation.APPLY, renewal_of: str | None = None):
+    binding, receipt = await verified(core, operation)
+    return await core.deliveries.open(
+        binding=binding,
+        receipt=receipt,
+        requester="console:test",
+        actor=CUSTOMER_ACTOR,
+        renewal_of=renewal_of,
+    )
+
+
+async def stored(core: Core, token: str):
+    async with core.db.read() as conn:
+        return (
+            await conn.execute(
+                select(deliveries).where(deliveries.c.token_hash == token_hash(token))
+            )
+        ).one()
+
+
+async def test_nothing_is_issued_until_the_password_is_set(core: Core) -> None:
+    ticket = await opened(core)
+    assert ticket.url == f"http://127.0.0.1:8080/d/{ticket.token}"
+    async with core.db.read() as conn:
+        assert await certificates_of(conn, CUSTOMER) == []
+    row = await stored(core, ticket.token)
+    assert row.state == "open" and row.pkcs12 is None
+    assert ticket.token not in str(row._mapping)  # only the token's hash is kept
+
+
+async def test_the_password_issues_and_the_file_opens_with_it(core: Core) -> None:
+    ticket = await opened(core)
+    delivered = await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    key, certificate, _ = pkcs12.load_key_and_certificates(delivered.pkcs12, b"Abc123")
+    assert key is not None and certificate is not None
+    assert delivered.filename == "A123456789-CERTDESK(2027-11-24).pfx"
+    assert delivered.record is not None and delivered.record.state is RecordState.ISSUED
+    described = await core.deliveries.describe(ticket.token)
+    assert described is not None and described.state is DeliveryState.ISSUED
+    assert described.serial == delivered.serial
+
+
+async def test_a_delivery_needs_a_fresh_verified_code_and_spends_it(core: Core) -> None:
+    binding, receipt = await verified(core)
+    await core.deliveries.open(
+        binding=binding, receipt=receipt, requester="console:test", actor=CUSTOMER_ACTOR
+    )
+    with pytest.raises(OtpNoActiveCode):  # one code, one delivery
+        await core.deliveries.open(
+            binding=binding, receipt=receipt, requester="console:test", actor=CUSTOMER_ACTOR
+        )
+    renew_binding, renew_receipt = await verified(core, Operation.RENEW)
+    with pytest.raises(OtpNoActiveCode):  # a renewal's code does not open an application
+        await core.deliveries.open(
+            binding=binding, receipt=renew_receipt, requester="console:test", actor=CUSTOMER_ACTOR
+        )
+    assert renew_binding.operation is Operation.RENEW
+
+
+async def test_a_verification_older_than_thirty_minutes_opens_nothing(
+    core: Core, clock: FrozenClock
+) -> None:
+    binding, receipt = await verified(core)
+    clock.advance(minutes=30)
+    with pytest.raises(OtpNoActiveCode):
+        await core.deliveries.open(
+            binding=binding, receipt=receipt, requester="console:test", actor=CUSTOMER_ACTOR
+        )
+
+
+async def test_a_password_outside_the_policy_issues_nothing(core: Core) -> None:
+    ticket = await opened(core)
+    with pytest.raises(InvalidExportPassword):
+        await core.deliveries.fulfil(ticket.token, "abc", actor=CUSTOMER_ACTOR)
+    assert (await stored(core, ticket.token)).state == "open"
+
+
+async def test_a_broken_download_can_be_retried_twice_in_the_window(core: Core) -> None:
+    ticket = await opened(core)
+    first = await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    for _ in range(2):
+        again = await core.deliveries.download_again(ticket.token, actor=CUSTOMER_ACTOR)
+        assert again.pkcs12 == first.pkcs12 and again.filename == first.filename
+    with pytest.raises(DeliveryUnavailable):  # three downloads in all
+        await core.deliveries.download_again(ticket.token, actor=CUSTOMER_ACTOR)
+    with pytest.raises(DeliveryUnavailable):  # and never a second issuance
+        await core.deliveries.fulfil(ticket.token, "Xyz789", actor=CUSTOMER_ACTOR)
+
+
+async def test_after_fifteen_minutes_the_link_is_dead_and_the_file_erased(
+    core: Core, clock: FrozenClock
+) -> None:
+    unused = await opened(core)
+    clock.advance(minutes=1)
+    used = await opened(core)
+    await core.deliveries.fulfil(used.token, "Abc123", actor=CUSTOMER_ACTOR)
+    clock.advance(minutes=15, seconds=1)
+    with pytest.raises(DeliveryUnavailable):
+        await core.deliveries.download_again(used.token, actor=CUSTOMER_ACTOR)
+    with pytest.raises(DeliveryUnavailable):
+        await core.deliveries.fulfil(unused.token, "Abc123", actor=CUSTOMER_ACTOR)
+    assert (await core.deliveries.describe(unused.token)).state is DeliveryState.EXPIRED  # type: ignore[union-attr]
+    assert await core.deliveries.erase_expired() == 2
+    row = await stored(core, used.token)
+    assert row.state == "expired" and row.pkcs12 is None
+
+
+async def test_two_downloads_racing_for_one_link_issue_one_certificate(core: Core) -> None:
+    ticket = await opened(core)
+    results = await asyncio.gather(
+        core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR),
+        core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["DeliveredFile", "DeliveryUnavailable"]
+    async with core.db.read() as conn:
+        assert len(await certificates_of(conn, CUSTOMER)) == 1
+
+
+async def test_a_failed_issuance_leaves_the_link_open(core: Core, monkeypatch) -> None:
+    ticket = await opened(core)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("CA offline")
+
+    monkeypatch.setattr(core.service, "issue", broken)
+    with pytest.raises(RuntimeError):
+        await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    monkeypatch.undo()
+    assert (await stored(core, ticket.token)).state == "open"
+    await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+
+
+async def test_a_renewal_delivery_supersedes_the_old_certificate(
+    core: Core, clock: FrozenClock
+) -> None:
+    old = await core.service.issue(CUSTOMER, "abc123", actor=Actor("operator:t", "cli"))
+    clock.advance(days=340)
+    ticket = await opened(core, Operation.RENEW, renewal_of=old.record.serial)
+    renewed = await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    async with core.db.read() as conn:
+        records = {r.serial: r for r in await certificates_of(conn, CUSTOMER)}
+    assert records[old.record.serial].revoked_reason is not None
+    assert records[old.record.serial].revoked_reason.value == "superseded"
+    assert not records[renewed.serial].revoked
+
+
+async def test_unknown_tokens_are_unavailable(core: Core) -> None:
+    assert await core.deliveries.describe("no-such-token") is None
+    with pytest.raises(DeliveryUnavailable):
+        await core.deliveries.fulfil("no-such-token", "Abc123", actor=CUSTOMER_ACTOR)
