@@ -49,19 +49,26 @@ class Engine:
         self.flows = flows
         self.clock = clock
         self.store = ConversationStore(services.db, clock, owner)
-        self._local: dict[str, asyncio.Lock] = {}
-        idle = services.settings.flow_idle_minutes
-        self.idle_limit = timedelta(minutes=idle)
+        self._local: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Per conversation: the lock that queues this process's events, and how many use it."""
+        self.idle_limit = timedelta(minutes=services.settings.flow_idle_minutes)
         self.sensitive_limit = timedelta(minutes=services.settings.sensitive_flow_minutes)
 
     async def handle(self, event: Inbound) -> list[Outbound]:
-        lock = self._local.setdefault(event.conversation_id, asyncio.Lock())
+        """Apply one event and return its replies; one conversation's events queue up here in
+        arrival order (asyncio locks are fair), and behind the lease for other processes."""
+        key = event.conversation_id
+        lock, users = self._local.get(key, (asyncio.Lock(), 0))
+        self._local[key] = (lock, users + 1)
         try:
             async with lock:
                 return await self._handle_in_order(event)
         finally:
-            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
-                self._local.pop(event.conversation_id, None)
+            lock, users = self._local[key]
+            if users == 1:
+                del self._local[key]
+            else:
+                self._local[key] = (lock, users - 1)
 
     async def _handle_in_order(self, event: Inbound) -> list[Outbound]:
         store = self.store
