@@ -9,7 +9,7 @@ from certcore.certificates import CertificateRecord, certificates_of
 from certcore.clock import TAIPEI
 from certcore.customers import Customer, get_customer
 from certcore.rocdate import format_roc_date
-from dialogs.turn import Turn
+from dialogs.turn import Input, Turn
 
 
 def actor(turn: Turn) -> Actor:
@@ -57,3 +57,15 @@ async def current_certificate(turn: Turn, customer_id: str) -> CertificateRecord
         if record.occupies_holder_slot(turn.now):
             return record
     return None
+
+
+async def go_to_chosen_flow(turn: Turn, answer: Input) -> None:
+    """The answer to "what next?": an option named after a flow starts it, "menu" shows the
+    menu, and anything else asks the same question again."""
+    if answer.choice == "menu":
+        await turn.menu()
+    elif answer.choice is not None and answer.choice in turn.flows:
+        await turn.start(answer.choice)
+    else:
+        turn.say("verify.choose_an_option")
+        await turn.reprompt()

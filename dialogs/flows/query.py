@@ -5,9 +5,14 @@ from __future__ import annotations
 from certcore.certificates import CertificateRecord
 from certcore.masking import mask_id
 from certcore.rules import CertificateStatus
-from dialogs.flows.common import issued_certificates, linked_customer, taipei_time
+from dialogs.flows.common import (
+    go_to_chosen_flow,
+    issued_certificates,
+    linked_customer,
+    taipei_time,
+)
 from dialogs.messages import Table
-from dialogs.turn import Flow, Input, Step, Turn
+from dialogs.turn import Flow, Step, Turn
 
 NEXT_ACTIONS: dict[CertificateStatus, tuple[str, ...]] = {
     CertificateStatus.VALID: ("revoke",),
@@ -69,16 +74,9 @@ async def show(turn: Turn) -> None:
     turn.ask(f"query.next.{status.value}", actions)
 
 
-async def on_choose(turn: Turn, answer: Input) -> None:
-    if answer.choice in ("apply", "renew", "revoke"):
-        await turn.start(answer.choice)
-    else:
-        await turn.menu()
-
-
 FLOW = Flow(
     name="query",
     first_step="choose",
     needs_link=True,
-    steps={"choose": Step(show, on_choose)},
+    steps={"choose": Step(show, go_to_chosen_flow)},
 )

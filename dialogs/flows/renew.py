@@ -14,6 +14,7 @@ from certcore.rules import CertificateStatus
 from dialogs.flows.apply import consent_step, hand_over
 from dialogs.flows.common import (
     current_certificate,
+    go_to_chosen_flow,
     issued_certificates,
     linked_customer,
     taipei_time,
@@ -80,16 +81,6 @@ async def ask_nothing(turn: Turn) -> None:
     )
 
 
-async def on_nothing(turn: Turn, answer: Input) -> None:
-    if answer.choice == "apply":
-        await turn.start("apply")
-    elif answer.choice == "menu":
-        await turn.menu()
-    else:
-        turn.say("verify.choose_an_option")
-        await turn.reprompt()
-
-
 # -- 驗證成功, then the delivery -------------------------------------------------------------
 
 
@@ -117,7 +108,7 @@ FLOW = Flow(
     begin=begin,
     abandon=abandon,
     steps={
-        NOTHING: Step(ask_nothing, on_nothing),
+        NOTHING: Step(ask_nothing, go_to_chosen_flow),
         CONSENT: consent_step("renew.consent", "renew.consent.reminder", "renew.button.agree"),
         **verification_steps(after=READY, announce=False),
         READY: Step(ask_ready, on_ready),

@@ -19,7 +19,13 @@ from certcore.masking import mask_id
 from certcore.otp import Operation
 from certcore.rocdate import roc_year
 from certcore.rules import RevocationReason
-from dialogs.flows.common import actor, current_certificate, linked_customer, today
+from dialogs.flows.common import (
+    actor,
+    current_certificate,
+    go_to_chosen_flow,
+    linked_customer,
+    today,
+)
 from dialogs.flows.verification import (
     BIRTH_DATE,
     SEND,
@@ -72,16 +78,6 @@ async def begin(turn: Turn) -> None:
 
 async def ask_nothing(turn: Turn) -> None:
     turn.ask("revoke.nothing", [("apply", "query.action.apply"), ("menu", "query.action.menu")])
-
-
-async def on_nothing(turn: Turn, answer: Input) -> None:
-    if answer.choice == "apply":
-        await turn.start("apply")
-    elif answer.choice == "menu":
-        await turn.menu()
-    else:
-        turn.say("verify.choose_an_option")
-        await turn.reprompt()
 
 
 # -- the yearly quota is spent: the branch, or an agent ----------------------------------------
@@ -217,16 +213,6 @@ async def ask_done(turn: Turn) -> None:
     )
 
 
-async def on_done(turn: Turn, answer: Input) -> None:
-    if answer.choice == "apply":
-        await turn.start("apply")
-    elif answer.choice == "menu":
-        await turn.menu()
-    else:
-        turn.say("verify.choose_an_option")
-        await turn.reprompt()
-
-
 FLOW = Flow(
     name="revoke",
     first_step=CONSENT,
@@ -235,12 +221,12 @@ FLOW = Flow(
     begin=begin,
     abandon=abandon,
     steps={
-        NOTHING: Step(ask_nothing, on_nothing),
+        NOTHING: Step(ask_nothing, go_to_chosen_flow),
         QUOTA: Step(ask_quota, on_quota),
         CONSENT: Step(ask_consent, on_consent),
         **verification_steps(after=REASON),
         REASON: Step(ask_reason, on_reason),
         CONFIRM: Step(ask_confirm, on_confirm),
-        DONE: Step(ask_done, on_done),
+        DONE: Step(ask_done, go_to_chosen_flow),
     },
 )
