@@ -36,7 +36,9 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        options: dict[str, Any] = {"echo": echo}
+        # Statement parameters hold ID numbers, mobiles and e-mail addresses: keep them out of
+        # error messages and logs (SQLAlchemy would otherwise print them with every error).
+        options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:
