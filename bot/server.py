@@ -10,6 +10,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -175,6 +176,19 @@ async def _prewarm_ocsp(core: Core) -> None:
         await asyncio.sleep(0)
 
 
+async def _until_stopped() -> None:
+    """Wait for SIGTERM or SIGINT, so a stop still closes the database and the workers."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
 async def serve(settings: Settings, *, host: str, port: int) -> None:
     if settings.outbox_mode and not is_loopback_host(host):
         raise ConfigurationError(
@@ -199,7 +213,8 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         log.info("CertDesk listening on http://%s:%d/ (data in %s)", host, port, settings.data_dir)
-        await asyncio.Event().wait()
+        await _until_stopped()
+        log.info("CertDesk stopping")
     finally:
         await runner.cleanup()
         await core.close()
