@@ -146,7 +146,8 @@ class OtpService:
         async with self.db.write() as conn:
             now = self.clock()
             await lock_customer(conn, binding.customer_id)
-            refusal = await self._refusal(conn, binding, now)
+            last_sent = await self._last_sent(conn, binding)
+            refusal = await self._refusal(conn, binding, now, last_sent)
             if refusal is None:
                 code_id = (
                     await conn.execute(
@@ -165,7 +166,6 @@ class OtpService:
                         )
                     )
                 ).inserted_primary_key[0]
-            last_sent = await self._last_sent(conn, binding)
         if refusal is SendRefusal.RESEND_TOO_EARLY:
             assert last_sent is not None
             wait = last_sent + self.policy.resend_after - now
@@ -299,7 +299,7 @@ class OtpService:
     # -- helpers ---------------------------------------------------------------------------
 
     async def _refusal(
-        self, conn: AsyncConnection, binding: Binding, now: datetime
+        self, conn: AsyncConnection, binding: Binding, now: datetime, last_sent: datetime | None
     ) -> SendRefusal | None:
         async def sent_since(moment: datetime) -> int:
             return (
@@ -313,7 +313,7 @@ class OtpService:
 
         return send_refusal(
             now,
-            last_sent_in_binding=await self._last_sent(conn, binding),
+            last_sent_in_binding=last_sent,
             sent_last_hour=await sent_since(now - timedelta(hours=1)),
             sent_last_day=await sent_since(now - timedelta(days=1)),
             policy=self.policy,
