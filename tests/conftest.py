@@ -4,9 +4,11 @@ and a development CA generated once per test session (RSA-3072 key generation is
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,38 @@ async def core(
         yield opened
     finally:
         await opened.close()
+
+
+_FULL_ID = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z][12894A-D]\d{8})(?![A-Za-z0-9])")
+
+
+class _RecordKeeper(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken log call is the logging module's business
+            return
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" {record.exc_info[1]}"
+        self.messages.append(text)
+
+
+@pytest.fixture(autouse=True)
+def no_full_id_in_any_log_line() -> Iterator[None]:
+    """Every test, whatever it exercises: no log line names a full ID number (DESIGN §3)."""
+    keeper = _RecordKeeper()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(keeper)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(keeper)
+        root.setLevel(previous)
+    leaked = [m for m in keeper.messages if _FULL_ID.search(m)]
+    assert not leaked, f"full ID number in a log line: {leaked[0][:200]!r}"
