@@ -25,7 +25,7 @@ from bot.customer_view import customer_fields, detail_lines, summary_text, table
 from certcore.audit import AuditTrail, verify_chain
 from certcore.castore import CAFiles
 from certcore.certificates import CertificateRecord, all_certificates, certificates_of
-from certcore.clock import TAIPEI, system_clock, system_random
+from certcore.clock import TAIPEI, system_clock, system_random, taipei_text
 from certcore.config import Settings, load_settings
 from certcore.crl import refresh_crl_if_due
 from certcore.customer_import import (
@@ -421,7 +421,7 @@ def _write_pfx(issued: IssuedCertificate, out: Path) -> None:
         ) from None
     print(
         f"issued {issued.record.serial} for {mask_id(issued.record.customer_id)}, valid until "
-        f"{issued.record.not_after.astimezone(TAIPEI):%Y-%m-%d %H:%M:%S} (Asia/Taipei)"
+        f"{taipei_text(issued.record.not_after)} (Asia/Taipei)"
     )
     print(f"written to {target}")
 

@@ -49,3 +49,8 @@ def taipei(
 ) -> datetime:
     """An aware datetime on the Taipei wall clock; the rules are all stated in Taipei time."""
     return datetime(year, month, day, hour, minute, second, tzinfo=TAIPEI)
+
+
+def taipei_text(moment: datetime) -> str:
+    """`2022-04-25 23:59:59`: a moment on the Taipei wall clock, as the portal shows it."""
+    return moment.astimezone(TAIPEI).strftime("%Y-%m-%d %H:%M:%S")

@@ -30,7 +30,7 @@ from certcore.certificates import (
     certificates_of,
     get_certificate,
 )
-from certcore.clock import TAIPEI, Clock
+from certcore.clock import Clock, taipei_text
 from certcore.config import Settings
 from certcore.crl import publish_crl
 from certcore.errors import (
@@ -365,7 +365,7 @@ class CertificateService:
         if now not in window:
             raise NotRenewable(
                 f"certificate {record.serial} can be renewed only from "
-                f"{_taipei(window.start)} to {_taipei(window.end)} (Asia/Taipei)",
+                f"{taipei_text(window.start)} to {taipei_text(window.end)} (Asia/Taipei)",
                 window=window,
             )
         return record
@@ -417,7 +417,3 @@ class CertificateService:
     async def _refresh_ocsp(self, serial: str) -> None:
         if self.ocsp is not None:
             await self.ocsp.refresh(int(serial, 16))
-
-
-def _taipei(moment: datetime) -> str:
-    return moment.astimezone(TAIPEI).strftime("%Y-%m-%d %H:%M:%S")

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from certcore.clock import taipei_text
 from certcore.errors import OtpNoActiveCode
 from certcore.masking import mask_id
 from certcore.otp import Operation
 from certcore.pkcs12 import pfx_filename
 from certcore.rules import CertificateStatus, validity_period
-from dialogs.flows.common import actor, current_certificate, linked_customer, taipei_time
+from dialogs.flows.common import actor, current_certificate, linked_customer
 from dialogs.flows.query import certificate_table
 from dialogs.flows.verification import (
     BIRTH_DATE,
@@ -161,7 +162,7 @@ async def hand_over(turn: Turn, *, text_key: str, renewal_of: str | None) -> Non
                 text_key,
                 filename=_expected_filename(turn, ticket.expires_at),
                 minutes=settings.delivery_window_minutes,
-                until=taipei_time(ticket.expires_at)[11:16],
+                until=taipei_text(ticket.expires_at)[11:16],
                 downloads=settings.delivery_max_downloads,
             ),
             url=ticket.url,

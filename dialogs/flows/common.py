@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from certcore.audit import Actor
 from certcore.certificates import CertificateRecord, certificates_of
 from certcore.clock import TAIPEI
 from certcore.customers import Customer, get_customer
-from certcore.rocdate import format_roc_date
 from dialogs.turn import Input, Turn
 
 
@@ -20,16 +19,6 @@ def actor(turn: Turn) -> Actor:
 
 def today(turn: Turn) -> date:
     return turn.now.astimezone(TAIPEI).date()
-
-
-def taipei_time(moment: datetime) -> str:
-    """`2022-04-25 23:59:59`, the portal's way of showing a moment."""
-    return moment.astimezone(TAIPEI).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def roc_today(turn: Turn) -> str:
-    d = today(turn)
-    return f"{format_roc_date(d)[:-4]}/{d.month}/{d.day}"
 
 
 async def linked_customer(turn: Turn) -> Customer | None:

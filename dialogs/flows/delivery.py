@@ -10,10 +10,10 @@ is said and that flow's question asked again. Otherwise the customer is offered 
 from __future__ import annotations
 
 from certcore.certificates import get_certificate
+from certcore.clock import taipei_text
 from certcore.deliveries import DeliveryState
 from certcore.masking import mask_id
 from certcore.otp import Operation
-from dialogs.flows.common import taipei_time
 from dialogs.turn import Flow, Input, Step, Turn
 
 DELIVERED, NEXT = "delivered", "next"
@@ -56,8 +56,8 @@ async def confirm(turn: Turn, token: str) -> bool:
     turn.say(
         "delivery.done.renew" if delivery.operation is Operation.RENEW else "delivery.done.apply",
         serial=record.serial,
-        not_before=taipei_time(record.not_before),
-        not_after=taipei_time(record.not_after),
+        not_before=taipei_text(record.not_before),
+        not_after=taipei_text(record.not_after),
         filename=filename,
     )
     if old is not None and old.revoked:

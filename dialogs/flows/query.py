@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from certcore.certificates import CertificateRecord
+from certcore.clock import taipei_text
 from certcore.masking import mask_id
 from certcore.rules import CertificateStatus
 from dialogs.flows.common import (
     go_to_chosen_flow,
     issued_certificates,
     linked_customer,
-    taipei_time,
 )
 from dialogs.messages import Table
 from dialogs.turn import Flow, Step, Turn
@@ -41,9 +41,9 @@ def certificate_table(turn: Turn, record: CertificateRecord) -> Table:
             (
                 mask_id(record.customer_id),
                 record.serial,
-                f"{taipei_time(record.not_before)} ~ {taipei_time(record.not_after)}",
+                f"{taipei_text(record.not_before)} ~ {taipei_text(record.not_after)}",
                 turn.t(f"status.{status.value}"),
-                f"{taipei_time(window.start)} ~ {taipei_time(window.end)}",
+                f"{taipei_text(window.start)} ~ {taipei_text(window.end)}",
             ),
         ),
     )

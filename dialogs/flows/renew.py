@@ -9,6 +9,7 @@ moment the new one is issued (when the export password is set), not here.
 from __future__ import annotations
 
 from certcore.certificates import CertificateRecord
+from certcore.clock import taipei_text
 from certcore.otp import Operation
 from certcore.rules import CertificateStatus
 from dialogs.flows.apply import consent_step, hand_over
@@ -17,7 +18,6 @@ from dialogs.flows.common import (
     go_to_chosen_flow,
     issued_certificates,
     linked_customer,
-    taipei_time,
 )
 from dialogs.flows.verification import abandon, verification_steps
 from dialogs.turn import Flow, Input, Step, Turn
@@ -56,8 +56,8 @@ async def renewable(turn: Turn) -> CertificateRecord | None:
         turn.say(
             "renew.outside_window",
             serial=record.serial,
-            start=taipei_time(window.start),
-            end=taipei_time(window.end),
+            start=taipei_text(window.start),
+            end=taipei_text(window.end),
         )
         await turn.menu()
         return None

@@ -9,6 +9,7 @@ go to once the code is verified.
 
 from __future__ import annotations
 
+from certcore.clock import taipei_text
 from certcore.errors import (
     OtpDeliveryFailed,
     OtpError,
@@ -26,7 +27,7 @@ from certcore.notify.base import Channel, DeliveryFailure
 from certcore.otp import Binding, Operation
 from certcore.rocdate import RocDateError
 from certcore.rocdate import parse_roc_date as parse_roc
-from dialogs.flows.common import actor, customer_by_id, taipei_time, today
+from dialogs.flows.common import actor, customer_by_id, today
 from dialogs.turn import Input, Step, Turn
 
 BIRTH_DATE, ACCOUNT, DESTINATION, SEND, CODE = (
@@ -79,7 +80,7 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
         )
         if result.outcome is IdentityOutcome.LOCKED:
             assert result.locked_until is not None
-            turn.say("verify.identity.locked", until=taipei_time(result.locked_until)[11:16])
+            turn.say("verify.identity.locked", until=taipei_text(result.locked_until)[11:16])
             await turn.menu()
             return
         if result.outcome is IdentityOutcome.MISMATCH:
