@@ -70,12 +70,6 @@ class AuditChainBroken(CertdeskError):
     code = "audit_chain_broken"
 
 
-class IdentityLocked(CertdeskError):
-    """Too many failed identity checks: the check is locked until `locked_until`."""
-
-    code = "identity_locked"
-
-
 class OtpError(CertdeskError):
     """A one-time code was not sent or not accepted; `code` tells the chat which answer to give."""
 
