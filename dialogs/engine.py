@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import cache
 
 from certcore.clock import Clock
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
@@ -28,17 +29,22 @@ log = logging.getLogger("certdesk.dialogs")
 GLOBAL_WORDS = ("menu", "cancel", "help", "agent", "language", "english", "chinese")
 
 
+@cache
+def _global_synonyms() -> dict[str, str]:
+    """Every folded synonym of every global word, in every language, read from the catalogues
+    once rather than for every message typed."""
+    return {
+        normalise_words(synonym): word
+        for word in reversed(GLOBAL_WORDS)  # the first word listed wins a shared synonym
+        for locale in SUPPORTED_LOCALES
+        for synonym in translate(locale, f"global.{word}").split("|")
+    }
+
+
 def global_word(text: str) -> str | None:
     """Which global word the text is, in any supported language ("選單", "menu", "English")."""
     folded = normalise_words(text)
-    if not folded:
-        return None
-    for word in GLOBAL_WORDS:
-        for locale in SUPPORTED_LOCALES:
-            synonyms = translate(locale, f"global.{word}").split("|")
-            if folded in {normalise_words(s) for s in synonyms}:
-                return word
-    return None
+    return _global_synonyms().get(folded) if folded else None
 
 
 class Engine:
