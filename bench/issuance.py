@@ -56,13 +56,13 @@ from cryptography.x509.oid import NameOID
 
 from bot.core import PASSPHRASE_VARIABLE, Core
 from certcore.audit import Actor
-from certcore.authority import CertificateAuthority, random_serial, serial_hex
+from certcore.pki.authority import CertificateAuthority, random_serial, serial_hex
 from certcore.config import Settings, load_settings
-from certcore.idnumbers import classify_id, personal_id_check_digit
-from certcore.keywork import KeyWork, process_pool
-from certcore.pkcs12 import pfx_filename
-from certcore.rules import validity_period
-from certcore.service import IssuedCertificate
+from certcore.identity.idnumbers import classify_id, personal_id_check_digit
+from certcore.pki.keywork import KeyWork, process_pool
+from certcore.pki.pkcs12 import pfx_filename
+from certcore.pki.rules import validity_period
+from certcore.pki.issuance import IssuedCertificate
 
 ISSUE_P95_TARGET_MS = 300.0
 THROUGHPUT_RATIO_TARGET = 0.7

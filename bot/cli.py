@@ -23,24 +23,24 @@ from cryptography.hazmat.primitives import hashes
 from bot.core import Core, ca_passphrase, open_database
 from bot.customer_view import customer_fields, detail_lines, summary_text, table_line
 from certcore.audit import AuditTrail, verify_chain
-from certcore.castore import CAFiles
-from certcore.certificates import CertificateRecord, all_certificates, certificates_of
+from certcore.pki.cafiles import CAFiles
+from certcore.pki.records import CertificateRecord, all_certificates, certificates_of
 from certcore.clock import TAIPEI, system_clock, system_random, taipei_text
 from certcore.config import Settings, load_settings
-from certcore.crl import refresh_crl_if_due
-from certcore.customer_import import (
+from certcore.pki.crl import refresh_crl_if_due
+from certcore.customers.importer import (
     SUPPORTED_ENCODINGS,
     CustomerFileRejected,
     import_customer_file,
 )
-from certcore.customers import get_customer, list_customers
-from certcore.demo_customers import upsert_demo_customers
+from certcore.customers.directory import get_customer, list_customers
+from certcore.customers.demo import upsert_demo_customers
 from certcore.errors import AuditChainBroken, CertdeskError, InvalidInput
-from certcore.idnumbers import classify_id, normalise_id
+from certcore.identity.idnumbers import classify_id, normalise_id
 from certcore.masking import mask_id
-from certcore.pkcs12 import Pkcs12Format
-from certcore.rules import RevocationReason
-from certcore.service import Actor, IssuedCertificate
+from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki.rules import RevocationReason
+from certcore.pki.issuance import Actor, IssuedCertificate
 
 EXIT_USAGE = 2
 EXIT_BROKEN = 1

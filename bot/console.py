@@ -34,13 +34,13 @@ from bot.core import Core
 from certcore.audit import Actor
 from certcore.clock import TAIPEI, Clock, system_clock
 from certcore.config import Settings
-from certcore.deliveries import DeliveredFile, DeliveryUnavailable
-from certcore.demo_customers import load_demo_customers
+from certcore.pki.delivery import DeliveredFile, DeliveryUnavailable
+from certcore.customers.demo import load_demo_customers
 from certcore.errors import CertdeskError
 from certcore.i18n import normalise_locale, translate
 from certcore.notify.base import Channel
 from certcore.notify.outbox import OutboxEntry, outbox_since
-from certcore.pkcs12 import EXPORT_PASSWORD, Pkcs12Format
+from certcore.pki.pkcs12 import EXPORT_PASSWORD, Pkcs12Format
 from certcore.storage.schema import conversation_events, conversations, dev_outbox
 from dialogs.engine import Engine
 from dialogs.messages import (

@@ -13,20 +13,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from certcore.authority import CertificateAuthority, serial_hex
-from certcore.castore import CAFiles
-from certcore.certificates import CertificateRecord, get_certificate
+from certcore.pki.authority import CertificateAuthority, serial_hex
+from certcore.pki.cafiles import CAFiles
+from certcore.pki.records import CertificateRecord, get_certificate
 from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
-from certcore.deliveries import DeliveryService
-from certcore.identity import IdentityVerifier
+from certcore.pki.delivery import DeliveryService
+from certcore.customers.verifier import IdentityVerifier
 from certcore.keyfile import load_or_create_secret
-from certcore.keywork import KeyWork
+from certcore.pki.keywork import KeyWork
 from certcore.notify import build_senders, close_senders
 from certcore.notify.base import Channel, Sender
-from certcore.ocsp import OcspResponder
-from certcore.otp_service import OtpService
-from certcore.service import CertificateService
+from certcore.pki.ocsp import OcspResponder
+from certcore.otp.service import OtpService
+from certcore.pki.issuance import CertificateService
 from certcore.storage.database import Database
 from dialogs.engine import Engine
 from dialogs.faq import Faq

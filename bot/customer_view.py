@@ -9,9 +9,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from certcore.customers import Customer, ImportSummary
+from certcore.customers.directory import Customer, ImportSummary
 from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
-from certcore.rocdate import format_roc_date
+from certcore.identity.rocdate import format_roc_date
 
 _TABLE_COLUMNS = (
     ("id_number", 10),

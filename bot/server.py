@@ -17,12 +17,12 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.core import Core
-from certcore.certificates import CertificateRecord, RecordState
+from certcore.pki.records import CertificateRecord, RecordState
 from certcore.config import Settings
-from certcore.crl import refresh_crl_if_due
-from certcore.demo_customers import load_demo_customers
+from certcore.pki.crl import refresh_crl_if_due
+from certcore.customers.demo import load_demo_customers
 from certcore.errors import ConfigurationError
-from certcore.keywork import KeyWork, process_pool
+from certcore.pki.keywork import KeyWork, process_pool
 from certcore.notify.outbox import is_loopback_host
 from certcore.storage.schema import certificates, crl_state
 from dialogs.conversation import forget_old_events

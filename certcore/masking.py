@@ -11,8 +11,8 @@ import re
 import unicodedata
 from typing import Final
 
-from certcore.idnumbers import normalise_id
-from certcore.phone import taiwan_mobile
+from certcore.identity.idnumbers import normalise_id
+from certcore.identity.phone import taiwan_mobile
 
 #: What any unrecognised value is masked to.
 MASKED: Final = "XXX"

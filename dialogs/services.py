@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from certcore.config import Settings
-from certcore.deliveries import DeliveryService
-from certcore.identity import IdentityVerifier
-from certcore.otp_service import OtpService
-from certcore.service import CertificateService
+from certcore.pki.delivery import DeliveryService
+from certcore.customers.verifier import IdentityVerifier
+from certcore.otp.service import OtpService
+from certcore.pki.issuance import CertificateService
 from certcore.storage.database import Database
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import Core
-from certcore.castore import CAFiles
+from certcore.pki.cafiles import CAFiles
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings, load_settings
 

@@ -26,8 +26,8 @@ from certcore.audit import GENESIS, record_hash, verify_chain
 from certcore.clock import FrozenClock, taipei
 from certcore.config import load_settings
 from certcore.errors import AuditChainBroken
-from certcore.rules import RevocationReason
-from certcore.service import Actor
+from certcore.pki.rules import RevocationReason
+from certcore.pki.issuance import Actor
 from certcore.storage.database import Database
 from tests.conftest import TEST_PASSPHRASE
 

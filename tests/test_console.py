@@ -32,16 +32,16 @@ from bot.console import (
 )
 from bot.core import Core
 from certcore.audit import Actor, verify_chain
-from certcore.authority import serial_hex
-from certcore.certificates import all_certificates
+from certcore.pki.authority import serial_hex
+from certcore.pki.records import all_certificates
 from certcore.config import Settings
-from certcore.deliveries import DeliveredFile, DeliveryState
-from certcore.demo_customers import load_demo_customers
+from certcore.pki.delivery import DeliveredFile, DeliveryState
+from certcore.customers.demo import load_demo_customers
 from certcore.i18n import translate
 from certcore.notify.base import Channel
 from certcore.notify.outbox import outbox_since
-from certcore.otp import Binding, Operation
-from certcore.rules import RevocationReason
+from certcore.otp.rules import Binding, Operation
+from certcore.pki.rules import RevocationReason
 from certcore.storage.schema import conversation_events
 from dialogs.flows import all_flows
 from dialogs.messages import (

@@ -17,13 +17,13 @@ from bot.core import open_database
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock
 from certcore.config import Settings
-from certcore.customer_import import (
+from certcore.customers.importer import (
     CustomerFileRejected,
     ParsedFile,
     import_customer_file,
     parse_customer_file,
 )
-from certcore.customers import (
+from certcore.customers.directory import (
     Customer,
     CustomerKind,
     CustomerStatus,
@@ -35,10 +35,10 @@ from certcore.customers import (
     normalise_mobile,
     upsert_customers,
 )
-from certcore.demo_customers import demo_customers, load_demo_customers, upsert_demo_customers
-from certcore.idnumbers import IdKind, classify_id
+from certcore.customers.demo import demo_customers, load_demo_customers, upsert_demo_customers
+from certcore.identity.idnumbers import IdKind, classify_id
 from certcore.masking import mask_id
-from certcore.rocdate import format_roc_date
+from certcore.identity.rocdate import format_roc_date
 from certcore.storage.database import Database
 from certcore.storage.schema import audit_log, customers
 

@@ -22,8 +22,8 @@ from bot.cli import main
 from bot.core import open_database
 from bot.server import serve
 from certcore.config import Settings
-from certcore.customers import list_customers
-from certcore.demo_customers import demo_customers
+from certcore.customers.directory import list_customers
+from certcore.customers.demo import demo_customers
 from certcore.storage.schema import audit_log
 
 HEADER = "id_number,kind,name,birth_date,mobile,email,accounts"

@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from bot.core import Core
 from certcore.audit import Actor
-from certcore.certificates import RecordState, certificates_of
+from certcore.pki.records import RecordState, certificates_of
 from certcore.clock import FrozenClock
-from certcore.deliveries import DeliveryState, DeliveryUnavailable, token_hash
+from certcore.pki.delivery import DeliveryState, DeliveryUnavailable, token_hash
 from certcore.errors import InvalidExportPassword, OtpNoActiveCode
 from certcore.notify.base import Channel
-from certcore.otp import Binding, Operation
+from certcore.otp.rules import Binding, Operation
 from certcore.storage.schema import deliveries, dev_outbox
 
 CUSTOMER = "A123456789"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.core import Core
 from certcore.clock import FrozenClock
-from certcore.customers import Customer, CustomerKind, upsert_customers
+from certcore.customers.directory import Customer, CustomerKind, upsert_customers
 from certcore.i18n import translate
 from certcore.storage.schema import conversation_events, conversations
 from dialogs.engine import Engine

@@ -40,14 +40,14 @@ from sqlalchemy.exc import NoResultFound
 
 from bot.core import Core
 from certcore.audit import Actor, verify_chain
-from certcore.certificates import all_certificates
+from certcore.pki.records import all_certificates
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
-from certcore.demo_customers import load_demo_customers
+from certcore.customers.demo import load_demo_customers
 from certcore.errors import CertdeskError
 from certcore.i18n import SUPPORTED_LOCALES, translate
 from certcore.masking import mask_id
-from certcore.pkcs12 import Pkcs12Format
+from certcore.pki.pkcs12 import Pkcs12Format
 from certcore.storage.schema import (
     audit_log,
     conversations,

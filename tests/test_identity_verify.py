@@ -18,7 +18,7 @@ from bot.core import open_database
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings, load_settings
-from certcore.identity import (
+from certcore.customers.verifier import (
     IdentityOutcome,
     IdentityResult,
     IdentityVerifier,

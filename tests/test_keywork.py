@@ -12,8 +12,8 @@ from cryptography.x509.oid import NameOID
 
 from bot.core import Core
 from certcore.audit import Actor
-from certcore.keywork import KeyWork, process_pool
-from certcore.pkcs12 import Pkcs12Format
+from certcore.pki.keywork import KeyWork, process_pool
+from certcore.pki.pkcs12 import Pkcs12Format
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from certcore.i18n import (
     translations,
 )
 from certcore.notify.base import DeliveryFailure
-from certcore.otp import Operation
-from certcore.rocdate import RocDateProblem
+from certcore.otp.rules import Operation
+from certcore.identity.rocdate import RocDateProblem
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGES = ("certcore", "dialogs", "bot")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certcore.idnumbers import personal_id_check_digit
+from certcore.identity.idnumbers import personal_id_check_digit
 from certcore.masking import (
     MASKED,
     mask_account,

@@ -12,7 +12,7 @@ import pytest
 
 from certcore.clock import taipei
 from certcore.config import Settings
-from certcore.otp import (
+from certcore.otp.rules import (
     Binding,
     CodeEntry,
     Operation,

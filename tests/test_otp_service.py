@@ -33,8 +33,8 @@ from certcore.errors import (
     OtpWrongCode,
 )
 from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
-from certcore.otp import Binding, Operation, SendRefusal
-from certcore.otp_service import OtpSent, OtpService
+from certcore.otp.rules import Binding, Operation, SendRefusal
+from certcore.otp.service import OtpSent, OtpService
 from certcore.storage.database import Database
 from certcore.storage.schema import audit_log, otp_codes
 

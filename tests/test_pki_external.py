@@ -24,16 +24,16 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from bot.core import Core
-from certcore.authority import random_serial
-from certcore.certificates import CertificateRecord
+from certcore.pki.authority import random_serial
+from certcore.pki.records import CertificateRecord
 from certcore.clock import TAIPEI, FrozenClock, system_clock
 from certcore.config import load_settings
-from certcore.crl import refresh_crl_if_due
-from certcore.idnumbers import personal_id_check_digit
-from certcore.ocsp import OcspResponder, StatusLookup
-from certcore.pkcs12 import Pkcs12Format
-from certcore.rules import RevocationReason
-from certcore.service import Actor, IssuedCertificate
+from certcore.pki.crl import refresh_crl_if_due
+from certcore.identity.idnumbers import personal_id_check_digit
+from certcore.pki.ocsp import OcspResponder, StatusLookup
+from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki.rules import RevocationReason
+from certcore.pki.issuance import Actor, IssuedCertificate
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from certcore.clock import TAIPEI, taipei
-from certcore.rules import (
+from certcore.pki.rules import (
     CertificateStatus,
     RevocationReason,
     Window,

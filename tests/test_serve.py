@@ -35,14 +35,14 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 import bot.server
 from bot.core import Core
-from certcore.authority import random_serial
-from certcore.castore import CAFiles
-from certcore.certificates import CertificateRecord, all_certificates
+from certcore.pki.authority import random_serial
+from certcore.pki.cafiles import CAFiles
+from certcore.pki.records import CertificateRecord, all_certificates
 from certcore.config import load_settings
-from certcore.idnumbers import personal_id_check_digit
-from certcore.ocsp import OcspResponder
-from certcore.rules import RevocationReason
-from certcore.service import Actor
+from certcore.identity.idnumbers import personal_id_check_digit
+from certcore.pki.ocsp import OcspResponder
+from certcore.pki.rules import RevocationReason
+from certcore.pki.issuance import Actor
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 

@@ -24,16 +24,16 @@ from sqlalchemy import Table, func, insert, select
 
 from bot.core import Core
 from certcore.audit import verify_chain
-from certcore.authority import (
+from certcore.pki.authority import (
     CertificateAuthority,
     public_key_fingerprint,
     random_serial,
     serial_hex,
 )
-from certcore.certificates import CertificateRecord, RecordState, certificates_of, get_certificate
+from certcore.pki.records import CertificateRecord, RecordState, certificates_of, get_certificate
 from certcore.clock import FrozenClock, taipei
 from certcore.config import load_settings
-from certcore.crl import refresh_crl_if_due
+from certcore.pki.crl import refresh_crl_if_due
 from certcore.errors import (
     AlreadyRevoked,
     InvalidCustomerId,
@@ -43,9 +43,9 @@ from certcore.errors import (
     UnknownCertificate,
     ValidCertificateExists,
 )
-from certcore.pkcs12 import Pkcs12Format
-from certcore.rules import CertificateStatus, RevocationReason, Window, validity_period
-from certcore.service import Actor, IssuedCertificate
+from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki.rules import CertificateStatus, RevocationReason, Window, validity_period
+from certcore.pki.issuance import Actor, IssuedCertificate
 from certcore.storage.schema import (
     audit_log,
     certificates,

@@ -1,6 +1,6 @@
 from bot.core import Core
-from certcore.rules import CertificateStatus
-from certcore.service import Actor
+from certcore.pki.rules import CertificateStatus
+from certcore.pki.issuance import Actor
 
 OPERATOR = Actor("operator:test", "cli")
 

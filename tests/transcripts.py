@@ -50,15 +50,15 @@ from sqlalchemy import delete, insert, select, update
 
 from bot.core import Core
 from certcore.audit import Actor
-from certcore.certificates import all_certificates, certificates_of
+from certcore.pki.records import all_certificates, certificates_of
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
-from certcore.customers import Customer, CustomerKind, upsert_customers
+from certcore.customers.directory import Customer, CustomerKind, upsert_customers
 from certcore.i18n import translate
-from certcore.idnumbers import IdKind, classify_id
+from certcore.identity.idnumbers import IdKind, classify_id
 from certcore.notify.base import DeliveryError, DeliveryFailure, OutgoingMessage, Sender
-from certcore.rocdate import parse_roc_date
-from certcore.rules import RevocationReason, quota_year
+from certcore.identity.rocdate import parse_roc_date
+from certcore.pki.rules import RevocationReason, quota_year
 from certcore.storage.schema import conversations, dev_outbox, revocation_quota
 from dialogs.engine import Engine
 from dialogs.faq import Faq

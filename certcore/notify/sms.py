@@ -45,7 +45,7 @@ from certcore.config import Settings
 from certcore.masking import mask_mobile
 from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
 from certcore.notify.redaction import BODY, SECRET, scrub
-from certcore.phone import taiwan_mobile
+from certcore.identity.phone import taiwan_mobile
 
 log = logging.getLogger("certdesk.notify.sms")
 

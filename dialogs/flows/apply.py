@@ -17,9 +17,9 @@ from datetime import datetime
 from certcore.clock import taipei_text
 from certcore.errors import OtpNoActiveCode
 from certcore.masking import mask_id
-from certcore.otp import Operation
-from certcore.pkcs12 import pfx_filename
-from certcore.rules import CertificateStatus, validity_period
+from certcore.otp.rules import Operation
+from certcore.pki.pkcs12 import pfx_filename
+from certcore.pki.rules import CertificateStatus, validity_period
 from dialogs.flows.common import actor, current_certificate, linked_customer
 from dialogs.flows.query import certificate_table
 from dialogs.flows.verification import (

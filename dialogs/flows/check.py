@@ -20,9 +20,9 @@ from enum import StrEnum
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certcore.authority import serial_hex
-from certcore.certificates import CertificateRecord, RecordState, get_certificate
-from certcore.rules import CertificateStatus
+from certcore.pki.authority import serial_hex
+from certcore.pki.records import CertificateRecord, RecordState, get_certificate
+from certcore.pki.rules import CertificateStatus
 from dialogs.flows.common import current_certificate
 from dialogs.flows.query import certificate_table
 from dialogs.turn import Flow, Input, Step, Turn

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 from certcore.audit import Actor
-from certcore.certificates import CertificateRecord, certificates_of
+from certcore.pki.records import CertificateRecord, certificates_of
 from certcore.clock import TAIPEI
-from certcore.customers import Customer, get_customer
+from certcore.customers.directory import Customer, get_customer
 from dialogs.turn import Input, Turn
 
 

@@ -9,11 +9,11 @@ is said and that flow's question asked again. Otherwise the customer is offered 
 
 from __future__ import annotations
 
-from certcore.certificates import get_certificate
+from certcore.pki.records import get_certificate
 from certcore.clock import taipei_text
-from certcore.deliveries import DeliveryState
+from certcore.pki.delivery import DeliveryState
 from certcore.masking import mask_id
-from certcore.otp import Operation
+from certcore.otp.rules import Operation
 from dialogs.turn import Flow, Input, Step, Turn
 
 DELIVERED, NEXT = "delivered", "next"

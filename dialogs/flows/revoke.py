@@ -16,9 +16,9 @@ from certcore.errors import (
     UnknownCertificate,
 )
 from certcore.masking import mask_id
-from certcore.otp import Operation
-from certcore.rocdate import roc_year
-from certcore.rules import RevocationReason
+from certcore.otp.rules import Operation
+from certcore.identity.rocdate import roc_year
+from certcore.pki.rules import RevocationReason
 from dialogs.flows.common import (
     actor,
     current_certificate,

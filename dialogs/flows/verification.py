@@ -21,12 +21,12 @@ from certcore.errors import (
     OtpVoided,
     OtpWrongCode,
 )
-from certcore.identity import IdentityOutcome
+from certcore.customers.verifier import IdentityOutcome
 from certcore.masking import mask_account, mask_email, mask_mobile
 from certcore.notify.base import Channel, DeliveryFailure
-from certcore.otp import Binding, Operation
-from certcore.rocdate import RocDateError
-from certcore.rocdate import parse_roc_date as parse_roc
+from certcore.otp.rules import Binding, Operation
+from certcore.identity.rocdate import RocDateError
+from certcore.identity.rocdate import parse_roc_date as parse_roc
 from dialogs.flows.common import actor, customer_by_id, today
 from dialogs.turn import Input, Step, Turn
 

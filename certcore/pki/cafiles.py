@@ -17,8 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from certcore.authority import CertificateAuthority, random_serial, self_signed_ca_certificate
-from certcore.cakey import encrypt_pem, wrap_software_key
+from certcore.pki.authority import CertificateAuthority, random_serial, self_signed_ca_certificate
+from certcore.pki.cakey import encrypt_pem, wrap_software_key
 from certcore.config import Settings
 from certcore.errors import (
     CAAlreadyInitialised,

@@ -1,4 +1,4 @@
-"""Sending and checking one-time codes: the rules of `certcore.otp`, the database and delivery.
+"""Sending and checking one-time codes: the rules of `certcore.otp.rules`, the database and delivery.
 
 Every decision that depends on what was sent before (resend delay, hourly and daily caps,
 superseding the previous code, counting wrong entries) is made inside a write transaction that
@@ -32,7 +32,7 @@ from certcore.errors import (
     OtpWrongCode,
 )
 from certcore.i18n import translate
-from certcore.locks import lock_customer
+from certcore.storage.locks import lock_customer
 from certcore.masking import mask_email, mask_id, mask_mobile
 from certcore.notify.base import (
     Channel,
@@ -41,7 +41,7 @@ from certcore.notify.base import (
     OutgoingMessage,
     Sender,
 )
-from certcore.otp import (
+from certcore.otp.rules import (
     Binding,
     OtpPolicy,
     SendRefusal,

@@ -17,14 +17,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.audit import Actor, AuditTrail
-from certcore.authority import (
+from certcore.pki.authority import (
     CertificateAuthority,
     CustomerKey,
     public_key_fingerprint,
     random_serial,
     serial_hex,
 )
-from certcore.certificates import (
+from certcore.pki.records import (
     CertificateRecord,
     RecordState,
     certificates_of,
@@ -32,7 +32,7 @@ from certcore.certificates import (
 )
 from certcore.clock import Clock, taipei_text
 from certcore.config import Settings
-from certcore.crl import publish_crl
+from certcore.pki.crl import publish_crl
 from certcore.errors import (
     AlreadyRevoked,
     InvalidCustomerId,
@@ -42,15 +42,15 @@ from certcore.errors import (
     UnknownCertificate,
     ValidCertificateExists,
 )
-from certcore.idnumbers import classify_id
-from certcore.keywork import KeyWork
-from certcore.locks import lock_customer
+from certcore.identity.idnumbers import classify_id
+from certcore.pki.keywork import KeyWork
+from certcore.storage.locks import lock_customer
 from certcore.masking import mask_id
-from certcore.ocsp import OcspResponder
-from certcore.otp import Binding, Operation
-from certcore.otp_service import spend_verification
-from certcore.pkcs12 import Pkcs12Format, check_export_password, pfx_filename
-from certcore.rules import RevocationReason, Window, quota_year, validity_period
+from certcore.pki.ocsp import OcspResponder
+from certcore.otp.rules import Binding, Operation
+from certcore.otp.service import spend_verification
+from certcore.pki.pkcs12 import Pkcs12Format, check_export_password, pfx_filename
+from certcore.pki.rules import RevocationReason, Window, quota_year, validity_period
 from certcore.storage.database import Database
 from certcore.storage.schema import certificates, revocation_quota
 

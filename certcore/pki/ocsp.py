@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 
-from certcore.authority import CertificateAuthority
-from certcore.cakey import signature_hash
-from certcore.certificates import CertificateRecord, RecordState
+from certcore.pki.authority import CertificateAuthority
+from certcore.pki.cakey import signature_hash
+from certcore.pki.records import CertificateRecord, RecordState
 from certcore.clock import Clock
 
 StatusLookup = Callable[[int], Awaitable[CertificateRecord | None]]

@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from certcore.authority import CertificateAuthority
-from certcore.cakey import signature_hash
+from certcore.pki.authority import CertificateAuthority
+from certcore.pki.cakey import signature_hash
 from certcore.config import Settings
-from certcore.rules import RevocationReason
+from certcore.pki.rules import RevocationReason
 from certcore.storage.database import Database
 from certcore.storage.schema import certificates, crl_state
 

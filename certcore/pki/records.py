@@ -11,7 +11,7 @@ from cryptography import x509
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from certcore.rules import (
+from certcore.pki.rules import (
     CertificateStatus,
     RevocationReason,
     Window,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from certcore.audit import Actor, AuditTrail
 from certcore.clock import Clock
 from certcore.config import Settings
-from certcore.locks import lock_customer
+from certcore.storage.locks import lock_customer
 from certcore.masking import mask_id
 from certcore.storage.database import Database
 from certcore.storage.schema import customers, identity_lockouts

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from certcore.authority import CustomerKey
+from certcore.pki.authority import CustomerKey
 from certcore.clock import TAIPEI
 from certcore.errors import InvalidExportPassword
 

@@ -19,7 +19,7 @@ from typing import Final
 
 from certcore.audit import Actor, AuditTrail
 from certcore.clock import TAIPEI, Clock
-from certcore.customers import (
+from certcore.customers.directory import (
     Customer,
     CustomerKind,
     ImportSummary,
@@ -32,7 +32,7 @@ from certcore.customers import (
     upsert_customers,
 )
 from certcore.errors import InvalidInput
-from certcore.idnumbers import (
+from certcore.identity.idnumbers import (
     OLD_RESIDENT_LAST_VALID_DAY,
     IdKind,
     IdProblem,
@@ -41,7 +41,7 @@ from certcore.idnumbers import (
     normalise_id,
 )
 from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
-from certcore.rocdate import RocDateError, RocDateProblem, parse_roc_date
+from certcore.identity.rocdate import RocDateError, RocDateProblem, parse_roc_date
 from certcore.storage.database import Database
 
 HEADER: Final = ("id_number", "kind", "name", "birth_date", "mobile", "email", "accounts")

@@ -15,7 +15,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.audit import Actor, AuditTrail
-from certcore.customers import (
+from certcore.customers.directory import (
     Customer,
     CustomerKind,
     CustomerStatus,

@@ -21,8 +21,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certcore.authority import CustomerKey, generate_customer_key
-from certcore.pkcs12 import Pkcs12Format, export_pkcs12
+from certcore.pki.authority import CustomerKey, generate_customer_key
+from certcore.pki.pkcs12 import Pkcs12Format, export_pkcs12
 
 
 def process_pool(workers: int | None = None) -> ProcessPoolExecutor:
