@@ -570,35 +570,35 @@ the locale catalogues. It carries no code, so it is safe in any outbox or gatewa
 def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
     from certcore.masking import MASKED, mask_email, mask_mobile
     from certcore.notify import build_senders, close_senders
-    from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+    from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
 
     if args.mobile is not None:
-        channel, destination, masked = Channel.SMS, args.mobile.strip(), mask_mobile(args.mobile)
+        medium, destination, masked = Medium.SMS, args.mobile.strip(), mask_mobile(args.mobile)
         if masked == MASKED:
             raise InvalidInput("--mobile: not a Taiwanese mobile number (09XXXXXXXX)")
     else:
-        channel, destination, masked = Channel.EMAIL, args.email.strip(), mask_email(args.email)
+        medium, destination, masked = Medium.EMAIL, args.email.strip(), mask_email(args.email)
         if masked == MASKED:
             raise InvalidInput("--email: not an e-mail address")
-    message = OutgoingMessage(channel, destination, NOTIFY_TEST_SUBJECT, NOTIFY_TEST_BODY)
+    message = OutgoingMessage(medium, destination, NOTIFY_TEST_SUBJECT, NOTIFY_TEST_BODY)
 
     async def go() -> None:
         db = await open_database(settings)
         senders = build_senders(settings, db, system_clock)
         receipt, failure = "", None
         try:
-            sender = senders.get(channel)
+            sender = senders.get(medium)
             if sender is None:
-                failure = DeliveryError(
-                    DeliveryFailure.UNAVAILABLE,
+                failure = SendError(
+                    SendFailure.UNAVAILABLE,
                     "no SMS gateway is configured (CERTDESK_SMS_PROVIDER)"
-                    if channel is Channel.SMS
+                    if medium is Medium.SMS
                     else "no SMTP server is configured (CERTDESK_SMTP_HOST)",
                 )
             else:
                 try:
                     receipt = await sender.send(message)
-                except DeliveryError as exc:
+                except SendError as exc:
                     failure = exc
             actor = operator()
             async with db.write() as conn:
@@ -608,7 +608,7 @@ def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
                     action="notify.test",
                     subject=masked,
                     details={
-                        "via": channel.value,
+                        "via": medium.value,
                         "result": failure.reason.value if failure else "sent",
                         "receipt": receipt,
                     },
@@ -621,6 +621,6 @@ def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
         if settings.outbox_mode:
             print(f"stored in the development outbox as {receipt} (no SMTP or SMS configured)")
         else:
-            print(f"sent to {masked} via {channel.value}: receipt {receipt}")
+            print(f"sent to {masked} via {medium.value}: receipt {receipt}")
 
     return run(go)

@@ -38,7 +38,7 @@ from certcore.pki.delivery import DeliveredFile, DeliveryUnavailable
 from certcore.customers.demo import load_demo_customers
 from certcore.errors import CertdeskError
 from certcore.i18n import normalise_locale, translate
-from certcore.notify.base import Channel
+from certcore.notify.base import Medium
 from certcore.notify.outbox import OutboxEntry, outbox_since
 from certcore.pki.pkcs12 import EXPORT_PASSWORD, Pkcs12Format
 from certcore.storage.schema import conversation_events, conversations, dev_outbox
@@ -177,7 +177,7 @@ class Console:
         self.stdout.flush()
 
     def _outbox_text(self, entry: OutboxEntry) -> str:
-        if entry.channel is Channel.SMS:
+        if entry.medium is Medium.SMS:
             return self.t("console.outbox.sms", destination=entry.masked_destination) + (
                 f" {entry.body}"
             )

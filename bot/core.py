@@ -23,7 +23,7 @@ from certcore.customers.verifier import IdentityVerifier
 from certcore.keyfile import load_or_create_secret
 from certcore.pki.keywork import KeyWork
 from certcore.notify import build_senders, close_senders
-from certcore.notify.base import Channel, Sender
+from certcore.notify.base import Medium, Sender
 from certcore.pki.ocsp import OcspResponder
 from certcore.otp.service import OtpService
 from certcore.pki.issuance import CertificateService
@@ -58,7 +58,7 @@ class Core:
     identity: IdentityVerifier
     otp: OtpService
     deliveries: DeliveryService
-    senders: dict[Channel, Sender]
+    senders: dict[Medium, Sender]
     clock: Clock = field(default=system_clock)
 
     @classmethod

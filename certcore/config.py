@@ -74,7 +74,7 @@ class Settings:
     flow_idle_minutes: int = 10
     sensitive_flow_minutes: int = 30
 
-    delivery_timeout_seconds: int = 10
+    send_timeout_seconds: int = 10
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_username: str = ""
@@ -146,7 +146,7 @@ class Settings:
             "otp_max_attempts",
             "otp_sends_per_hour",
             "otp_sends_per_day",
-            "delivery_timeout_seconds",
+            "send_timeout_seconds",
             "delivery_window_minutes",
             "delivery_max_downloads",
             "flow_idle_minutes",
@@ -156,8 +156,8 @@ class Settings:
                 problems.append(f"{name} must be at least 1")
         if self.otp_sends_per_day < self.otp_sends_per_hour:
             problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
-        if not 1 <= self.delivery_timeout_seconds <= 60:
-            problems.append("delivery_timeout_seconds must be between 1 and 60")
+        if not 1 <= self.send_timeout_seconds <= 60:
+            problems.append("send_timeout_seconds must be between 1 and 60")
         if self.sms_provider not in SMS_PROVIDERS:
             problems.append(f"sms_provider must be empty or one of {', '.join(SMS_PROVIDERS[1:])}")
         if self.sms_provider and not (self.sms_url and self.sms_username and self.sms_password):

@@ -84,8 +84,8 @@ class OtpSendLimit(OtpError):
     code = "otp_send_limit"
 
 
-class OtpDeliveryFailed(OtpError):
-    code = "otp_delivery_failed"
+class OtpSendFailed(OtpError):
+    code = "otp_send_failed"
 
 
 class OtpMalformed(OtpError):

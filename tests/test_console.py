@@ -38,7 +38,7 @@ from certcore.config import Settings
 from certcore.pki.delivery import DeliveredFile, DeliveryState
 from certcore.customers.demo import load_demo_customers
 from certcore.i18n import translate
-from certcore.notify.base import Channel
+from certcore.notify.base import Medium
 from certcore.notify.outbox import outbox_since
 from certcore.otp.rules import Binding, Operation
 from certcore.pki.rules import RevocationReason
@@ -313,7 +313,7 @@ async def _open_delivery(core: Core) -> tuple[str, str]:
     binding = Binding(WANG[0], "console:tester", Operation.APPLY)
     actor = Actor("customer@console:tester", "console")
     await core.otp.send(
-        binding, channel=Channel.SMS, destination="0936123054", locale="zh_TW", actor=actor
+        binding, medium=Medium.SMS, destination="0936123054", locale="zh_TW", actor=actor
     )
     async with core.db.read() as conn:
         body = (await outbox_since(conn, 0))[-1].body

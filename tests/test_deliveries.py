@@ -16,7 +16,7 @@ from certcore.pki.records import RecordState, certificates_of
 from certcore.clock import FrozenClock
 from certcore.pki.delivery import DeliveryState, DeliveryUnavailable, token_hash
 from certcore.errors import InvalidExportPassword, OtpNoActiveCode
-from certcore.notify.base import Channel
+from certcore.notify.base import Medium
 from certcore.otp.rules import Binding, Operation
 from certcore.storage.schema import deliveries, dev_outbox
 
@@ -29,7 +29,7 @@ async def verified(core: Core, operation: Operation = Operation.APPLY) -> tuple[
     binding = Binding(CUSTOMER, "console:test", operation)
     await core.otp.send(
         binding,
-        channel=Channel.SMS,
+        medium=Medium.SMS,
         destination="0936123054",
         locale="zh_TW",
         actor=CUSTOMER_ACTOR,

@@ -21,7 +21,7 @@ from certcore.i18n import (
     translate,
     translations,
 )
-from certcore.notify.base import DeliveryFailure
+from certcore.notify.base import SendFailure
 from certcore.otp.rules import Operation
 from certcore.identity.rocdate import RocDateProblem
 
@@ -39,7 +39,7 @@ KEY_METHOD_ARGUMENT = {"t": 0, "say": 0, "ask": 0}
 DYNAMIC_KEYS: dict[str, Callable[[], Iterable[str]]] = {
     "otp.purpose.": lambda: [operation.value for operation in Operation],
     "global.": lambda: importlib.import_module("dialogs.engine").GLOBAL_WORDS,
-    "verify.send.failed.": lambda: [reason.value for reason in DeliveryFailure],
+    "verify.send.failed.": lambda: [reason.value for reason in SendFailure],
     "verify.birth_date.": lambda: [problem.name.lower() for problem in RocDateProblem],
     # `help` in the middle of a flow explains that flow's step; outside one, the menu.
     "help.step.": lambda: ["menu", *importlib.import_module("dialogs.flows").all_flows()],

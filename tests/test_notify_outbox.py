@@ -23,7 +23,7 @@ from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.errors import ConfigurationError
 from certcore.notify import build_senders, close_senders
-from certcore.notify.base import Channel, OutgoingMessage
+from certcore.notify.base import Medium, OutgoingMessage
 from certcore.notify.outbox import DevOutbox, is_loopback_host, outbox_since, recent_outbox
 from certcore.notify.sms import Every8dSender, MitakeSender
 from certcore.notify.smtp import SmtpSender
@@ -44,9 +44,9 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 async def test_outbox_stores_and_reads_back(db: Database, clock: FrozenClock) -> None:
     outbox = DevOutbox(db, clock)
-    first = await outbox.send(OutgoingMessage(Channel.SMS, MOBILE, "", CODE_BODY))
+    first = await outbox.send(OutgoingMessage(Medium.SMS, MOBILE, "", CODE_BODY))
     clock.advance(seconds=30)
-    second = await outbox.send(OutgoingMessage(Channel.EMAIL, ADDRESS, "CertDesk 驗證碼", "body"))
+    second = await outbox.send(OutgoingMessage(Medium.EMAIL, ADDRESS, "CertDesk 驗證碼", "body"))
     assert (first, second) == ("outbox-1", "outbox-2")
 
     async with db.read() as conn:
@@ -60,9 +60,9 @@ async def test_outbox_stores_and_reads_back(db: Database, clock: FrozenClock) ->
     assert [entry.id for entry in after_first] == [2]
     assert [entry.id for entry in everything] == [1, 2]
     sms, mail = everything
-    assert (sms.channel, sms.destination, sms.body) == (Channel.SMS, MOBILE, CODE_BODY)
+    assert (sms.medium, sms.destination, sms.body) == (Medium.SMS, MOBILE, CODE_BODY)
     assert sms.created_at == clock.now - timedelta(seconds=30)
-    assert (mail.channel, mail.subject) == (Channel.EMAIL, "CertDesk 驗證碼")
+    assert (mail.medium, mail.subject) == (Medium.EMAIL, "CertDesk 驗證碼")
     assert sms.masked_destination == "0936XXX054"
     assert mail.masked_destination == "ab***@example.com"
     for entry in everything:
@@ -74,7 +74,7 @@ async def test_outbox_logs_no_code_or_destination(
     db: Database, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
-    await DevOutbox(db, clock).send(OutgoingMessage(Channel.SMS, MOBILE, "", CODE_BODY))
+    await DevOutbox(db, clock).send(OutgoingMessage(Medium.SMS, MOBILE, "", CODE_BODY))
     assert "0936XXX054" in caplog.text
     for secret in (MOBILE, "123456", CODE_BODY):
         assert secret not in caplog.text
@@ -93,25 +93,25 @@ SMS = {
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({}, {Channel.SMS: DevOutbox, Channel.EMAIL: DevOutbox}),
-        (SMTP, {Channel.EMAIL: SmtpSender}),
-        ({**SMS, "sms_provider": "mitake"}, {Channel.SMS: MitakeSender}),
-        ({**SMS, "sms_provider": "every8d"}, {Channel.SMS: Every8dSender}),
+        ({}, {Medium.SMS: DevOutbox, Medium.EMAIL: DevOutbox}),
+        (SMTP, {Medium.EMAIL: SmtpSender}),
+        ({**SMS, "sms_provider": "mitake"}, {Medium.SMS: MitakeSender}),
+        ({**SMS, "sms_provider": "every8d"}, {Medium.SMS: Every8dSender}),
         (
             {**SMTP, **SMS, "sms_provider": "every8d"},
-            {Channel.EMAIL: SmtpSender, Channel.SMS: Every8dSender},
+            {Medium.EMAIL: SmtpSender, Medium.SMS: Every8dSender},
         ),
     ],
     ids=["outbox", "smtp-only", "mitake-only", "every8d-only", "both"],
 )
 async def test_build_senders(
-    db: Database, clock: FrozenClock, values: dict[str, Any], expected: dict[Channel, type]
+    db: Database, clock: FrozenClock, values: dict[str, Any], expected: dict[Medium, type]
 ) -> None:
     settings = Settings(**values).validate()
     senders = build_senders(settings, db, clock)
-    assert {channel: type(sender) for channel, sender in senders.items()} == expected
+    assert {medium: type(sender) for medium, sender in senders.items()} == expected
     if settings.outbox_mode:
-        assert senders[Channel.SMS] is senders[Channel.EMAIL]
+        assert senders[Medium.SMS] is senders[Medium.EMAIL]
     await close_senders(senders)
 
 
@@ -130,8 +130,8 @@ async def test_close_senders_closes_each_once() -> None:
             return "y"
 
     shared = Counting()
-    await close_senders({Channel.SMS: shared, Channel.EMAIL: shared})
-    await close_senders({Channel.SMS: WithoutClose()})
+    await close_senders({Medium.SMS: shared, Medium.EMAIL: shared})
+    await close_senders({Medium.SMS: WithoutClose()})
     assert shared.closed == 1
 
 
@@ -212,8 +212,8 @@ def test_notify_test_in_outbox_mode(
             await database.close()
 
     [entry] = asyncio.run(read())
-    assert (entry.channel, entry.subject, entry.body) == (
-        Channel.SMS,
+    assert (entry.medium, entry.subject, entry.body) == (
+        Medium.SMS,
         NOTIFY_TEST_SUBJECT,
         NOTIFY_TEST_BODY,
     )
@@ -287,7 +287,7 @@ def test_notify_test_by_email_through_smtp(
     received = email.message_from_bytes(content, policy=default_policy)
     assert received["Subject"] == NOTIFY_TEST_SUBJECT
 
-    # SMS is not configured alongside SMTP: the channel is unavailable, one line, exit 2
+    # SMS is not configured alongside SMTP: the medium is unavailable, one line, exit 2
     assert main(["notify", "test", "--mobile", MOBILE, "--data-dir", str(data_dir)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from certcore.config import Settings
-from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
 from certcore.notify.sms import (
     Every8dSender,
     HttpSmsSender,
@@ -110,7 +110,7 @@ def settings_for(provider: str, url: str, **overrides: Any) -> Settings:
         "sms_url": url,
         "sms_username": SMS_USER,
         "sms_password": SMS_PASSWORD,
-        "delivery_timeout_seconds": 5,
+        "send_timeout_seconds": 5,
     }
     values.update(overrides)
     return Settings(**values).validate()
@@ -135,7 +135,7 @@ def make(senders: list[HttpSmsSender]) -> Callable[..., HttpSmsSender]:
 
 
 def otp_sms(destination: str = MOBILE) -> OutgoingMessage:
-    return OutgoingMessage(Channel.SMS, destination, "CertDesk OTP", BODY)
+    return OutgoingMessage(Medium.SMS, destination, "CertDesk OTP", BODY)
 
 
 def assert_clean(*texts: str) -> None:
@@ -145,9 +145,9 @@ def assert_clean(*texts: str) -> None:
             assert secret not in text_, f"{secret!r} leaked into {text_!r}"
 
 
-async def fail(sender: HttpSmsSender, caplog: pytest.LogCaptureFixture) -> DeliveryError:
+async def fail(sender: HttpSmsSender, caplog: pytest.LogCaptureFixture) -> SendError:
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(DeliveryError) as failure:
+    with pytest.raises(SendError) as failure:
         await sender.send(otp_sms())
     assert_clean(str(failure.value), repr(failure.value), repr(sender), caplog.text)
     assert MASKED_MOBILE in str(failure.value)
@@ -197,7 +197,7 @@ async def test_mitake_big5_error_is_an_error(
 ) -> None:
     gateway.answer = text(MITAKE_LOGIN_ERROR, encoding="cp950", content_type=content_type)
     error = await fail(make("mitake", f"{gateway.url}/api/mtk/SmSend"), caplog)
-    assert error.reason is DeliveryFailure.GATEWAY_ERROR
+    assert error.reason is SendFailure.GATEWAY_ERROR
     assert "mitake" in str(error)
     assert "gateway code e" in str(error)
     assert "帳號、密碼錯誤" in str(error)
@@ -208,7 +208,7 @@ async def test_mitake_error_line_wins_over_an_accepting_status(
 ) -> None:
     gateway.answer = text("statuscode=1\r\nError=帳號已被停用\r\n", encoding="cp950")
     error = await fail(make("mitake", gateway.url), caplog)
-    assert error.reason is DeliveryFailure.GATEWAY_ERROR
+    assert error.reason is SendFailure.GATEWAY_ERROR
     assert "帳號已被停用" in str(error)
 
 
@@ -217,7 +217,7 @@ async def test_mitake_invalid_number_is_a_rejected_destination_and_its_echo_is_m
 ) -> None:
     gateway.answer = text(f"[{MOBILE}]\r\nstatuscode=v\r\nError={MOBILE} 無效的手機號碼\r\n")
     error = await fail(make("mitake", gateway.url), caplog)
-    assert error.reason is DeliveryFailure.REJECTED_DESTINATION
+    assert error.reason is SendFailure.REJECTED_DESTINATION
     assert "gateway code v" in str(error)
 
 
@@ -230,7 +230,7 @@ async def test_mitake_unexpected_answers_are_errors(
 ) -> None:
     gateway.answer = text(answer)
     error = await fail(make("mitake", gateway.url), caplog)
-    assert error.reason is DeliveryFailure.GATEWAY_ERROR
+    assert error.reason is SendFailure.GATEWAY_ERROR
 
 
 # -- Every8d -----------------------------------------------------------------------------
@@ -264,7 +264,7 @@ async def test_every8d_error_with_http_200_is_an_error(
 ) -> None:
     gateway.answer = text("-300, 帳號密碼錯誤")
     error = await fail(make("every8d", gateway.url), caplog)
-    assert error.reason is DeliveryFailure.GATEWAY_ERROR
+    assert error.reason is SendFailure.GATEWAY_ERROR
     assert "every8d" in str(error)
     assert "gateway code -300" in str(error)
     assert "帳號密碼錯誤" in str(error)
@@ -283,7 +283,7 @@ async def test_every8d_answers_that_are_not_a_send(
 ) -> None:
     gateway.answer = text(answer)
     error = await fail(make("every8d", gateway.url), caplog)
-    assert error.reason is DeliveryFailure.GATEWAY_ERROR
+    assert error.reason is SendFailure.GATEWAY_ERROR
 
 
 # -- both --------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ async def test_http_500_is_a_gateway_error(
 ) -> None:
     gateway.answer = status(500)
     error = await fail(make(provider, gateway.url), caplog)
-    assert error.reason is DeliveryFailure.GATEWAY_ERROR
+    assert error.reason is SendFailure.GATEWAY_ERROR
     assert "HTTP 500" in str(error)
 
 
@@ -310,10 +310,10 @@ async def test_a_hanging_gateway_times_out_within_the_bound(
     provider: str,
 ) -> None:
     gateway.answer = hang(gateway)
-    sender = make(provider, gateway.url, delivery_timeout_seconds=1)
+    sender = make(provider, gateway.url, send_timeout_seconds=1)
     started = time.monotonic()
     error = await fail(sender, caplog)
-    assert error.reason is DeliveryFailure.TIMEOUT
+    assert error.reason is SendFailure.TIMEOUT
     assert 0.9 <= time.monotonic() - started < 2.5
 
 
@@ -322,7 +322,7 @@ async def test_an_unreachable_gateway_is_a_gateway_error(
     make: Callable[..., HttpSmsSender], caplog: pytest.LogCaptureFixture, provider: str
 ) -> None:
     error = await fail(make(provider, "http://127.0.0.1:9/sms"), caplog)
-    assert error.reason is DeliveryFailure.GATEWAY_ERROR
+    assert error.reason is SendFailure.GATEWAY_ERROR
     assert "cannot reach http://127.0.0.1:9/sms" in str(error)
 
 
@@ -333,9 +333,9 @@ async def test_a_number_that_is_not_a_mobile_is_refused_without_a_request(
     gateway.answer = text(MITAKE_OK)
     sender = make(provider, gateway.url)
     for number in ("0223456789", "12345", "+1 415 555 0100"):
-        with pytest.raises(DeliveryError) as failure:
+        with pytest.raises(SendError) as failure:
             await sender.send(otp_sms(number))
-        assert failure.value.reason is DeliveryFailure.REJECTED_DESTINATION
+        assert failure.value.reason is SendFailure.REJECTED_DESTINATION
     assert gateway.requests == []
 
 

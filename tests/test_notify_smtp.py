@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.errors import ConfigurationError
-from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
 from certcore.notify.smtp import SmtpSender
 
 SENDER = "CertDesk <otp@certdesk.example>"
@@ -150,14 +150,14 @@ def settings_for(port: int, **overrides: Any) -> Settings:
         "smtp_port": port,
         "smtp_from": SENDER,
         "smtp_starttls": False,
-        "delivery_timeout_seconds": 5,
+        "send_timeout_seconds": 5,
     }
     values.update(overrides)
     return Settings(**values).validate()
 
 
 def otp_mail(destination: str = RECIPIENT) -> OutgoingMessage:
-    return OutgoingMessage(Channel.EMAIL, destination, SUBJECT, BODY)
+    return OutgoingMessage(Medium.EMAIL, destination, SUBJECT, BODY)
 
 
 def assert_no_secrets(text: str) -> None:
@@ -214,9 +214,9 @@ async def test_starttls_is_used_and_required(
     assert len(recorder.messages) == 1
 
     plain = SmtpSender(settings_for(server.port), clock=clock)
-    with pytest.raises(DeliveryError) as refused:
+    with pytest.raises(SendError) as refused:
         await plain.send(otp_mail())
-    assert refused.value.reason is DeliveryFailure.GATEWAY_ERROR
+    assert refused.value.reason is SendFailure.GATEWAY_ERROR
     assert len(recorder.messages) == 1
 
 
@@ -225,9 +225,9 @@ async def test_starttls_refuses_an_untrusted_certificate(
 ) -> None:
     controllers.append(server := start(Recorder(), tls_context=server_tls, require_starttls=True))
     sender = SmtpSender(settings_for(server.port, smtp_starttls=True), clock=clock)
-    with pytest.raises(DeliveryError) as failure:
+    with pytest.raises(SendError) as failure:
         await sender.send(otp_mail())
-    assert failure.value.reason is DeliveryFailure.GATEWAY_ERROR
+    assert failure.value.reason is SendFailure.GATEWAY_ERROR
     assert "TLS" in str(failure.value)
 
 
@@ -261,9 +261,9 @@ async def test_authentication_success_and_failure(
         server.port, smtp_starttls=True, smtp_username=SMTP_USER, smtp_password=wrong_password
     )
     sender = SmtpSender(bad, clock=clock, tls_context=client_tls)
-    with pytest.raises(DeliveryError) as failure:
+    with pytest.raises(SendError) as failure:
         await sender.send(otp_mail())
-    assert failure.value.reason is DeliveryFailure.GATEWAY_ERROR
+    assert failure.value.reason is SendFailure.GATEWAY_ERROR
     assert "login" in str(failure.value)
     for text in (str(failure.value), repr(failure.value), repr(sender), client_log(caplog)):
         assert wrong_password not in text
@@ -282,9 +282,9 @@ async def test_refused_recipient_is_a_rejected_destination(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     controllers.append(server := start(RefusingRecipients()))
-    with pytest.raises(DeliveryError) as failure:
+    with pytest.raises(SendError) as failure:
         await SmtpSender(settings_for(server.port), clock=clock).send(otp_mail())
-    assert failure.value.reason is DeliveryFailure.REJECTED_DESTINATION
+    assert failure.value.reason is SendFailure.REJECTED_DESTINATION
     assert "550" in str(failure.value)
     assert MASKED_RECIPIENT in str(failure.value)  # the server's echo, masked
     assert_no_secrets(str(failure.value))
@@ -294,16 +294,16 @@ async def test_refused_recipient_is_a_rejected_destination(
 async def test_an_invalid_address_is_refused_before_connecting(clock: FrozenClock) -> None:
     sender = SmtpSender(settings_for(free_port()), clock=clock)
     for address in ("not-an-address", "a@example.com\r\nBcc: x@example.net", "a@b.com,c@d.com"):
-        with pytest.raises(DeliveryError) as failure:
+        with pytest.raises(SendError) as failure:
             await sender.send(otp_mail(address))
-        assert failure.value.reason is DeliveryFailure.REJECTED_DESTINATION
+        assert failure.value.reason is SendFailure.REJECTED_DESTINATION
 
 
 async def test_connection_refused_is_a_gateway_error(clock: FrozenClock) -> None:
     sender = SmtpSender(settings_for(free_port()), clock=clock)
-    with pytest.raises(DeliveryError) as failure:
+    with pytest.raises(SendError) as failure:
         await sender.send(otp_mail())
-    assert failure.value.reason is DeliveryFailure.GATEWAY_ERROR
+    assert failure.value.reason is SendFailure.GATEWAY_ERROR
     assert "cannot reach" in str(failure.value)
 
 
@@ -323,10 +323,10 @@ async def silent_server() -> AsyncIterator[int]:
 async def test_a_server_that_never_answers_times_out_within_the_bound(
     silent_server: int, clock: FrozenClock
 ) -> None:
-    sender = SmtpSender(settings_for(silent_server, delivery_timeout_seconds=1), clock=clock)
+    sender = SmtpSender(settings_for(silent_server, send_timeout_seconds=1), clock=clock)
     started = time.monotonic()
-    with pytest.raises(DeliveryError) as failure:
+    with pytest.raises(SendError) as failure:
         await sender.send(otp_mail())
     elapsed = time.monotonic() - started
-    assert failure.value.reason is DeliveryFailure.TIMEOUT
+    assert failure.value.reason is SendFailure.TIMEOUT
     assert 0.9 <= elapsed < 2.5

@@ -22,7 +22,7 @@ from certcore.clock import FrozenClock
 from certcore.config import Settings, load_settings
 from certcore.errors import (
     ConfigurationError,
-    OtpDeliveryFailed,
+    OtpSendFailed,
     OtpExpired,
     OtpMalformed,
     OtpNoActiveCode,
@@ -32,7 +32,7 @@ from certcore.errors import (
     OtpVoided,
     OtpWrongCode,
 )
-from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
 from certcore.otp.rules import Binding, Operation, SendRefusal
 from certcore.otp.service import OtpSent, OtpService
 from certcore.storage.database import Database
@@ -74,12 +74,12 @@ class RecordingSender:
 
 @dataclass
 class FailingSender:
-    reason: DeliveryFailure = DeliveryFailure.TIMEOUT
+    reason: SendFailure = SendFailure.TIMEOUT
     tried: list[OutgoingMessage] = field(default_factory=list)
 
     async def send(self, message: OutgoingMessage) -> str:
         self.tried.append(message)
-        raise DeliveryError(self.reason, "the gateway did not answer within 10 s")
+        raise SendError(self.reason, "the gateway did not answer within 10 s")
 
 
 @pytest.fixture
@@ -120,14 +120,14 @@ def service(
         settings=otp_settings,
         clock=clock,
         rng=rng,
-        senders={Channel.SMS: sms, Channel.EMAIL: mail},
+        senders={Medium.SMS: sms, Medium.EMAIL: mail},
         key=KEY,
     )
 
 
 async def send_sms(service: OtpService, binding: Binding = BINDING) -> OtpSent:
     return await service.send(
-        binding, channel=Channel.SMS, destination=MOBILE, locale="zh_TW", actor=BOT
+        binding, medium=Medium.SMS, destination=MOBILE, locale="zh_TW", actor=BOT
     )
 
 
@@ -168,11 +168,11 @@ async def test_sms_carries_prefix_purpose_lifetime_and_warning(
 ) -> None:
     binding = Binding(CUSTOMER, "web:conv-1", operation)
     sent = await service.send(
-        binding, channel=Channel.SMS, destination=MOBILE, locale=locale, actor=BOT
+        binding, medium=Medium.SMS, destination=MOBILE, locale=locale, actor=BOT
     )
     message = sms.last
     prefix, code = sms.last_code()
-    assert message.channel is Channel.SMS
+    assert message.medium is Medium.SMS
     assert message.destination == MOBILE
     assert message.subject == ""
     assert prefix == sent.prefix
@@ -183,7 +183,7 @@ async def test_sms_carries_prefix_purpose_lifetime_and_warning(
     assert BROKER[locale] in message.body
     assert sent == OtpSent(
         prefix=prefix,
-        channel=Channel.SMS,
+        medium=Medium.SMS,
         destination="0936XXX054",
         expires_at=clock() + timedelta(minutes=5),
         resend_at=clock() + timedelta(seconds=60),
@@ -195,12 +195,12 @@ async def test_email_subject_and_body(
     service: OtpService, mail: RecordingSender, sms: RecordingSender, locale: str
 ) -> None:
     sent = await service.send(
-        BINDING, channel=Channel.EMAIL, destination=EMAIL, locale=locale, actor=BOT
+        BINDING, medium=Medium.EMAIL, destination=EMAIL, locale=locale, actor=BOT
     )
     message = mail.last
     prefix, code = mail.last_code()
     assert sms.sent == []
-    assert message.channel is Channel.EMAIL
+    assert message.medium is Medium.EMAIL
     assert message.destination == EMAIL
     assert sent.destination == "ab***@example.com"
     assert prefix == sent.prefix
@@ -222,10 +222,10 @@ async def test_message_states_the_configured_lifetime(
     settings = load_settings(environ={}, data_dir=tmp_path / "var", otp_lifetime_minutes=7)
     sms = RecordingSender()
     service = OtpService(
-        db=db, settings=settings, clock=clock, rng=rng, senders={Channel.SMS: sms}, key=KEY
+        db=db, settings=settings, clock=clock, rng=rng, senders={Medium.SMS: sms}, key=KEY
     )
     sent = await service.send(
-        BINDING, channel=Channel.SMS, destination=MOBILE, locale=locale, actor=BOT
+        BINDING, medium=Medium.SMS, destination=MOBILE, locale=locale, actor=BOT
     )
     assert text in sms.last.body
     assert sent.expires_at == clock() + timedelta(minutes=7)
@@ -555,24 +555,24 @@ async def test_caps_count_every_channel(
         await send_sms(service, conversation(n))
     for n in range(4, 6):
         await service.send(
-            conversation(n), channel=Channel.EMAIL, destination=EMAIL, locale="en", actor=BOT
+            conversation(n), medium=Medium.EMAIL, destination=EMAIL, locale="en", actor=BOT
         )
     with pytest.raises(OtpSendLimit):
         await service.send(
-            conversation(6), channel=Channel.EMAIL, destination=EMAIL, locale="en", actor=BOT
+            conversation(6), medium=Medium.EMAIL, destination=EMAIL, locale="en", actor=BOT
         )
 
 
 # -- delivery failures ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reason", list(DeliveryFailure))
+@pytest.mark.parametrize("reason", list(SendFailure))
 async def test_failed_send_voids_the_code_and_is_audited(
     db: Database,
     otp_settings: Settings,
     clock: FrozenClock,
     rng: random.Random,
-    reason: DeliveryFailure,
+    reason: SendFailure,
 ) -> None:
     failing, mail = FailingSender(reason), RecordingSender()
     service = OtpService(
@@ -580,10 +580,10 @@ async def test_failed_send_voids_the_code_and_is_audited(
         settings=otp_settings,
         clock=clock,
         rng=rng,
-        senders={Channel.SMS: failing, Channel.EMAIL: mail},
+        senders={Medium.SMS: failing, Medium.EMAIL: mail},
         key=KEY,
     )
-    with pytest.raises(OtpDeliveryFailed) as caught:
+    with pytest.raises(OtpSendFailed) as caught:
         await send_sms(service)
     assert caught.value.details == {"reason": reason}
     assert reason.value in str(caught.value)
@@ -602,7 +602,7 @@ async def test_failed_send_voids_the_code_and_is_audited(
     assert details["destination"] == "0936XXX054"
 
     # "Try the other destination": at once, without waiting out the resend delay.
-    await service.send(BINDING, channel=Channel.EMAIL, destination=EMAIL, locale="en", actor=BOT)
+    await service.send(BINDING, medium=Medium.EMAIL, destination=EMAIL, locale="en", actor=BOT)
     await service.verify(BINDING, CODE_IN_TEXT.search(mail.last.body).group(2), actor=BOT)
 
 
@@ -611,18 +611,18 @@ async def test_channel_without_sender_is_unavailable(
 ) -> None:
     sms = RecordingSender()
     service = OtpService(
-        db=db, settings=otp_settings, clock=clock, rng=rng, senders={Channel.SMS: sms}, key=KEY
+        db=db, settings=otp_settings, clock=clock, rng=rng, senders={Medium.SMS: sms}, key=KEY
     )
-    with pytest.raises(OtpDeliveryFailed) as caught:
+    with pytest.raises(OtpSendFailed) as caught:
         await service.send(
-            BINDING, channel=Channel.EMAIL, destination=EMAIL, locale="zh_TW", actor=BOT
+            BINDING, medium=Medium.EMAIL, destination=EMAIL, locale="zh_TW", actor=BOT
         )
-    assert caught.value.details == {"reason": DeliveryFailure.UNAVAILABLE}
+    assert caught.value.details == {"reason": SendFailure.UNAVAILABLE}
     assert await rows(db, otp_codes) == []
     [record] = await rows(db, audit_log)
     assert record["action"] == "otp.send_failed"
     assert json.loads(record["details"])["reason"] == "unavailable"
-    # The other channel still works.
+    # The other medium still works.
     await send_sms(service)
     assert len(sms.sent) == 1
 
@@ -664,7 +664,7 @@ async def whole_flow(
     with pytest.raises(OtpWrongCode):
         await service.verify(BINDING, wrong(sms.last_code()[1]), actor=BOT)
     clock.advance(seconds=60)
-    await service.send(BINDING, channel=Channel.EMAIL, destination=EMAIL, locale="en", actor=BOT)
+    await service.send(BINDING, medium=Medium.EMAIL, destination=EMAIL, locale="en", actor=BOT)
     codes.add(mail.last_code()[1])
     with pytest.raises(OtpStalePrefix):
         await service.verify(BINDING, "-".join(sms.last_code()), actor=BOT)
@@ -681,10 +681,10 @@ async def whole_flow(
     clock.advance(minutes=6)
     with pytest.raises(OtpExpired):
         await service.verify(renew, sms.last_code()[1], actor=BOT)
-    service.senders = {**service.senders, Channel.SMS: FailingSender()}
-    with pytest.raises(OtpDeliveryFailed):
+    service.senders = {**service.senders, Medium.SMS: FailingSender()}
+    with pytest.raises(OtpSendFailed):
         await send_sms(service)
-    codes.add(CODE_IN_TEXT.search(service.senders[Channel.SMS].tried[0].body).group(2))
+    codes.add(CODE_IN_TEXT.search(service.senders[Medium.SMS].tried[0].body).group(2))
     return codes
 
 
@@ -739,20 +739,20 @@ async def test_a_failed_resend_leaves_the_delivered_code_working(
     rng: random.Random,
     sms: RecordingSender,
 ) -> None:
-    failing = FailingSender(DeliveryFailure.GATEWAY_ERROR)
+    failing = FailingSender(SendFailure.GATEWAY_ERROR)
     service = OtpService(
         db=db,
         settings=otp_settings,
         clock=clock,
         rng=rng,
-        senders={Channel.SMS: sms, Channel.EMAIL: failing},
+        senders={Medium.SMS: sms, Medium.EMAIL: failing},
         key=KEY,
     )
     await send_sms(service)
     _, delivered = sms.last_code()
     clock.advance(seconds=61)
-    with pytest.raises(OtpDeliveryFailed):
+    with pytest.raises(OtpSendFailed):
         await service.send(
-            BINDING, channel=Channel.EMAIL, destination=EMAIL, locale="en", actor=BOT
+            BINDING, medium=Medium.EMAIL, destination=EMAIL, locale="en", actor=BOT
         )
     assert await service.verify(BINDING, delivered, actor=BOT)

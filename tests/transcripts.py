@@ -10,7 +10,7 @@ the key's text in the conversation's language, with any `{placeholder}` standing
     @certificate A123456789     the customer holds a certificate, issued now (see @advance)
     @advance 29d                move the clock (s, m, h, d)
     @restart                    a new process: a new engine over the same database
-    @sender fail timeout        the next code sends fail with this DeliveryFailure
+    @sender fail timeout        the next code sends fail with this SendFailure
     @quota A123456789 used=2    this year's online revocations already used by the customer
     @revoked A123456789         the branch revokes the customer's newest certificate (offline)
     @locale en                  from here on the conversation speaks en (after a switch in it)
@@ -56,7 +56,7 @@ from certcore.config import Settings
 from certcore.customers.directory import Customer, CustomerKind, upsert_customers
 from certcore.i18n import translate
 from certcore.identity.idnumbers import IdKind, classify_id
-from certcore.notify.base import DeliveryError, DeliveryFailure, OutgoingMessage, Sender
+from certcore.notify.base import SendError, SendFailure, OutgoingMessage, Sender
 from certcore.identity.rocdate import parse_roc_date
 from certcore.pki.rules import RevocationReason, quota_year
 from certcore.storage.schema import conversations, dev_outbox, revocation_quota
@@ -76,11 +76,11 @@ class ScriptedSender:
 
     def __init__(self, inner: Sender) -> None:
         self.inner = inner
-        self.failures: list[DeliveryFailure] = []
+        self.failures: list[SendFailure] = []
 
     async def send(self, message: OutgoingMessage) -> str:
         if self.failures:
-            raise DeliveryError(self.failures.pop(0), "scripted failure")
+            raise SendError(self.failures.pop(0), "scripted failure")
         return await self.inner.send(message)
 
 
@@ -106,7 +106,7 @@ class Session:
             self.settings, clock=self.clock, rng=random.Random(7), environ=environ
         )
         self.sender = ScriptedSender(next(iter(self.core.senders.values())))
-        self.core.otp.senders = {channel: self.sender for channel in self.core.senders}
+        self.core.otp.senders = {medium: self.sender for medium in self.core.senders}
         self.engine = self.core.conversation_engine(owner=f"transcript-{id(self)}")
 
     async def restart(self, environ: dict[str, str]) -> None:
@@ -346,7 +346,7 @@ class Transcript:
             session.locale = words[0]
         elif verb == "sender":
             assert words[0] == "fail" and session.sender is not None
-            session.sender.failures.append(DeliveryFailure(words[1]))
+            session.sender.failures.append(SendFailure(words[1]))
         elif verb == "quota":
             await _set_quota(session, words[0], int(words[1].removeprefix("used=")))
         elif verb == "revoked":

@@ -6,33 +6,33 @@ from collections.abc import Mapping
 
 from certcore.clock import Clock
 from certcore.config import Settings
-from certcore.notify.base import Channel, Sender
+from certcore.notify.base import Medium, Sender
 from certcore.notify.outbox import DevOutbox
 from certcore.notify.sms import sms_sender
 from certcore.notify.smtp import SmtpSender
 from certcore.storage.database import Database
 
 
-def build_senders(settings: Settings, db: Database, clock: Clock) -> dict[Channel, Sender]:
-    """The sender for each channel the configuration provides.
+def build_senders(settings: Settings, db: Database, clock: Clock) -> dict[Medium, Sender]:
+    """The sender for each medium the configuration provides.
 
     With neither SMTP nor SMS configured (outbox mode), the development outbox takes both
-    channels so that `serve` works with no configuration. Otherwise only real senders are
-    used: a channel without one is absent, and the OTP service answers UNAVAILABLE for it
+    media so that `serve` works with no configuration. Otherwise only real senders are
+    used: a medium without one is absent, and the OTP service answers UNAVAILABLE for it
     rather than pretending to send.
     """
     if settings.outbox_mode:
         outbox = DevOutbox(db, clock)
-        return {Channel.SMS: outbox, Channel.EMAIL: outbox}
-    senders: dict[Channel, Sender] = {}
+        return {Medium.SMS: outbox, Medium.EMAIL: outbox}
+    senders: dict[Medium, Sender] = {}
     if settings.smtp_host:
-        senders[Channel.EMAIL] = SmtpSender(settings, clock=clock)
+        senders[Medium.EMAIL] = SmtpSender(settings, clock=clock)
     if settings.sms_provider:
-        senders[Channel.SMS] = sms_sender(settings)
+        senders[Medium.SMS] = sms_sender(settings)
     return senders
 
 
-async def close_senders(senders: Mapping[Channel, Sender]) -> None:
+async def close_senders(senders: Mapping[Medium, Sender]) -> None:
     """Release what the senders hold (the SMS gateway's HTTP session), each sender once."""
     seen: set[int] = set()
     for sender in senders.values():

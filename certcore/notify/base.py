@@ -13,14 +13,14 @@ from typing import Protocol
 from certcore.errors import CertdeskError
 
 
-class Channel(StrEnum):
+class Medium(StrEnum):
     SMS = "sms"
     EMAIL = "email"
 
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    channel: Channel
+    medium: Medium
     destination: str = field(repr=False)
     """Full mobile number (09XXXXXXXX) or e-mail address; never logged."""
     subject: str
@@ -28,7 +28,7 @@ class OutgoingMessage:
     """May hold a one-time code; never logged."""
 
 
-class DeliveryFailure(StrEnum):
+class SendFailure(StrEnum):
     TIMEOUT = "timeout"
     """The gateway did not answer in time: try again later."""
     REJECTED_DESTINATION = "rejected_destination"
@@ -36,19 +36,19 @@ class DeliveryFailure(StrEnum):
     GATEWAY_ERROR = "gateway_error"
     """The gateway answered with an error (account, quota, format): try later or the other."""
     UNAVAILABLE = "unavailable"
-    """No sender is configured for this channel: use the other destination."""
+    """No sender is configured for this medium: use the other destination."""
 
 
-class DeliveryError(CertdeskError):
+class SendError(CertdeskError):
     code = "delivery_failed"
 
-    def __init__(self, reason: DeliveryFailure, detail: str) -> None:
+    def __init__(self, reason: SendFailure, detail: str) -> None:
         super().__init__(f"delivery failed ({reason.value}): {detail}", reason=reason)
         self.reason = reason
 
 
 class Sender(Protocol):
-    """Sends one message, returning the gateway's receipt (message id), or raises DeliveryError.
+    """Sends one message, returning the gateway's receipt (message id), or raises SendError.
 
     Implementations bound their own wait: a timeout is a failure, never a hang.
     """

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.clock import Clock
 from certcore.masking import mask_email, mask_mobile
-from certcore.notify.base import Channel, OutgoingMessage
+from certcore.notify.base import Medium, OutgoingMessage
 from certcore.storage.database import Database
 from certcore.storage.schema import dev_outbox
 
@@ -32,7 +32,7 @@ RECEIPT_PREFIX = "outbox-"
 class OutboxEntry:
     id: int
     created_at: datetime
-    channel: Channel
+    medium: Medium
     destination: str = field(repr=False)
     subject: str
     body: str = field(repr=False)
@@ -44,11 +44,11 @@ class OutboxEntry:
 
     @property
     def masked_destination(self) -> str:
-        return _masked(self.channel, self.destination)
+        return _masked(self.medium, self.destination)
 
 
 class DevOutbox:
-    """A Sender for both channels that stores instead of sending (development mode only)."""
+    """A Sender for both media that stores instead of sending (development mode only)."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
@@ -62,7 +62,7 @@ class DevOutbox:
             result = await conn.execute(
                 insert(dev_outbox).values(
                     created_at=self.clock(),
-                    channel=message.channel.value,
+                    medium=message.medium.value,
                     destination=message.destination,
                     subject=message.subject,
                     body=message.body,
@@ -72,7 +72,7 @@ class DevOutbox:
         log.info(
             "development outbox: %s for %s stored, not sent",
             receipt,
-            _masked(message.channel, message.destination),
+            _masked(message.medium, message.destination),
         )
         return receipt
 
@@ -110,12 +110,12 @@ def _entry(row: Row[Any]) -> OutboxEntry:
     return OutboxEntry(
         id=row.id,
         created_at=row.created_at,
-        channel=Channel(row.channel),
+        medium=Medium(row.medium),
         destination=row.destination,
         subject=row.subject,
         body=row.body,
     )
 
 
-def _masked(channel: Channel, destination: str) -> str:
-    return mask_mobile(destination) if channel is Channel.SMS else mask_email(destination)
+def _masked(medium: Medium, destination: str) -> str:
+    return mask_mobile(destination) if medium is Medium.SMS else mask_email(destination)

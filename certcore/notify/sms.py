@@ -43,7 +43,7 @@ from yarl import URL
 
 from certcore.config import Settings
 from certcore.masking import mask_mobile
-from certcore.notify.base import Channel, DeliveryError, DeliveryFailure, OutgoingMessage
+from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
 from certcore.notify.redaction import BODY, SECRET, scrub
 from certcore.identity.phone import taiwan_mobile
 
@@ -77,7 +77,7 @@ class GatewayAnswer:
     receipt: str | None
     code: str = ""
     text: str = ""
-    reason: DeliveryFailure = DeliveryFailure.GATEWAY_ERROR
+    reason: SendFailure = SendFailure.GATEWAY_ERROR
 
 
 class HttpSmsSender:
@@ -89,7 +89,7 @@ class HttpSmsSender:
         self.url = URL(settings.sms_url)
         self.username = settings.sms_username
         self._password = settings.sms_password
-        self.timeout = settings.delivery_timeout_seconds
+        self.timeout = settings.send_timeout_seconds
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -101,14 +101,14 @@ class HttpSmsSender:
         return str(self.url.with_user(None).with_query(None).with_fragment(None))
 
     async def send(self, message: OutgoingMessage) -> str:
-        if message.channel is not Channel.SMS:
+        if message.medium is not Medium.SMS:
             raise ValueError(f"{type(self).__name__} sends SMS only")
         mobile = taiwan_mobile(message.destination)
         masked = mask_mobile(message.destination)
         if mobile is None:
             raise self._failed(
                 masked,
-                DeliveryFailure.REJECTED_DESTINATION,
+                SendFailure.REJECTED_DESTINATION,
                 "not a Taiwanese mobile number (09XXXXXXXX); nothing was sent",
             )
         try:
@@ -117,24 +117,24 @@ class HttpSmsSender:
         except TimeoutError:
             raise self._failed(
                 masked,
-                DeliveryFailure.TIMEOUT,
+                SendFailure.TIMEOUT,
                 f"no answer from {self.endpoint} within {self.timeout} s",
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise self._failed(
                 masked,
-                DeliveryFailure.GATEWAY_ERROR,
+                SendFailure.GATEWAY_ERROR,
                 f"cannot reach {self.endpoint}: {exc.os_error.strerror or type(exc).__name__}",
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise self._failed(
                 masked,
-                DeliveryFailure.GATEWAY_ERROR,
+                SendFailure.GATEWAY_ERROR,
                 f"{type(exc).__name__} talking to {self.endpoint}",
             ) from None
         if not 200 <= status < 300:
             raise self._failed(
-                masked, DeliveryFailure.GATEWAY_ERROR, f"{self.endpoint} answered HTTP {status}"
+                masked, SendFailure.GATEWAY_ERROR, f"{self.endpoint} answered HTTP {status}"
             )
         answer = self.parse(decode_answer(raw, charset))
         if answer.receipt is None:
@@ -176,9 +176,9 @@ class HttpSmsSender:
             },
         )
 
-    def _failed(self, masked: str, reason: DeliveryFailure, detail: str) -> DeliveryError:
+    def _failed(self, masked: str, reason: SendFailure, detail: str) -> SendError:
         log.warning("SMS to %s via %s failed (%s): %s", masked, self.provider, reason.value, detail)
-        return DeliveryError(reason, f"{self.provider}: SMS to {masked}: {detail}")
+        return SendError(reason, f"{self.provider}: SMS to {masked}: {detail}")
 
 
 def unexpected(text: str) -> GatewayAnswer:
@@ -247,9 +247,9 @@ class MitakeSender(HttpSmsSender):
         if not status and not error:
             return unexpected(text)
         reason = (
-            DeliveryFailure.REJECTED_DESTINATION
+            SendFailure.REJECTED_DESTINATION
             if status in self.BAD_DESTINATION
-            else DeliveryFailure.GATEWAY_ERROR
+            else SendFailure.GATEWAY_ERROR
         )
         words = error or self.STATUS_TEXT.get(status, "")
         if status in self.ACCEPTED:

@@ -3,9 +3,9 @@
 One connection per message: codes are rare (a few per customer per hour), and a fresh
 connection never trips over a server that silently dropped an idle one.
 
-How failures map (DeliveryFailure):
+How failures map (SendFailure):
 
-- no answer within `delivery_timeout_seconds` (connect, banner, any command) → TIMEOUT;
+- no answer within `send_timeout_seconds` (connect, banner, any command) → TIMEOUT;
 - connection refused, reset or a TLS failure → GATEWAY_ERROR: the server is unreachable or
   misconfigured, which an operator must fix; waiting does not help the customer, trying the
   other destination may;
@@ -35,9 +35,9 @@ from certcore.config import Settings
 from certcore.errors import ConfigurationError
 from certcore.masking import mask_email
 from certcore.notify.base import (
-    Channel,
-    DeliveryError,
-    DeliveryFailure,
+    Medium,
+    SendError,
+    SendFailure,
     OutgoingMessage,
 )
 from certcore.notify.redaction import BODY, SECRET, scrub
@@ -66,7 +66,7 @@ class SmtpSender:
         self.username = settings.smtp_username
         self._password = settings.smtp_password
         self.sender = settings.smtp_from
-        self.timeout = settings.delivery_timeout_seconds
+        self.timeout = settings.send_timeout_seconds
         self.clock = clock
         self.tls_context = tls_context
         if self.username and not (self.starttls or self.implicit_tls):
@@ -79,20 +79,20 @@ class SmtpSender:
         return f"SmtpSender(host={self.host!r}, port={self.port}, starttls={self.starttls})"
 
     async def send(self, message: OutgoingMessage) -> str:
-        if message.channel is not Channel.EMAIL:
+        if message.medium is not Medium.EMAIL:
             raise ValueError("SmtpSender sends e-mail only")
         masked = mask_email(message.destination)
         if not _is_single_address(message.destination):
             raise self._failed(
                 masked,
-                DeliveryFailure.REJECTED_DESTINATION,
+                SendFailure.REJECTED_DESTINATION,
                 "not a single plain e-mail address; nothing was sent",
             )
         try:
             email = self._build(message)
         except (ValueError, TypeError) as exc:  # a header the email package refuses
             raise self._failed(
-                masked, DeliveryFailure.GATEWAY_ERROR, f"cannot build the e-mail ({exc})"
+                masked, SendFailure.GATEWAY_ERROR, f"cannot build the e-mail ({exc})"
             ) from None
         try:
             async with asyncio.timeout(self.timeout):
@@ -107,7 +107,7 @@ class SmtpSender:
                     tls_context=self.tls_context,
                     timeout=self.timeout,
                 )
-        except Exception as exc:  # every failure becomes a DeliveryError the caller can act on
+        except Exception as exc:  # every failure becomes a SendError the caller can act on
             reason, detail = self._explain(exc)
             raise self._failed(
                 masked, reason, self._scrub(detail, message.destination, message.body)
@@ -135,40 +135,40 @@ class SmtpSender:
         email.set_content(message.body, charset="utf-8", cte="base64")
         return email
 
-    def _explain(self, exc: Exception) -> tuple[DeliveryFailure, str]:
+    def _explain(self, exc: Exception) -> tuple[SendFailure, str]:
         where = f"SMTP server {self.host}:{self.port}"
         if isinstance(exc, TimeoutError):  # asyncio's bound and aiosmtplib's own timeouts
-            return DeliveryFailure.TIMEOUT, f"{where} did not answer within {self.timeout} s"
+            return SendFailure.TIMEOUT, f"{where} did not answer within {self.timeout} s"
         if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
             exc = exc.recipients[0]
         if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
             permanent = 500 <= exc.code < 600
             reason = (
-                DeliveryFailure.REJECTED_DESTINATION if permanent else DeliveryFailure.GATEWAY_ERROR
+                SendFailure.REJECTED_DESTINATION if permanent else SendFailure.GATEWAY_ERROR
             )
             state = "refused" if permanent else "temporarily refused"
             return reason, f"{where} {state} the recipient: {exc.code} {exc.message}"
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-            return DeliveryFailure.GATEWAY_ERROR, (
+            return SendFailure.GATEWAY_ERROR, (
                 f"{where} refused the login (check smtp_username and smtp_password): "
                 f"{exc.code} {exc.message}"
             )
         if isinstance(exc, aiosmtplib.SMTPSenderRefused):
-            return DeliveryFailure.GATEWAY_ERROR, (
+            return SendFailure.GATEWAY_ERROR, (
                 f"{where} refused the sender address (check smtp_from): {exc.code} {exc.message}"
             )
         if isinstance(exc, aiosmtplib.SMTPResponseException):
-            return DeliveryFailure.GATEWAY_ERROR, f"{where} answered {exc.code} {exc.message}"
+            return SendFailure.GATEWAY_ERROR, f"{where} answered {exc.code} {exc.message}"
         if isinstance(exc, ssl.SSLError):
-            return DeliveryFailure.GATEWAY_ERROR, f"TLS with {where} failed: {exc.reason or exc}"
+            return SendFailure.GATEWAY_ERROR, f"TLS with {where} failed: {exc.reason or exc}"
         if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-            return DeliveryFailure.GATEWAY_ERROR, f"{where} closed the connection"
+            return SendFailure.GATEWAY_ERROR, f"{where} closed the connection"
         if isinstance(exc, OSError):  # refused, reset, no route, unknown host
-            return DeliveryFailure.GATEWAY_ERROR, f"cannot reach {where}: {_os_reason(exc)}"
+            return SendFailure.GATEWAY_ERROR, f"cannot reach {where}: {_os_reason(exc)}"
         if isinstance(exc, aiosmtplib.SMTPException):
-            return DeliveryFailure.GATEWAY_ERROR, f"{where}: {exc}"
+            return SendFailure.GATEWAY_ERROR, f"{where}: {exc}"
         log.warning("unexpected %s while sending e-mail", type(exc).__name__)
-        return DeliveryFailure.GATEWAY_ERROR, f"unexpected {type(exc).__name__} talking to {where}"
+        return SendFailure.GATEWAY_ERROR, f"unexpected {type(exc).__name__} talking to {where}"
 
     def _scrub(self, text: str, destination: str, body: str) -> str:
         return scrub(
@@ -181,9 +181,9 @@ class SmtpSender:
             },
         )
 
-    def _failed(self, masked: str, reason: DeliveryFailure, detail: str) -> DeliveryError:
+    def _failed(self, masked: str, reason: SendFailure, detail: str) -> SendError:
         log.warning("e-mail to %s failed (%s): %s", masked, reason.value, detail)
-        return DeliveryError(reason, f"e-mail to {masked}: {detail}")
+        return SendError(reason, f"e-mail to {masked}: {detail}")
 
 
 def _is_single_address(value: str) -> bool:

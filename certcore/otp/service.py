@@ -21,7 +21,7 @@ from certcore.audit import Actor, AuditTrail
 from certcore.clock import Clock
 from certcore.config import Settings
 from certcore.errors import (
-    OtpDeliveryFailed,
+    OtpSendFailed,
     OtpExpired,
     OtpMalformed,
     OtpNoActiveCode,
@@ -35,9 +35,9 @@ from certcore.i18n import translate
 from certcore.storage.locks import lock_customer
 from certcore.masking import mask_email, mask_id, mask_mobile
 from certcore.notify.base import (
-    Channel,
-    DeliveryError,
-    DeliveryFailure,
+    Medium,
+    SendError,
+    SendFailure,
     OutgoingMessage,
     Sender,
 )
@@ -64,21 +64,21 @@ VERIFICATION_SHELF_LIFE = timedelta(minutes=30)
 @dataclass(frozen=True)
 class OtpSent:
     prefix: str
-    channel: Channel
+    medium: Medium
     destination: str
     """Masked, as the customer may be shown it."""
     expires_at: datetime
     resend_at: datetime
 
 
-def mask_destination(channel: Channel, destination: str) -> str:
-    return mask_mobile(destination) if channel is Channel.SMS else mask_email(destination)
+def mask_destination(medium: Medium, destination: str) -> str:
+    return mask_mobile(destination) if medium is Medium.SMS else mask_email(destination)
 
 
 def otp_message(
     *,
     locale: str,
-    channel: Channel,
+    medium: Medium,
     destination: str,
     binding: Binding,
     prefix: str,
@@ -93,12 +93,12 @@ def otp_message(
         "code": code,
         "minutes": lifetime_minutes,
     }
-    if channel is Channel.SMS:
+    if medium is Medium.SMS:
         return OutgoingMessage(
-            channel, destination, subject="", body=translate(locale, "otp.message.sms", **params)
+            medium, destination, subject="", body=translate(locale, "otp.message.sms", **params)
         )
     return OutgoingMessage(
-        channel,
+        medium,
         destination,
         subject=translate(locale, "otp.message.email.subject", **params),
         body=translate(locale, "otp.message.email.body", **params),
@@ -113,7 +113,7 @@ class OtpService:
         settings: Settings,
         clock: Clock,
         rng: random.Random,
-        senders: Mapping[Channel, Sender],
+        senders: Mapping[Medium, Sender],
         key: bytes,
     ) -> None:
         self.db = db
@@ -129,18 +129,18 @@ class OtpService:
         self,
         binding: Binding,
         *,
-        channel: Channel,
+        medium: Medium,
         destination: str,
         locale: str,
         actor: Actor,
     ) -> OtpSent:
         """Send a new code, superseding the binding's previous one."""
-        masked = mask_destination(channel, destination)
-        sender = self.senders.get(channel)
+        masked = mask_destination(medium, destination)
+        sender = self.senders.get(medium)
         if sender is None:
-            await self._audit_failure(binding, channel, masked, DeliveryFailure.UNAVAILABLE, actor)
-            raise OtpDeliveryFailed(
-                f"no sender configured for {channel.value}", reason=DeliveryFailure.UNAVAILABLE
+            await self._audit_failure(binding, medium, masked, SendFailure.UNAVAILABLE, actor)
+            raise OtpSendFailed(
+                f"no sender configured for {medium.value}", reason=SendFailure.UNAVAILABLE
             )
         prefix, code = new_prefix(self.rng), new_code(self.rng)
         async with self.db.write() as conn:
@@ -155,7 +155,7 @@ class OtpService:
                             customer_id=binding.customer_id,
                             conversation_id=binding.conversation_id,
                             operation=binding.operation.value,
-                            channel=channel.value,
+                            medium=medium.value,
                             destination=masked,
                             prefix=prefix,
                             code_hash=code_digest(self.key, binding, prefix, code),
@@ -178,7 +178,7 @@ class OtpService:
             raise OtpSendLimit(f"one-time code send limit reached ({refusal.value})", limit=refusal)
         message = otp_message(
             locale=locale,
-            channel=channel,
+            medium=medium,
             destination=destination,
             binding=binding,
             prefix=prefix,
@@ -187,11 +187,11 @@ class OtpService:
         )
         try:
             receipt = await sender.send(message)
-        except DeliveryError as exc:
+        except SendError as exc:
             async with self.db.write() as conn:
                 await self._close(conn, code_id, VOIDED, self.clock())
-            await self._audit_failure(binding, channel, masked, exc.reason, actor, str(exc))
-            raise OtpDeliveryFailed(str(exc), reason=exc.reason) from None
+            await self._audit_failure(binding, medium, masked, exc.reason, actor, str(exc))
+            raise OtpSendFailed(str(exc), reason=exc.reason) from None
         async with self.db.write() as conn:
             # Only a delivered code replaces the previous one: a failed resend leaves the code
             # the customer already holds working.
@@ -203,7 +203,7 @@ class OtpService:
                 subject=mask_id(binding.customer_id),
                 details={
                     "operation": binding.operation.value,
-                    "via": channel.value,
+                    "via": medium.value,
                     "destination": masked,
                     "prefix": prefix,
                     "receipt": receipt[:64],
@@ -211,7 +211,7 @@ class OtpService:
             )
         return OtpSent(
             prefix=prefix,
-            channel=channel,
+            medium=medium,
             destination=masked,
             expires_at=now + self.policy.lifetime,
             resend_at=now + self.policy.resend_after,
@@ -366,9 +366,9 @@ class OtpService:
     async def _audit_failure(
         self,
         binding: Binding,
-        channel: Channel,
+        medium: Medium,
         masked: str,
-        reason: DeliveryFailure,
+        reason: SendFailure,
         actor: Actor,
         detail: str = "",
     ) -> None:
@@ -380,7 +380,7 @@ class OtpService:
                 subject=mask_id(binding.customer_id),
                 details={
                     "operation": binding.operation.value,
-                    "via": channel.value,
+                    "via": medium.value,
                     "destination": masked,
                     "reason": reason.value,
                     "detail": detail[:200],

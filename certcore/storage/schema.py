@@ -147,7 +147,7 @@ otp_codes = Table(
     Column("customer_id", String(10), nullable=False),
     Column("conversation_id", String(128), nullable=False),
     Column("operation", String(32), nullable=False),
-    Column("channel", String(8), nullable=False),
+    Column("medium", String(8), nullable=False),
     # sms | email
     Column("destination", String(64), nullable=False),
     # masked, as shown to the customer
@@ -169,7 +169,7 @@ dev_outbox = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("created_at", UTCDateTime(), nullable=False),
-    Column("channel", String(8), nullable=False),
+    Column("medium", String(8), nullable=False),
     Column("destination", String(254), nullable=False),
     Column("subject", String(200), nullable=False),
     Column("body", Text, nullable=False),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from certcore.clock import taipei_text
 from certcore.errors import (
-    OtpDeliveryFailed,
+    OtpSendFailed,
     OtpError,
     OtpExpired,
     OtpMalformed,
@@ -23,7 +23,7 @@ from certcore.errors import (
 )
 from certcore.customers.verifier import IdentityOutcome
 from certcore.masking import mask_account, mask_email, mask_mobile
-from certcore.notify.base import Channel, DeliveryFailure
+from certcore.notify.base import Medium, SendFailure
 from certcore.otp.rules import Binding, Operation
 from certcore.identity.rocdate import RocDateError
 from certcore.identity.rocdate import parse_roc_date as parse_roc
@@ -120,28 +120,28 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
         options = []
         if customer.mobile:
             options.append(
-                (Channel.SMS.value, turn.t("verify.via.sms", number=mask_mobile(customer.mobile)))
+                (Medium.SMS.value, turn.t("verify.via.sms", number=mask_mobile(customer.mobile)))
             )
         if customer.email:
             options.append(
                 (
-                    Channel.EMAIL.value,
+                    Medium.EMAIL.value,
                     turn.t("verify.via.email", address=mask_email(customer.email)),
                 )
             )
         turn.ask_text(turn.t("verify.destination.prompt"), options)
 
     async def on_destination(turn: Turn, answer: Input) -> None:
-        if answer.choice not in (Channel.SMS.value, Channel.EMAIL.value):
+        if answer.choice not in (Medium.SMS.value, Medium.EMAIL.value):
             turn.say("verify.choose_an_option")
             await ask_destination(turn)
             return
         customer = await customer_by_id(turn, turn.data["id_number"])
         assert customer is not None
-        turn.data["channel"] = answer.choice
+        turn.data["medium"] = answer.choice
         turn.data["destination_masked"] = (
             mask_mobile(customer.mobile or "")
-            if answer.choice == Channel.SMS.value
+            if answer.choice == Medium.SMS.value
             else mask_email(customer.email or "")
         )
         await turn.goto(SEND)
@@ -198,13 +198,13 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
 async def _send_code(turn: Turn) -> None:
     customer = await customer_by_id(turn, turn.data["id_number"])
     assert customer is not None
-    channel = Channel(turn.data["channel"])
-    destination = customer.mobile if channel is Channel.SMS else customer.email
+    medium = Medium(turn.data["medium"])
+    destination = customer.mobile if medium is Medium.SMS else customer.email
     assert destination is not None
     try:
         sent = await turn.services.otp.send(
             binding(turn),
-            channel=channel,
+            medium=medium,
             destination=destination,
             locale=turn.locale,
             actor=actor(turn),
@@ -217,9 +217,9 @@ async def _send_code(turn: Turn) -> None:
         turn.say("verify.send.limit")
         await turn.menu()
         return
-    except OtpDeliveryFailed as error:
-        reason = error.details.get("reason", DeliveryFailure.GATEWAY_ERROR)
-        turn.say(f"verify.send.failed.{DeliveryFailure(reason).value}")
+    except OtpSendFailed as error:
+        reason = error.details.get("reason", SendFailure.GATEWAY_ERROR)
+        turn.say(f"verify.send.failed.{SendFailure(reason).value}")
         await turn.goto(DESTINATION)
         return
     turn.data["prefix"] = sent.prefix
