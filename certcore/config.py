@@ -70,7 +70,7 @@ class Settings:
     """How long a certificate delivery's one-time link stays usable (DESIGN §4)."""
     delivery_max_downloads: int = 3
     faq_file: str = ""
-    """The broker's FAQ catalogue (TOML); empty means the shipped `locales/faq.toml`."""
+    """The broker's FAQ catalogue (TOML); empty means the shipped `dialogs/faq.toml`."""
     flow_idle_minutes: int = 10
     sensitive_flow_minutes: int = 30
 

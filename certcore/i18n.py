@@ -1,4 +1,4 @@
-"""Message catalogues: every text a customer reads comes from `locales/`, never from code.
+"""Message catalogues: every text a customer reads comes from `certcore/locales/`, not code.
 
 Message ids are stable keys (`otp.message.sms`), not English sentences, so both catalogues are
 translations and a test can tell when either lacks a key or a placeholder. The `.po` files are
@@ -18,7 +18,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+"""Package data of certcore (shipped in the wheel), not a directory beside the source tree."""
 DOMAIN = "certdesk"
 DEFAULT_LOCALE = "zh_TW"
 SUPPORTED_LOCALES = ("zh_TW", "en")

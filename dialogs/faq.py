@@ -1,6 +1,6 @@
 """常見問題: questions and answers from a catalogue the broker edits, not from code.
 
-The catalogue is a TOML file (`locales/faq.toml` by default, `faq_file` in the settings): each
+The catalogue is a TOML file (`dialogs/faq.toml` by default, `faq_file` in the settings): each
 entry has a question, an answer and keywords per language, and may have a short title per
 language (the label in a list of questions). Idle free text is matched against
 the keywords, so a customer who types "忘記密碼" gets that answer straight away.
@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from certcore.errors import ConfigurationError
-from certcore.i18n import LOCALES_DIR, SUPPORTED_LOCALES
+from certcore.i18n import SUPPORTED_LOCALES
 from dialogs.messages import Text
 
-DEFAULT_FAQ_FILE = LOCALES_DIR / "faq.toml"
+DEFAULT_FAQ_FILE = Path(__file__).resolve().parent / "faq.toml"
+"""Package data of dialogs, shipped in the wheel."""
 
 
 @dataclass(frozen=True)
