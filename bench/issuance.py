@@ -54,15 +54,15 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from bot.core import PASSPHRASE_VARIABLE, Core
 from certcore.audit import Actor
-from certcore.pki.authority import CertificateAuthority, random_serial, serial_hex
 from certcore.config import Settings, load_settings
+from certcore.core import PASSPHRASE_VARIABLE, Core
 from certcore.identity.idnumbers import classify_id, personal_id_check_digit
+from certcore.pki.authority import CertificateAuthority, random_serial, serial_hex
+from certcore.pki.issuance import IssuedCertificate
 from certcore.pki.keywork import KeyWork, process_pool
 from certcore.pki.pkcs12 import pfx_filename
 from certcore.pki.rules import validity_period
-from certcore.pki.issuance import IssuedCertificate
 
 ISSUE_P95_TARGET_MS = 300.0
 THROUGHPUT_RATIO_TARGET = 0.7
@@ -229,7 +229,7 @@ async def run_full(
     async def issuer() -> None:
         for customer_id in pending:
             started = time.perf_counter()
-            result = await core.service.issue(customer_id, PASSWORD, actor=ACTOR)
+            result = await core.certificates.issue(customer_id, PASSWORD, actor=ACTOR)
             latencies.append(time.perf_counter() - started)
             issued.append(result)
 
@@ -265,7 +265,7 @@ async def bench_issuance(core: Core, n: int, say: Callable[[str], None]) -> Issu
         say(f"note: certcore exports with {settings.pkcs12_kdf_rounds} PKCS#12 rounds")
     ids = customer_ids(1, 2 * n + 2)
     warm_raw, _ = raw_issue(ca, settings, ids[0], secrets.SystemRandom())
-    warm_full = await core.service.issue(ids[1], PASSWORD, actor=ACTOR)
+    warm_full = await core.certificates.issue(ids[1], PASSWORD, actor=ACTOR)
     check_same_work(warm_raw, warm_full)
     say(f"  raw floor, 1 thread, {n} certificates …")
     raw = run_raw("raw floor (cryptography), 1 thread", ca, settings, ids[2 : 2 + n], 1)

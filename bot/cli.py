@@ -20,27 +20,27 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives import hashes
 
-from bot.core import Core, ca_passphrase, open_database
 from bot.customer_view import customer_fields, detail_lines, summary_text, table_line
 from certcore.audit import AuditTrail, verify_chain
-from certcore.pki.cafiles import CAFiles
-from certcore.pki.records import CertificateRecord, all_certificates, certificates_of
 from certcore.clock import TAIPEI, system_clock, system_random, taipei_text
 from certcore.config import Settings, load_settings
-from certcore.pki.crl import refresh_crl_if_due
+from certcore.core import Core, ca_passphrase, open_database
+from certcore.customers.demo import upsert_demo_customers
+from certcore.customers.directory import get_customer, list_customers
 from certcore.customers.importer import (
     SUPPORTED_ENCODINGS,
     CustomerFileRejected,
     import_customer_file,
 )
-from certcore.customers.directory import get_customer, list_customers
-from certcore.customers.demo import upsert_demo_customers
 from certcore.errors import AuditChainBroken, CertdeskError, InvalidInput
 from certcore.identity.idnumbers import classify_id, normalise_id
 from certcore.masking import mask_id
-from certcore.pki.pkcs12 import Pkcs12Format
-from certcore.pki.rules import RevocationReason
+from certcore.pki.cafiles import CAFiles
+from certcore.pki.crl import refresh_crl_if_due
 from certcore.pki.issuance import Actor, IssuedCertificate
+from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki.records import CertificateRecord, all_certificates, certificates_of
+from certcore.pki.rules import RevocationReason
 
 EXIT_USAGE = 2
 EXIT_BROKEN = 1
@@ -222,7 +222,7 @@ def with_core(settings: Settings, body: Callable[[Core], Awaitable[int | None]])
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.server import serve
+    from bot.serve import serve
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
@@ -230,7 +230,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.console import chat
+    from bot.channels.console import chat
 
     # The terminal is the chat: engine diagnostics go to a file, not between the messages.
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -344,7 +344,7 @@ def cmd_cert_issue(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     async def body(core: Core) -> None:
-        issued = await core.service.issue(
+        issued = await core.certificates.issue(
             customer_id, args.password, actor=operator(), fmt=_format(args.compatible)
         )
         _write_pfx(issued, args.out)
@@ -354,7 +354,7 @@ def cmd_cert_issue(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_cert_renew(args: argparse.Namespace, settings: Settings) -> int:
     async def body(core: Core) -> None:
-        issued = await core.service.renew(
+        issued = await core.certificates.renew(
             args.serial, args.password, actor=operator(), fmt=_format(args.compatible)
         )
         _write_pfx(issued, args.out)
@@ -364,7 +364,7 @@ def cmd_cert_renew(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_cert_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async def body(core: Core) -> None:
-        record = await core.service.revoke(
+        record = await core.certificates.revoke(
             args.serial, RevocationReason(args.reason), actor=operator(), online=False
         )
         print(f"revoked {record.serial} ({args.reason})")
@@ -570,7 +570,7 @@ the locale catalogues. It carries no code, so it is safe in any outbox or gatewa
 def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
     from certcore.masking import MASKED, mask_email, mask_mobile
     from certcore.notify import build_senders, close_senders
-    from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
+    from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
 
     if args.mobile is not None:
         medium, destination, masked = Medium.SMS, args.mobile.strip(), mask_mobile(args.mobile)

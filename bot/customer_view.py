@@ -10,8 +10,8 @@ import unicodedata
 from typing import Any
 
 from certcore.customers.directory import Customer, ImportSummary
-from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
 from certcore.identity.rocdate import format_roc_date
+from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
 
 _TABLE_COLUMNS = (
     ("id_number", 10),

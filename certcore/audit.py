@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.clock import Clock
 from certcore.errors import AuditChainBroken
+from certcore.storage.database import Database
 from certcore.storage.schema import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -106,6 +107,34 @@ class AuditTrail:
         else:
             await conn.execute(insert(audit_head).values(id=1, seq=seq, hash=digest))
         return seq
+
+
+class AuditLog:
+    """The audit trail as a service, for records that stand alone (an unlink, an operator's
+    look at unmasked data) rather than inside the transaction of the action they record."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.trail = AuditTrail(clock)
+
+    async def record(
+        self,
+        actor: Actor,
+        *,
+        action: str,
+        subject: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append one record in a transaction of its own; `subject` must already be masked."""
+        async with self.db.write() as conn:
+            return await self.trail.append(
+                conn, actor, action=action, subject=subject, details=details
+            )
+
+    async def verify(self) -> int:
+        """The number of records, or `AuditChainBroken` at the first bad one."""
+        async with self.db.read() as conn:
+            return await verify_chain(conn)
 
 
 async def verify_chain(conn: AsyncConnection) -> int:

@@ -1,0 +1,64 @@
+"""The channel-neutral conversation engine and every certificate-center flow.
+
+A channel turns what its platform delivers into an `Inbound` event, hands it to
+`Engine.handle` and renders the `Outbound` replies; `engine_for(core)` builds the engine over
+an opened certcore `Core`. Nothing here knows a platform or the database.
+"""
+
+from __future__ import annotations
+
+from certcore.core import Core
+from dialogs.conversation import Conversation, ConversationStorage, ConversationStore
+from dialogs.engine import Engine, global_word
+from dialogs.flows import all_flows
+from dialogs.messages import (
+    Choices,
+    Delivery,
+    EventKind,
+    Inbound,
+    Link,
+    Option,
+    Outbound,
+    Table,
+    Text,
+    outbound_from_json,
+    outbound_to_json,
+)
+from dialogs.services import HandoffDesk, NoAgentDesk, Services
+
+
+def engine_for(
+    core: Core,
+    *,
+    handoff: HandoffDesk | None = None,
+    conversations: ConversationStorage | None = None,
+) -> Engine:
+    """The engine with every flow over the services of `core`."""
+    return Engine(
+        Services.of(core, handoff=handoff, conversations=conversations), all_flows(), core.clock
+    )
+
+
+__all__ = [
+    "Choices",
+    "Conversation",
+    "ConversationStorage",
+    "ConversationStore",
+    "Delivery",
+    "Engine",
+    "EventKind",
+    "HandoffDesk",
+    "Inbound",
+    "Link",
+    "NoAgentDesk",
+    "Option",
+    "Outbound",
+    "Services",
+    "Table",
+    "Text",
+    "all_flows",
+    "engine_for",
+    "global_word",
+    "outbound_from_json",
+    "outbound_to_json",
+]

@@ -1,53 +1,47 @@
-"""Conversation state as the database keeps it, so any process can take the next event.
+"""Conversation state, and how the engine keeps it between events.
 
 A conversation is loaded, changed by exactly one event and saved together with that event's
-replies in one transaction. Its `version` must still be the one loaded (the lease makes that the
-normal case); `lease_owner`/`lease_until` keep two instances from working on one conversation at
-once, which is what applies one conversation's events in order.
+replies. The storage itself is certcore's (`Core.conversations`); this module turns its plain
+values into a `Conversation` and back, and the replies into JSON, so the engine works on typed
+state and storage never learns what a flow or a message is. `ConversationStorage` is the whole
+contract the engine needs from it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
-
-from certcore.clock import Clock
 from certcore.i18n import DEFAULT_LOCALE
-from certcore.storage.database import Database
-from certcore.storage.schema import conversation_events, conversations
 from dialogs.messages import Option, Outbound, outbound_from_json, outbound_to_json
 
-LEASE = timedelta(seconds=60)
-LEASE_POLL_SECONDS = 0.05
 
+class ConversationStorage(Protocol):
+    """Where conversation records live: certcore's `ConversationRecords`, or a test double."""
 
-EVENT_RECORDS_KEPT = timedelta(days=7)
-"""Platforms redeliver within minutes to hours; a week of event records covers any retry."""
+    async def acquire(self, conversation_id: str, initial: Mapping[str, Any]) -> None: ...
 
+    async def release(self, conversation_id: str) -> None: ...
 
-async def forget_old_events(db: Database, now: datetime) -> int:
-    """Drop event records older than `EVENT_RECORDS_KEPT`; returns how many."""
-    async with db.write() as conn:
-        forgotten = await conn.execute(
-            delete(conversation_events).where(
-                conversation_events.c.received_at < now - EVENT_RECORDS_KEPT
-            )
-        )
-    return forgotten.rowcount
+    async def find(self, conversation_id: str) -> dict[str, Any] | None: ...
 
+    async def recorded_replies(self, conversation_id: str, event_id: str) -> str | None: ...
 
-class ConversationBusy(Exception):
-    """Another process kept the conversation's lease longer than a turn may take."""
+    async def last_replies(self, conversation_id: str) -> str | None: ...
 
-
-class ConcurrentUpdate(Exception):
-    """The conversation changed under us although we held its lease (a lease that expired)."""
+    async def save(
+        self,
+        conversation_id: str,
+        *,
+        version: int,
+        values: Mapping[str, Any],
+        event_id: str,
+        replies: str,
+        now: datetime,
+    ) -> None: ...
 
 
 @dataclass
@@ -68,22 +62,22 @@ class Conversation:
     version: int = 0
 
     @classmethod
-    def from_row(cls, row: Any) -> Conversation:
+    def from_values(cls, values: Mapping[str, Any]) -> Conversation:
         return cls(
-            id=row.id,
-            locale=row.locale,
-            customer_id=row.customer_id,
-            flow=row.flow,
-            step=row.step,
-            data=json.loads(row.data),
-            options=[Option(key, label) for key, label in json.loads(row.options)],
-            seq=row.seq,
-            flow_started_at=row.flow_started_at,
-            last_activity_at=row.last_activity_at,
-            reminders=row.reminders,
-            agent_mode=row.agent_mode,
-            following=row.following,
-            version=row.version,
+            id=values["id"],
+            locale=values["locale"],
+            customer_id=values["customer_id"],
+            flow=values["flow"],
+            step=values["step"],
+            data=json.loads(values["data"]),
+            options=[Option(key, label) for key, label in json.loads(values["options"])],
+            seq=values["seq"],
+            flow_started_at=values["flow_started_at"],
+            last_activity_at=values["last_activity_at"],
+            reminders=values["reminders"],
+            agent_mode=values["agent_mode"],
+            following=values["following"],
+            version=values["version"],
         )
 
     def state_values(self) -> dict[str, Any]:
@@ -103,120 +97,58 @@ class Conversation:
         }
 
 
-class ConversationStore:
-    def __init__(self, db: Database, clock: Clock, owner: str) -> None:
-        self.db = db
-        self.clock = clock
-        self.owner = owner
-        """This process's name in leases."""
+def replies_to_json(replies: list[Outbound]) -> str:
+    return json.dumps([outbound_to_json(reply) for reply in replies], ensure_ascii=False)
 
-    async def acquire(self, conversation_id: str, locale: str) -> None:
+
+def replies_from_json(text: str) -> list[Outbound]:
+    return [outbound_from_json(item) for item in json.loads(text)]
+
+
+class ConversationStore:
+    """Typed conversations over the storage: what the engine (and a channel resuming a chat)
+    reads and writes."""
+
+    def __init__(self, storage: ConversationStorage) -> None:
+        self.storage = storage
+
+    async def acquire(self, conversation_id: str, locale: str, now: datetime) -> None:
         """Create the conversation if new and take its lease, waiting while another holds it."""
-        now = self.clock()
-        async with self.db.write() as conn:
-            exists = (
-                await conn.execute(
-                    select(conversations.c.id).where(conversations.c.id == conversation_id)
-                )
-            ).first()
-            if exists is None:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            insert(conversations).values(
-                                id=conversation_id,
-                                **Conversation(
-                                    conversation_id, locale=locale, last_activity_at=now
-                                ).state_values(),
-                                version=0,
-                                created_at=now,
-                            )
-                        )
-                except IntegrityError:
-                    pass  # created by another process a moment ago
-        deadline = asyncio.get_running_loop().time() + LEASE.total_seconds()
-        while True:
-            now = self.clock()
-            async with self.db.write() as conn:
-                taken = await conn.execute(
-                    update(conversations)
-                    .where(
-                        conversations.c.id == conversation_id,
-                        or_(
-                            conversations.c.lease_owner.is_(None),
-                            conversations.c.lease_owner == self.owner,
-                            conversations.c.lease_until < now,
-                        ),
-                    )
-                    .values(lease_owner=self.owner, lease_until=now + LEASE)
-                )
-            if taken.rowcount == 1:
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                raise ConversationBusy(conversation_id)
-            await asyncio.sleep(LEASE_POLL_SECONDS)
+        initial = Conversation(conversation_id, locale=locale, last_activity_at=now)
+        await self.storage.acquire(conversation_id, initial.state_values())
 
     async def release(self, conversation_id: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(conversations)
-                .where(
-                    conversations.c.id == conversation_id, conversations.c.lease_owner == self.owner
-                )
-                .values(lease_owner=None, lease_until=None)
-            )
+        await self.storage.release(conversation_id)
+
+    async def find(self, conversation_id: str) -> Conversation | None:
+        values = await self.storage.find(conversation_id)
+        return None if values is None else Conversation.from_values(values)
 
     async def load(self, conversation_id: str) -> Conversation:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(conversations).where(conversations.c.id == conversation_id)
-                )
-            ).one()
-        return Conversation.from_row(row)
+        conversation = await self.find(conversation_id)
+        if conversation is None:
+            raise LookupError(f"no conversation {conversation_id}")
+        return conversation
 
     async def recorded_replies(self, conversation_id: str, event_id: str) -> list[Outbound] | None:
-        async with self.db.read() as conn:
-            replies = (
-                await conn.execute(
-                    select(conversation_events.c.replies).where(
-                        conversation_events.c.conversation_id == conversation_id,
-                        conversation_events.c.event_id == event_id,
-                    )
-                )
-            ).scalar()
-        if replies is None:
-            return None
-        return [outbound_from_json(item) for item in json.loads(replies)]
+        replies = await self.storage.recorded_replies(conversation_id, event_id)
+        return None if replies is None else replies_from_json(replies)
+
+    async def last_replies(self, conversation_id: str) -> list[Outbound]:
+        """The replies of the conversation's latest event (a delivery's link left out)."""
+        replies = await self.storage.last_replies(conversation_id)
+        return [] if replies is None else replies_from_json(replies)
 
     async def save(
-        self,
-        conversation: Conversation,
-        *,
-        event_id: str,
-        replies: list[Outbound],
-        now: datetime,
+        self, conversation: Conversation, *, event_id: str, replies: list[Outbound], now: datetime
     ) -> None:
         """Store the new state and the event's replies together, or neither."""
-        async with self.db.write() as conn:
-            saved = await conn.execute(
-                update(conversations)
-                .where(
-                    conversations.c.id == conversation.id,
-                    conversations.c.version == conversation.version,
-                )
-                .values(**conversation.state_values(), version=conversation.version + 1)
-            )
-            if saved.rowcount != 1:
-                raise ConcurrentUpdate(conversation.id)
-            await conn.execute(
-                insert(conversation_events).values(
-                    conversation_id=conversation.id,
-                    event_id=event_id,
-                    received_at=now,
-                    replies=json.dumps(
-                        [outbound_to_json(reply) for reply in replies], ensure_ascii=False
-                    ),
-                )
-            )
+        await self.storage.save(
+            conversation.id,
+            version=conversation.version,
+            values=conversation.state_values(),
+            event_id=event_id,
+            replies=replies_to_json(replies),
+            now=now,
+        )
         conversation.version += 1

@@ -48,13 +48,11 @@ def global_word(text: str) -> str | None:
 
 
 class Engine:
-    def __init__(
-        self, services: Services, flows: Mapping[str, Flow], clock: Clock, *, owner: str
-    ) -> None:
+    def __init__(self, services: Services, flows: Mapping[str, Flow], clock: Clock) -> None:
         self.services = services
         self.flows = flows
         self.clock = clock
-        self.store = ConversationStore(services.db, clock, owner)
+        self.store = ConversationStore(services.conversations)
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per conversation: the lock that queues this process's events, and how many use it."""
         self.idle_limit = timedelta(minutes=services.settings.flow_idle_minutes)
@@ -76,12 +74,29 @@ class Engine:
             else:
                 self._local[key] = (lock, users - 1)
 
+    async def locale_of(self, conversation_id: str) -> str | None:
+        """The language the conversation speaks now; None for one never seen."""
+        conversation = await self.store.find(conversation_id)
+        return None if conversation is None else conversation.locale
+
+    async def resumable(self, conversation_id: str) -> list[Outbound] | None:
+        """For a channel reopening a chat (the console at start): a conversation left in the
+        middle of an identity (sensitive) flow is resumed, since a FOLLOW would end that flow,
+        and these are the replies to show again; None when a FOLLOW is the right start."""
+        conversation = await self.store.find(conversation_id)
+        flow = self.flows.get(conversation.flow or "") if conversation is not None else None
+        if flow is None or not flow.sensitive:
+            return None
+        return await self.store.last_replies(conversation_id)
+
     async def _handle_in_order(self, event: Inbound) -> list[Outbound]:
         store = self.store
         recorded = await store.recorded_replies(event.conversation_id, event.event_id)
         if recorded is not None:
             return recorded
-        await store.acquire(event.conversation_id, normalise_locale(event.locale_hint))
+        await store.acquire(
+            event.conversation_id, normalise_locale(event.locale_hint), self.clock()
+        )
         try:
             recorded = await store.recorded_replies(event.conversation_id, event.event_id)
             if recorded is not None:

@@ -1,19 +1,23 @@
-"""What the flows may use: the certcore services, handed in by the process that runs the engine."""
+"""What the flows may use: certcore's services by name, handed in by the process that runs the
+engine. Flows never see the database: each question they ask goes to the service that owns
+the answer (the directory, the certificates, the audit trail)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from certcore.audit import AuditLog
 from certcore.config import Settings
-from certcore.pki.delivery import DeliveryService
-from certcore.customers.verifier import IdentityVerifier
-from certcore.otp.service import OtpService
-from certcore.pki.issuance import CertificateService
-from certcore.storage.database import Database
+from certcore.core import Core
+from certcore.customers import CustomerDirectory, IdentityVerifier
+from certcore.otp import OtpService
+from certcore.pki import CertificateService, DeliveryService
+from dialogs.conversation import ConversationStorage
+from dialogs.faq import Faq
 
 if TYPE_CHECKING:
-    from dialogs.faq import Faq
     from dialogs.turn import Turn
 
 
@@ -34,10 +38,36 @@ class NoAgentDesk:
 @dataclass
 class Services:
     settings: Settings
-    db: Database
+    customers: CustomerDirectory
     identity: IdentityVerifier
     otp: OtpService
     certificates: CertificateService
     deliveries: DeliveryService
+    audit: AuditLog
     faq: Faq
     handoff: HandoffDesk
+    conversations: ConversationStorage
+
+    @classmethod
+    def of(
+        cls,
+        core: Core,
+        *,
+        handoff: HandoffDesk | None = None,
+        conversations: ConversationStorage | None = None,
+    ) -> Services:
+        """The services of an opened core; `conversations` replaces the core's own storage
+        (a test that plays a second process)."""
+        settings = core.settings
+        return cls(
+            settings=settings,
+            customers=core.customers,
+            identity=core.identity,
+            otp=core.otp,
+            certificates=core.certificates,
+            deliveries=core.deliveries,
+            audit=core.audit,
+            faq=Faq.load(Path(settings.faq_file) if settings.faq_file else None),
+            handoff=handoff or NoAgentDesk(),
+            conversations=conversations or core.conversations,
+        )

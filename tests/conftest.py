@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.core import Core
-from certcore.pki.cafiles import CAFiles
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings, load_settings
+from certcore.core import Core
+from certcore.pki.cafiles import CAFiles
 
 TEST_PASSPHRASE = b"test-ca-passphrase"
 

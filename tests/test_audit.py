@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.core import Core
 from certcore.audit import GENESIS, record_hash, verify_chain
 from certcore.clock import FrozenClock, taipei
 from certcore.config import load_settings
+from certcore.core import Core
 from certcore.errors import AuditChainBroken
-from certcore.pki.rules import RevocationReason
 from certcore.pki.issuance import Actor
+from certcore.pki.rules import RevocationReason
 from certcore.storage.database import Database
 from tests.conftest import TEST_PASSPHRASE
 
@@ -62,7 +62,7 @@ async def _record_history(data_dir: Path, environ: dict[str, str]) -> None:
     settings = load_settings(environ={}, data_dir=data_dir)
     core = await Core.open(settings, clock=clock, rng=random.Random(7), environ=environ)
     try:
-        service = core.service
+        service = core.certificates
         alice = await service.issue(ALICE, PASSWORD, actor=CUSTOMER)
         bob = await service.issue(BOB, PASSWORD, actor=OPERATOR)
         clock.advance(days=3)

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import select
 
-from bot.console import (
+from bot.channels.console import (
     Console,
     chat,
     conversation_id_for,
@@ -30,17 +30,17 @@ from bot.console import (
     render_table,
     write_pfx,
 )
-from bot.core import Core
 from certcore.audit import Actor, verify_chain
-from certcore.pki.authority import serial_hex
-from certcore.pki.records import all_certificates
 from certcore.config import Settings
-from certcore.pki.delivery import DeliveredFile, DeliveryState
+from certcore.core import Core
 from certcore.customers.demo import load_demo_customers
 from certcore.i18n import translate
 from certcore.notify.base import Medium
 from certcore.notify.outbox import outbox_since
 from certcore.otp.rules import Binding, Operation
+from certcore.pki.authority import serial_hex
+from certcore.pki.delivery import DeliveredFile, DeliveryState
+from certcore.pki.records import all_certificates
 from certcore.pki.rules import RevocationReason
 from certcore.storage.schema import conversation_events
 from dialogs.flows import all_flows
@@ -229,7 +229,7 @@ def test_linking_with_the_printed_code_then_a_table(
         core = await Core.open(settings, environ=environ, create_ca=True)
         try:
             await load_demo_customers(core.db, core.clock())
-            await core.service.issue(WANG[0], "abc123", actor=Actor("operator:t", "cli"))
+            await core.certificates.issue(WANG[0], "abc123", actor=Actor("operator:t", "cli"))
         finally:
             await core.close()
 
@@ -278,6 +278,12 @@ class DeliveryEngine:
         if event.kind is EventKind.TEXT and event.text == "go":
             return [Text("驗證成功"), self.delivery]
         return [Text("ok")]
+
+    async def locale_of(self, conversation_id: str) -> str | None:
+        return None
+
+    async def resumable(self, conversation_id: str) -> list[Outbound] | None:
+        return None
 
 
 @dataclass

@@ -13,16 +13,11 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select, update
 
-from bot.core import open_database
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock
 from certcore.config import Settings
-from certcore.customers.importer import (
-    CustomerFileRejected,
-    ParsedFile,
-    import_customer_file,
-    parse_customer_file,
-)
+from certcore.core import open_database
+from certcore.customers.demo import demo_customers, load_demo_customers, upsert_demo_customers
 from certcore.customers.directory import (
     Customer,
     CustomerKind,
@@ -35,10 +30,15 @@ from certcore.customers.directory import (
     normalise_mobile,
     upsert_customers,
 )
-from certcore.customers.demo import demo_customers, load_demo_customers, upsert_demo_customers
+from certcore.customers.importer import (
+    CustomerFileRejected,
+    ParsedFile,
+    import_customer_file,
+    parse_customer_file,
+)
 from certcore.identity.idnumbers import IdKind, classify_id
-from certcore.masking import mask_id
 from certcore.identity.rocdate import format_roc_date
+from certcore.masking import mask_id
 from certcore.storage.database import Database
 from certcore.storage.schema import audit_log, customers
 

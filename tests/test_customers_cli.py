@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.core import open_database
-from bot.server import serve
+from bot.serve import serve
 from certcore.config import Settings
-from certcore.customers.directory import list_customers
+from certcore.core import open_database
 from certcore.customers.demo import demo_customers
+from certcore.customers.directory import list_customers
 from certcore.storage.schema import audit_log
 
 HEADER = "id_number,kind,name,birth_date,mobile,email,accounts"

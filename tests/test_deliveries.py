@@ -10,14 +10,14 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import select
 
-from bot.core import Core
 from certcore.audit import Actor
-from certcore.pki.records import RecordState, certificates_of
 from certcore.clock import FrozenClock
-from certcore.pki.delivery import DeliveryState, DeliveryUnavailable, token_hash
+from certcore.core import Core
 from certcore.errors import InvalidExportPassword, OtpNoActiveCode
 from certcore.notify.base import Medium
 from certcore.otp.rules import Binding, Operation
+from certcore.pki.delivery import DeliveryState, DeliveryUnavailable, token_hash
+from certcore.pki.records import RecordState, certificates_of
 from certcore.storage.schema import deliveries, dev_outbox
 
 CUSTOMER = "A123456789"
@@ -167,7 +167,7 @@ async def test_a_failed_issuance_leaves_the_link_open(core: Core, monkeypatch) -
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("CA offline")
 
-    monkeypatch.setattr(core.service, "issue", broken)
+    monkeypatch.setattr(core.certificates, "issue", broken)
     with pytest.raises(RuntimeError):
         await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
     monkeypatch.undo()
@@ -178,7 +178,7 @@ async def test_a_failed_issuance_leaves_the_link_open(core: Core, monkeypatch) -
 async def test_a_renewal_delivery_supersedes_the_old_certificate(
     core: Core, clock: FrozenClock
 ) -> None:
-    old = await core.service.issue(CUSTOMER, "abc123", actor=Actor("operator:t", "cli"))
+    old = await core.certificates.issue(CUSTOMER, "abc123", actor=Actor("operator:t", "cli"))
     clock.advance(days=340)
     ticket = await opened(core, Operation.RENEW, renewal_of=old.record.serial)
     renewed = await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)

@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from bot.core import Core
 from certcore.clock import FrozenClock
+from certcore.core import Core
 from certcore.customers.directory import Customer, CustomerKind, upsert_customers
 from certcore.i18n import translate
+from certcore.storage.conversations import ConversationRecords
 from certcore.storage.schema import conversation_events, conversations
+from dialogs import engine_for
 from dialogs.engine import Engine
 from dialogs.messages import Choices, EventKind, Inbound, Outbound, Text
 from dialogs.turn import decode_choice
@@ -56,7 +58,7 @@ def last_choices(replies: list[Outbound]) -> Choices:
 async def engine(core: Core) -> AsyncIterator[Engine]:
     async with core.db.write() as conn:
         await upsert_customers(conn, [WANG], core.clock())
-    yield core.conversation_engine(owner="engine-test")
+    yield engine_for(core)
 
 
 async def test_follow_greets_and_offers_the_menu(engine: Engine) -> None:
@@ -97,7 +99,9 @@ async def test_racing_events_of_one_conversation_are_applied_in_order(engine: En
 async def test_two_processes_share_one_conversation_through_its_lease(
     engine: Engine, core: Core
 ) -> None:
-    other = core.conversation_engine(owner="another-process")
+    other = engine_for(
+        core, conversations=ConversationRecords(core.db, core.clock, "another-process")
+    )
     await engine.handle(text("憑證查詢"))
     first, second = await asyncio.gather(
         engine.handle(text("A123456789")), other.handle(text("761205"))
@@ -113,7 +117,7 @@ async def test_state_survives_a_restart(
     await engine.handle(text("A123456789"))
     reopened = await Core.open(settings, clock=clock, environ=environ)
     try:
-        fresh = reopened.conversation_engine(owner="after-restart")
+        fresh = engine_for(reopened)
         replies = await fresh.handle(text("761205"))
     finally:
         await reopened.close()
@@ -223,12 +227,10 @@ def test_every_global_word_has_synonyms_in_both_languages() -> None:
 async def test_event_records_are_kept_a_week_for_redeliveries(
     engine: Engine, core: Core, clock: FrozenClock
 ) -> None:
-    from dialogs.conversation import forget_old_events
-
     event = text("憑證查詢")
     replies = await engine.handle(event)
     clock.advance(days=7)
-    assert await forget_old_events(core.db, clock()) == 0
+    assert await core.conversations.forget_old_events() == 0
     assert await engine.handle(event) == replies
     clock.advance(seconds=1)
-    assert await forget_old_events(core.db, clock()) == 1
+    assert await core.conversations.forget_old_events() == 1

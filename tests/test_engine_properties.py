@@ -36,18 +36,17 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
-from sqlalchemy.exc import NoResultFound
 
-from bot.core import Core
 from certcore.audit import Actor, verify_chain
-from certcore.pki.records import all_certificates
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
+from certcore.core import Core
 from certcore.customers.demo import load_demo_customers
 from certcore.errors import CertdeskError
 from certcore.i18n import SUPPORTED_LOCALES, translate
 from certcore.masking import mask_id
 from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki.records import all_certificates
 from certcore.storage.schema import (
     audit_log,
     conversations,
@@ -55,6 +54,7 @@ from certcore.storage.schema import (
     dev_outbox,
     otp_codes,
 )
+from dialogs import engine_for
 from dialogs.conversation import Conversation
 from dialogs.engine import Engine
 from dialogs.flows.menu import MENU_ITEMS
@@ -173,10 +173,7 @@ class Run:
         return Inbound(conversation, f"ev{self.counter}", kind, **values)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
-        try:
-            return await self.engine.store.load(conversation_id)
-        except NoResultFound:
-            return None
+        return await self.engine.store.find(conversation_id)
 
     async def last_code(self, prefixed: bool) -> str:
         async with self.core.db.read() as conn:
@@ -319,10 +316,10 @@ async def _scenario(template: Path, linked: bool, holds: bool, events: list[Any]
         errors = EngineErrors()
         logging.getLogger("certdesk.dialogs").addHandler(errors)
         try:
-            engine = core.conversation_engine(owner="property")
+            engine = engine_for(core)
             run = Run(core, engine, clock)
             if holds:
-                await core.service.issue(CUSTOMER, "abc123", actor=Actor("operator:t", "cli"))
+                await core.certificates.issue(CUSTOMER, "abc123", actor=Actor("operator:t", "cli"))
             if linked:
                 await _link(core, engine, CONVERSATIONS[0])
             baseline = await _baseline(core)
@@ -399,7 +396,7 @@ def _where(run: Run, event: Inbound | None) -> str:
 
 
 async def _link(core: Core, engine: Engine, conversation_id: str) -> None:
-    await engine.store.acquire(conversation_id, "zh_TW")
+    await engine.store.acquire(conversation_id, "zh_TW", core.clock())
     await engine.store.release(conversation_id)
     async with core.db.write() as conn:
         await conn.execute(

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from bot.core import Core
 from certcore.audit import Actor
 from certcore.clock import taipei
+from certcore.core import Core
 from certcore.i18n import SUPPORTED_LOCALES, translate
 from dialogs.flows import check
 from dialogs.flows.check import MAX_FILE_BYTES, FileKind, issued_by, read_certificate_file
@@ -130,8 +130,8 @@ def test_a_large_file_is_not_read() -> None:
 
 
 async def test_only_our_signature_makes_a_certificate_ours(core: Core) -> None:
-    ca_certificate = core.service.ca.certificate
-    issued = await core.service.issue("A123456789", "abc123", actor=Actor("operator:t", "cli"))
+    ca_certificate = core.certificates.ca.certificate
+    issued = await core.certificates.issue("A123456789", "abc123", actor=Actor("operator:t", "cli"))
     ours = issued.record.certificate
     assert issued_by(ours, ca_certificate)
     # The same issuer name, signed by another key: a look-alike, not ours.

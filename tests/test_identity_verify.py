@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from bot.core import open_database
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings, load_settings
+from certcore.core import open_database
 from certcore.customers.verifier import (
     IdentityOutcome,
     IdentityResult,

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from bot.core import Core
 from certcore.audit import Actor
+from certcore.core import Core
 from certcore.pki.keywork import KeyWork, process_pool
 from certcore.pki.pkcs12 import Pkcs12Format
 
@@ -24,8 +24,10 @@ def workers():
 
 
 async def test_issuance_through_worker_processes(core: Core, workers) -> None:
-    core.service.keywork = KeyWork(workers)
-    issued = await core.service.issue("A123456789", "abc123", actor=Actor("operator:test", "cli"))
+    core.certificates.keywork = KeyWork(workers)
+    issued = await core.certificates.issue(
+        "A123456789", "abc123", actor=Actor("operator:test", "cli")
+    )
     key, certificate, extra = pkcs12.load_key_and_certificates(issued.pkcs12, b"abc123")
     assert certificate is not None and certificate.serial_number == issued.record.serial_number
     assert key is not None and key.public_key() == certificate.public_key()

@@ -21,9 +21,9 @@ from certcore.i18n import (
     translate,
     translations,
 )
+from certcore.identity.rocdate import RocDateProblem
 from certcore.notify.base import SendFailure
 from certcore.otp.rules import Operation
-from certcore.identity.rocdate import RocDateProblem
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGES = ("certcore", "dialogs", "bot")

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from bot.cli import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT, main
-from bot.server import serve
+from bot.serve import serve
 from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.errors import ConfigurationError

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from certcore.config import Settings
-from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
+from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
 from certcore.notify.sms import (
     Every8dSender,
     HttpSmsSender,

@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.errors import ConfigurationError
-from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
+from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
 from certcore.notify.smtp import SmtpSender
 
 SENDER = "CertDesk <otp@certdesk.example>"

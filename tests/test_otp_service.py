@@ -16,23 +16,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.core import open_database
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock
 from certcore.config import Settings, load_settings
+from certcore.core import open_database
 from certcore.errors import (
     ConfigurationError,
-    OtpSendFailed,
     OtpExpired,
     OtpMalformed,
     OtpNoActiveCode,
     OtpResendTooEarly,
+    OtpSendFailed,
     OtpSendLimit,
     OtpStalePrefix,
     OtpVoided,
     OtpWrongCode,
 )
-from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
+from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
 from certcore.otp.rules import Binding, Operation, SendRefusal
 from certcore.otp.service import OtpSent, OtpService
 from certcore.storage.database import Database
@@ -752,7 +752,5 @@ async def test_a_failed_resend_leaves_the_delivered_code_working(
     _, delivered = sms.last_code()
     clock.advance(seconds=61)
     with pytest.raises(OtpSendFailed):
-        await service.send(
-            BINDING, medium=Medium.EMAIL, destination=EMAIL, locale="en", actor=BOT
-        )
+        await service.send(BINDING, medium=Medium.EMAIL, destination=EMAIL, locale="en", actor=BOT)
     assert await service.verify(BINDING, delivered, actor=BOT)

@@ -23,17 +23,17 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from bot.core import Core
-from certcore.pki.authority import random_serial
-from certcore.pki.records import CertificateRecord
 from certcore.clock import TAIPEI, FrozenClock, system_clock
 from certcore.config import load_settings
-from certcore.pki.crl import refresh_crl_if_due
+from certcore.core import Core
 from certcore.identity.idnumbers import personal_id_check_digit
+from certcore.pki.authority import random_serial
+from certcore.pki.crl import refresh_crl_if_due
+from certcore.pki.issuance import Actor, IssuedCertificate
 from certcore.pki.ocsp import OcspResponder, StatusLookup
 from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki.records import CertificateRecord
 from certcore.pki.rules import RevocationReason
-from certcore.pki.issuance import Actor, IssuedCertificate
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 
@@ -132,7 +132,7 @@ async def _produce(data_dir: Path, workdir: Path) -> Artefacts:
             "no_reason": (valid_id("C20000000"), Pkcs12Format.STANDARD),
         }
         for kind, (customer_id, fmt) in plan.items():
-            issued = await core.service.issue(customer_id, PASSWORD, actor=OPERATOR, fmt=fmt)
+            issued = await core.certificates.issue(customer_id, PASSWORD, actor=OPERATOR, fmt=fmt)
             art.issued[kind] = issued
             art.cert_pem[kind] = pkitools.write_pem(
                 issued.record.certificate, workdir / f"{kind}.pem"
@@ -145,7 +145,7 @@ async def _produce(data_dir: Path, workdir: Path) -> Artefacts:
             ("revoked", RevocationReason.KEY_COMPROMISE),
             ("no_reason", None),
         ):
-            record = await core.service.revoke(
+            record = await core.certificates.revoke(
                 art.issued[kind].record.serial, reason, actor=OPERATOR, online=False
             )
             assert record.revoked_at is not None
@@ -425,7 +425,7 @@ def _fresh_responder(core: Core, lookup: StatusLookup) -> OcspResponder:
 
 @pytest.mark.parametrize("revoked_by", ["another process", "this process"])
 async def test_ocsp_answer_racing_a_revocation_is_not_cached(core: Core, revoked_by: str) -> None:
-    issued = await core.service.issue(valid_id("D21234567"), PASSWORD, actor=OPERATOR)
+    issued = await core.certificates.issue(valid_id("D21234567"), PASSWORD, actor=OPERATOR)
     serial = issued.record.serial
     request = _request(issued.record.certificate, core.ca.certificate, "sha1")
     database_lookup = core.ocsp.lookup
@@ -436,7 +436,7 @@ async def test_ocsp_answer_racing_a_revocation_is_not_cached(core: Core, revoked
         record = await database_lookup(number)
         if racing:  # the revocation lands between this read and the signing
             racing = False
-            await core.service.revoke(
+            await core.certificates.revoke(
                 serial, RevocationReason.KEY_COMPROMISE, actor=OPERATOR, online=False
             )
             if revoked_by == "another process":
@@ -446,7 +446,7 @@ async def test_ocsp_answer_racing_a_revocation_is_not_cached(core: Core, revoked
     responder = _fresh_responder(core, lookup)
     responder.observe_crl_number(1)
     if revoked_by == "this process":
-        core.service.ocsp = responder  # revoke() re-signs this responder's answers
+        core.certificates.ocsp = responder  # revoke() re-signs this responder's answers
     first = ocsp.load_der_ocsp_response(await responder.respond(request))
     assert first.certificate_status is ocsp.OCSPCertStatus.GOOD  # true when it was read
     second = ocsp.load_der_ocsp_response(await responder.respond(request))

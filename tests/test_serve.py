@@ -33,16 +33,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-import bot.server
-from bot.core import Core
+import bot.jobs
+from certcore.config import load_settings
+from certcore.core import Core
+from certcore.identity.idnumbers import personal_id_check_digit
 from certcore.pki.authority import random_serial
 from certcore.pki.cafiles import CAFiles
-from certcore.pki.records import CertificateRecord, all_certificates
-from certcore.config import load_settings
-from certcore.identity.idnumbers import personal_id_check_digit
-from certcore.pki.ocsp import OcspResponder
-from certcore.pki.rules import RevocationReason
 from certcore.pki.issuance import Actor
+from certcore.pki.ocsp import OcspResponder
+from certcore.pki.records import CertificateRecord, all_certificates
+from certcore.pki.rules import RevocationReason
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 
@@ -135,7 +135,7 @@ async def _issue(data_dir: Path, public_url: str) -> dict[str, x509.Certificate]
     try:
         certs = {}
         for kind, prefix in (("good", "D12345678"), ("to_revoke", "E22345678")):
-            issued = await core.service.issue(
+            issued = await core.certificates.issue(
                 prefix + personal_id_check_digit(prefix),
                 PASSWORD,
                 actor=Actor("operator:serve-test", "cli"),
@@ -404,7 +404,9 @@ async def test_prewarm_stops_when_another_process_revokes(
     """
     operator = Actor("operator:serve-test", "cli")
     for prefix in ("F12345678", "F22345678"):
-        await core.service.issue(prefix + personal_id_check_digit(prefix), PASSWORD, actor=operator)
+        await core.certificates.issue(
+            prefix + personal_id_check_digit(prefix), PASSWORD, actor=operator
+        )
     responder = OcspResponder(
         core.ca,
         core.ocsp.lookup,
@@ -414,7 +416,7 @@ async def test_prewarm_stops_when_another_process_revokes(
     )
     responder.observe_crl_number(1)
     core.ocsp = responder  # the server's responder, with an empty cache as at start-up
-    core.service.ocsp = None  # revocations below happen "in another process"
+    core.certificates.ocsp = None  # revocations below happen "in another process"
     batches: list[list[CertificateRecord]] = []
     presign = responder.prewarm
 
@@ -423,7 +425,7 @@ async def test_prewarm_stops_when_another_process_revokes(
         await presign(records)
         if len(batches) == 1:  # between two batches: revoked elsewhere, seen by the watcher
             (later,) = [r for r in all_records if r.serial != records[0].serial]
-            await core.service.revoke(
+            await core.certificates.revoke(
                 later.serial, RevocationReason.KEY_COMPROMISE, actor=operator, online=False
             )
             responder.observe_crl_number(2)
@@ -433,8 +435,8 @@ async def test_prewarm_stops_when_another_process_revokes(
         all_records = await all_certificates(conn)
     revoked: list[CertificateRecord] = []
     monkeypatch.setattr(responder, "prewarm", prewarm)
-    monkeypatch.setattr(bot.server, "PREWARM_BATCH", 1)
-    await bot.server._prewarm_ocsp(core)
+    monkeypatch.setattr(bot.jobs, "PREWARM_BATCH", 1)
+    await bot.jobs.prewarm_ocsp(core)
 
     (later,) = revoked
     request = _ocsp_request(later.certificate, core.ca.certificate, "sha1")

@@ -22,18 +22,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import ocsp
 from sqlalchemy import Table, func, insert, select
 
-from bot.core import Core
 from certcore.audit import verify_chain
-from certcore.pki.authority import (
-    CertificateAuthority,
-    public_key_fingerprint,
-    random_serial,
-    serial_hex,
-)
-from certcore.pki.records import CertificateRecord, RecordState, certificates_of, get_certificate
 from certcore.clock import FrozenClock, taipei
 from certcore.config import load_settings
-from certcore.pki.crl import refresh_crl_if_due
+from certcore.core import Core
 from certcore.errors import (
     AlreadyRevoked,
     InvalidCustomerId,
@@ -43,9 +35,17 @@ from certcore.errors import (
     UnknownCertificate,
     ValidCertificateExists,
 )
-from certcore.pki.pkcs12 import Pkcs12Format
-from certcore.pki.rules import CertificateStatus, RevocationReason, Window, validity_period
+from certcore.pki.authority import (
+    CertificateAuthority,
+    public_key_fingerprint,
+    random_serial,
+    serial_hex,
+)
+from certcore.pki.crl import refresh_crl_if_due
 from certcore.pki.issuance import Actor, IssuedCertificate
+from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki.records import CertificateRecord, RecordState, certificates_of, get_certificate
+from certcore.pki.rules import CertificateStatus, RevocationReason, Window, validity_period
 from certcore.storage.schema import (
     audit_log,
     certificates,
@@ -149,7 +149,7 @@ async def holding(core: Core, customer_id: str) -> str:
     scenarios need several revocable certificates of one customer and are not about issuance.
     """
     now = core.clock()
-    serial = random_serial(core.service.rng)
+    serial = random_serial(core.certificates.rng)
     validity = validity_period(now, core.settings.validity_months)
     certificate = core.ca.sign_customer_certificate(
         public_key=_HELD_KEY.public_key(),
@@ -176,11 +176,11 @@ async def holding(core: Core, customer_id: str) -> str:
 
 
 async def issue(core: Core, customer_id: str = ALICE) -> IssuedCertificate:
-    return await core.service.issue(customer_id, PASSWORD, actor=CUSTOMER)
+    return await core.certificates.issue(customer_id, PASSWORD, actor=CUSTOMER)
 
 
 async def revoke_online(core: Core, serial: str) -> CertificateRecord:
-    return await core.service.revoke(
+    return await core.certificates.revoke(
         serial, RevocationReason.KEY_COMPROMISE, actor=CUSTOMER, online=True
     )
 
@@ -198,7 +198,7 @@ async def test_issue_delivers_a_signed_certificate_in_a_pkcs12_file(
 ) -> None:
     # 00:30 on the 24th in Taipei is still 16:30 on the 23rd in UTC: the Taipei date counts.
     clock.now = taipei(2026, 11, 24, 0, 30, 0)
-    issued = await core.service.issue(ALICE, PASSWORD, actor=CUSTOMER)
+    issued = await core.certificates.issue(ALICE, PASSWORD, actor=CUSTOMER)
 
     record = issued.record
     assert record.state is RecordState.ISSUED
@@ -234,7 +234,7 @@ async def test_issue_delivers_a_signed_certificate_in_a_pkcs12_file(
 
 
 async def test_compatible_format_opens_with_the_same_password(core: Core) -> None:
-    issued = await core.service.issue(BOB, "abcd", actor=OPERATOR, fmt=Pkcs12Format.COMPATIBLE)
+    issued = await core.certificates.issue(BOB, "abcd", actor=OPERATOR, fmt=Pkcs12Format.COMPATIBLE)
     bundle = pkcs12.load_pkcs12(issued.pkcs12, b"abcd")
     assert bundle.cert is not None
     assert bundle.cert.certificate.serial_number == issued.record.serial_number
@@ -257,7 +257,7 @@ async def test_invalid_customer_id_is_refused_before_anything_is_written(
     core: Core, customer_id: str
 ) -> None:
     with pytest.raises(InvalidCustomerId):
-        await core.service.issue(customer_id, PASSWORD, actor=CUSTOMER)
+        await core.certificates.issue(customer_id, PASSWORD, actor=CUSTOMER)
     for table in (certificates, audit_log, holder_locks):
         assert await count_rows(core, table) == 0
 
@@ -278,7 +278,7 @@ async def test_invalid_export_password_is_refused_before_anything_is_written(
     core: Core, password: str
 ) -> None:
     with pytest.raises(InvalidExportPassword, match="4 to 12 letters"):
-        await core.service.issue(ALICE, password, actor=CUSTOMER)
+        await core.certificates.issue(ALICE, password, actor=CUSTOMER)
     for table in (certificates, audit_log, holder_locks):
         assert await count_rows(core, table) == 0
 
@@ -312,7 +312,7 @@ async def test_a_customer_holding_a_valid_certificate_cannot_apply_again(
 
 async def test_after_revocation_the_customer_may_apply_again(core: Core) -> None:
     first = await issue(core)
-    await core.service.revoke(
+    await core.certificates.revoke(
         first.record.serial, RevocationReason.KEY_COMPROMISE, actor=OPERATOR, online=False
     )
     second = await issue(core)
@@ -346,7 +346,7 @@ async def test_renewal_outside_the_window_is_refused_naming_the_window(
     issued = await issue(core)
     clock.now = moment
     with pytest.raises(NotRenewable) as refused:
-        await core.service.renew(issued.record.serial, PASSWORD, actor=CUSTOMER)
+        await core.certificates.renew(issued.record.serial, PASSWORD, actor=CUSTOMER)
     assert "from 2027-10-25 23:59:59 to 2027-11-24 23:59:59 (Asia/Taipei)" in str(refused.value)
     assert refused.value.details["window"] == Window(WINDOW_START, NOT_AFTER)
     assert await records_of(core, ALICE) == [await record_of(core, issued.record.serial)]
@@ -365,7 +365,7 @@ async def test_renewal_inside_the_window_supersedes_the_old_certificate(
 ) -> None:
     old = await issue(core)
     clock.now = moment
-    renewed = await core.service.renew(old.record.serial, "NewPass9", actor=CUSTOMER)
+    renewed = await core.certificates.renew(old.record.serial, "NewPass9", actor=CUSTOMER)
 
     new = renewed.record
     assert new.state is RecordState.ISSUED
@@ -403,24 +403,24 @@ async def test_renewal_inside_the_window_supersedes_the_old_certificate(
         "certificate.revoked",
     ]
     # Renewal is not a customer revocation: the quota is untouched.
-    assert await core.service.revocations_left(ALICE) == 2
+    assert await core.certificates.revocations_left(ALICE) == 2
     # The superseded certificate cannot be renewed a second time.
     with pytest.raises(NotRenewable, match="revoked"):
-        await core.service.renew(old.record.serial, PASSWORD, actor=CUSTOMER)
+        await core.certificates.renew(old.record.serial, PASSWORD, actor=CUSTOMER)
 
 
 async def test_renewing_a_revoked_certificate_is_refused(core: Core, clock: FrozenClock) -> None:
     issued = await issue(core)
-    await core.service.revoke(issued.record.serial, None, actor=OPERATOR, online=False)
+    await core.certificates.revoke(issued.record.serial, None, actor=OPERATOR, online=False)
     clock.now = WINDOW_START
     with pytest.raises(NotRenewable, match=f"{issued.record.serial} is revoked"):
-        await core.service.renew(issued.record.serial, PASSWORD, actor=CUSTOMER)
+        await core.certificates.renew(issued.record.serial, PASSWORD, actor=CUSTOMER)
     assert len(await records_of(core, ALICE)) == 1
 
 
 async def test_renewing_an_unknown_serial_is_refused(core: Core) -> None:
     with pytest.raises(UnknownCertificate, match="ABCDEF0123"):
-        await core.service.renew("abcdef0123", PASSWORD, actor=CUSTOMER)
+        await core.certificates.renew("abcdef0123", PASSWORD, actor=CUSTOMER)
 
 
 async def test_renewal_with_a_bad_password_writes_nothing(core: Core, clock: FrozenClock) -> None:
@@ -428,7 +428,7 @@ async def test_renewal_with_a_bad_password_writes_nothing(core: Core, clock: Fro
     clock.now = WINDOW_START
     audit_before = await count_rows(core, audit_log)
     with pytest.raises(InvalidExportPassword):
-        await core.service.renew(issued.record.serial, "no", actor=CUSTOMER)
+        await core.certificates.renew(issued.record.serial, "no", actor=CUSTOMER)
     assert await count_rows(core, audit_log) == audit_before
     assert len(await records_of(core, ALICE)) == 1
 
@@ -438,7 +438,7 @@ async def test_renewal_with_a_bad_password_writes_nothing(core: Core, clock: Fro
 
 async def test_revoking_an_unknown_serial_is_refused(core: Core) -> None:
     with pytest.raises(UnknownCertificate, match="no issued certificate with serial 1234ABCD"):
-        await core.service.revoke("1234abcd", None, actor=OPERATOR, online=False)
+        await core.certificates.revoke("1234abcd", None, actor=OPERATOR, online=False)
     assert await count_rows(core, audit_log) == 0
 
 
@@ -448,13 +448,13 @@ async def test_revoking_twice_is_refused_and_spends_no_second_slot(core: Core) -
     with pytest.raises(AlreadyRevoked, match=f"{serial} is already revoked"):
         await revoke_online(core, serial)
     with pytest.raises(AlreadyRevoked):
-        await core.service.revoke(serial, None, actor=OPERATOR, online=False)
-    assert await core.service.revocations_left(ALICE) == 1
+        await core.certificates.revoke(serial, None, actor=OPERATOR, online=False)
+    assert await core.certificates.revocations_left(ALICE) == 1
 
 
 async def test_serials_are_accepted_in_either_case(core: Core) -> None:
     serial = await holding(core, ALICE)
-    revoked = await core.service.revoke(serial.lower(), None, actor=OPERATOR, online=False)
+    revoked = await core.certificates.revoke(serial.lower(), None, actor=OPERATOR, online=False)
     assert revoked.serial == serial
     assert revoked.revoked
 
@@ -463,7 +463,7 @@ async def test_revocation_without_a_reason_has_no_crl_reason_at_all(
     core: Core, clock: FrozenClock
 ) -> None:
     serial = await holding(core, ALICE)
-    revoked = await core.service.revoke(serial, None, actor=OPERATOR, online=False)
+    revoked = await core.certificates.revoke(serial, None, actor=OPERATOR, online=False)
     assert revoked.revoked_reason is None
     assert revoked.revoked_at == clock.now
 
@@ -483,7 +483,7 @@ async def test_revocation_reason_reaches_crl_and_ocsp(
     core: Core, clock: FrozenClock, reason: RevocationReason
 ) -> None:
     serial = await holding(core, ALICE)
-    revoked = await core.service.revoke(serial, reason, actor=OPERATOR, online=False)
+    revoked = await core.certificates.revoke(serial, reason, actor=OPERATOR, online=False)
     assert revoked.revoked_reason is reason
     assert revoked.status(clock.now, 30) is CertificateStatus.REVOKED
 
@@ -504,7 +504,7 @@ async def test_crl_number_strictly_increases(core: Core, clock: FrozenClock) -> 
     numbers = []
     for index, serial in enumerate(serials):
         clock.advance(minutes=5)
-        await core.service.revoke(serial, None, actor=OPERATOR, online=index % 2 == 0)
+        await core.certificates.revoke(serial, None, actor=OPERATOR, online=index % 2 == 0)
         crl = await published_crl(core)
         numbers.append(crl_number(crl))
         assert crl.last_update_utc == clock.now
@@ -524,13 +524,13 @@ async def test_crl_number_strictly_increases(core: Core, clock: FrozenClock) -> 
 
 
 async def test_two_online_revocations_per_year_then_the_branch(core: Core) -> None:
-    assert await core.service.revocations_left(ALICE) == 2
+    assert await core.certificates.revocations_left(ALICE) == 2
     first = await issue(core)
     await revoke_online(core, first.record.serial)
-    assert await core.service.revocations_left(ALICE) == 1
+    assert await core.certificates.revocations_left(ALICE) == 1
     second = await issue(core)
     await revoke_online(core, second.record.serial)
-    assert await core.service.revocations_left(ALICE) == 0
+    assert await core.certificates.revocations_left(ALICE) == 0
 
     third = await issue(core)
     with pytest.raises(RevocationQuotaExhausted, match="2 online revocations of 2026") as refused:
@@ -542,7 +542,7 @@ async def test_two_online_revocations_per_year_then_the_branch(core: Core) -> No
     assert (await audit_actions(core))[-1] == "certificate.issued"
 
     # The branch (an operator) can still revoke it.
-    await core.service.revoke(
+    await core.certificates.revoke(
         third.record.serial, RevocationReason.KEY_COMPROMISE, actor=OPERATOR, online=False
     )
     assert (await record_of(core, third.record.serial)).revoked
@@ -551,21 +551,21 @@ async def test_two_online_revocations_per_year_then_the_branch(core: Core) -> No
 async def test_operator_revocations_do_not_count(core: Core) -> None:
     for _ in range(3):
         serial = await holding(core, ALICE)
-        await core.service.revoke(
+        await core.certificates.revoke(
             serial, RevocationReason.CESSATION_OF_OPERATION, actor=OPERATOR, online=False
         )
-    assert await core.service.revocations_left(ALICE) == 2
+    assert await core.certificates.revocations_left(ALICE) == 2
     await revoke_online(core, await holding(core, ALICE))
-    assert await core.service.revocations_left(ALICE) == 1
+    assert await core.certificates.revocations_left(ALICE) == 1
 
 
 async def test_quota_is_per_customer(core: Core) -> None:
     for _ in range(2):
         await revoke_online(core, await holding(core, ALICE))
-    assert await core.service.revocations_left(ALICE) == 0
-    assert await core.service.revocations_left(BOB) == 2
+    assert await core.certificates.revocations_left(ALICE) == 0
+    assert await core.certificates.revocations_left(BOB) == 2
     await revoke_online(core, await holding(core, BOB))
-    assert await core.service.revocations_left(BOB) == 1
+    assert await core.certificates.revocations_left(BOB) == 1
 
 
 async def test_quota_resets_at_new_year_in_taipei(core: Core, clock: FrozenClock) -> None:
@@ -580,9 +580,9 @@ async def test_quota_resets_at_new_year_in_taipei(core: Core, clock: FrozenClock
         await revoke_online(core, third.record.serial)
 
     clock.advance(seconds=1)  # 2027-01-01 00:00:00 Taipei, 2026-12-31 16:00:00 UTC
-    assert await core.service.revocations_left(ALICE) == 2
+    assert await core.certificates.revocations_left(ALICE) == 2
     await revoke_online(core, third.record.serial)
-    assert await core.service.revocations_left(ALICE) == 1
+    assert await core.certificates.revocations_left(ALICE) == 1
 
     async with core.db.read() as conn:
         rows = await conn.execute(
@@ -608,7 +608,7 @@ async def test_two_concurrent_revocations_cannot_both_take_the_last_slot(core: C
         successes, failures = split_outcomes(results)
         assert len(successes) == 1, results
         assert [type(failure) for failure in failures] == [RevocationQuotaExhausted]
-        assert await core.service.revocations_left(customer) == 0
+        assert await core.certificates.revocations_left(customer) == 0
         revoked = [record.serial for record in await records_of(core, customer) if record.revoked]
         assert len(revoked) == 2
         assert successes[0].serial in revoked  # type: ignore[attr-defined]
@@ -628,7 +628,7 @@ async def test_two_concurrent_first_revocations_with_a_quota_of_one(
         successes, failures = split_outcomes(results)
         assert len(successes) == 1, results
         assert [type(failure) for failure in failures] == [RevocationQuotaExhausted]
-        assert await core.service.revocations_left(ALICE) == 0
+        assert await core.certificates.revocations_left(ALICE) == 0
     finally:
         await core.close()
 
@@ -685,10 +685,10 @@ async def test_a_crash_between_pending_and_issued_is_recovered(
 
     # Recovery waits out the delay (10 minutes) so it never races a slow issuance.
     clock.advance(minutes=10)
-    assert await core.service.recover_pending() == []
+    assert await core.certificates.recover_pending() == []
     clock.advance(seconds=1)
-    assert await core.service.recover_pending() == [pending.serial]
-    assert await core.service.recover_pending() == []
+    assert await core.certificates.recover_pending() == [pending.serial]
+    assert await core.certificates.recover_pending() == []
 
     abandoned = await record_of(core, pending.serial)
     assert abandoned.state is RecordState.ABANDONED
@@ -710,7 +710,7 @@ async def test_a_crash_between_pending_and_issued_is_recovered(
     answer = await ocsp_answer(core, pending.serial)
     assert answer.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
     with pytest.raises(UnknownCertificate):
-        await core.service.revoke(pending.serial, None, actor=OPERATOR, online=False)
+        await core.certificates.revoke(pending.serial, None, actor=OPERATOR, online=False)
 
     # The slot is free again.
     issued = await issue(core, ALICE)
@@ -726,15 +726,15 @@ async def test_an_issuance_that_outlives_recovery_is_not_released(
 ) -> None:
     """Recovery's verdict is final: a stalled issuance that wakes up after its record was
     abandoned (and the customer may have applied again) must not turn it into a certificate."""
-    real_export = core.service.keywork.export_pkcs12
+    real_export = core.certificates.keywork.export_pkcs12
 
     async def stalled_export(**kwargs: object) -> bytes:
         # The export stalls past the recovery delay, and recovery runs meanwhile.
         clock.advance(minutes=11)
-        await core.service.recover_pending()
+        await core.certificates.recover_pending()
         return await real_export(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(core.service.keywork, "export_pkcs12", stalled_export)
+    monkeypatch.setattr(core.certificates.keywork, "export_pkcs12", stalled_export)
     with pytest.raises(UnknownCertificate, match="abandoned"):
         await issue(core, ALICE)
     monkeypatch.undo()

@@ -48,18 +48,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, insert, select, update
 
-from bot.core import Core
 from certcore.audit import Actor
-from certcore.pki.records import all_certificates, certificates_of
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
+from certcore.core import Core
 from certcore.customers.directory import Customer, CustomerKind, upsert_customers
 from certcore.i18n import translate
 from certcore.identity.idnumbers import IdKind, classify_id
-from certcore.notify.base import SendError, SendFailure, OutgoingMessage, Sender
 from certcore.identity.rocdate import parse_roc_date
+from certcore.notify.base import OutgoingMessage, Sender, SendError, SendFailure
+from certcore.pki.records import all_certificates, certificates_of
 from certcore.pki.rules import RevocationReason, quota_year
 from certcore.storage.schema import conversations, dev_outbox, revocation_quota
+from dialogs import engine_for
 from dialogs.engine import Engine
 from dialogs.faq import Faq
 from dialogs.messages import Choices, Delivery, EventKind, Inbound, Link, Outbound, Table, Text
@@ -107,7 +108,7 @@ class Session:
         )
         self.sender = ScriptedSender(next(iter(self.core.senders.values())))
         self.core.otp.senders = {medium: self.sender for medium in self.core.senders}
-        self.engine = self.core.conversation_engine(owner=f"transcript-{id(self)}")
+        self.engine = engine_for(self.core)
 
     async def restart(self, environ: dict[str, str]) -> None:
         failures = self.sender.failures if self.sender else []
@@ -315,7 +316,7 @@ class Transcript:
         if which == "large":
             return b"-----BEGIN CERTIFICATE-----\n" + b"A" * 70_000, "huge.cer"
         if which == "ca":
-            return session.core.service.ca.pem, "ca.crt"
+            return session.core.certificates.ca.pem, "ca.crt"
         async with session.core.db.read() as conn:
             records = [r for r in await all_certificates(conn) if r.der is not None]
         if len(records) < (2 if which == "previous" else 1):
@@ -336,7 +337,9 @@ class Transcript:
         elif verb == "linked":
             await _link(session, words[0])
         elif verb == "certificate":
-            await session.core.service.issue(words[0], "abc123", actor=Actor("operator:t", "cli"))
+            await session.core.certificates.issue(
+                words[0], "abc123", actor=Actor("operator:t", "cli")
+            )
         elif verb == "advance":
             amount, unit = int(words[0][:-1]), words[0][-1]
             session.clock.advance(**{_UNITS[unit]: amount})
@@ -377,7 +380,7 @@ async def _add_customer(session: Session, words: list[str]) -> None:
 async def _link(session: Session, id_number: str) -> None:
     assert session.core is not None
     engine_store = session.engine.store  # type: ignore[union-attr]
-    await engine_store.acquire(session.conversation_id, "zh_TW")
+    await engine_store.acquire(session.conversation_id, "zh_TW", session.clock())
     await engine_store.release(session.conversation_id)
     async with session.core.db.write() as conn:
         await conn.execute(
@@ -406,7 +409,7 @@ async def _revoke_newest(session: Session, id_number: str) -> None:
     async with session.core.db.read() as conn:
         records = [r for r in await certificates_of(conn, id_number) if r.der is not None]
     assert records, f"{id_number} holds no certificate"
-    await session.core.service.revoke(
+    await session.core.certificates.revoke(
         records[-1].serial,
         RevocationReason.KEY_COMPROMISE,
         actor=Actor("operator:t", "cli"),

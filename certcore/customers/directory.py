@@ -21,8 +21,9 @@ from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.identity.idnumbers import IdKind, normalise_id
-from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
 from certcore.identity.phone import taiwan_mobile
+from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
+from certcore.storage.database import Database
 from certcore.storage.schema import customers as customers_table
 
 #: Longest name the table holds; a longer one is a data error, not something to truncate.
@@ -271,3 +272,18 @@ async def _stored(conn: AsyncConnection, ids: list[str]) -> dict[str, Customer]:
         )
         found.update((row.id_number, Customer.from_row(row)) for row in rows)
     return found
+
+
+class CustomerDirectory:
+    """The directory as a service: what flows and operator tools read about customers."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, id_number: str) -> Customer | None:
+        async with self.db.read() as conn:
+            return await get_customer(conn, id_number)
+
+    async def all(self) -> list[Customer]:
+        async with self.db.read() as conn:
+            return await list_customers(conn)

@@ -40,8 +40,8 @@ from certcore.identity.idnumbers import (
     id_problem,
     normalise_id,
 )
-from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
 from certcore.identity.rocdate import RocDateError, RocDateProblem, parse_roc_date
+from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
 from certcore.storage.database import Database
 
 HEADER: Final = ("id_number", "kind", "name", "birth_date", "mobile", "email", "accounts")

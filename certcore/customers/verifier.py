@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from certcore.audit import Actor, AuditTrail
 from certcore.clock import Clock
 from certcore.config import Settings
-from certcore.storage.locks import lock_customer
 from certcore.masking import mask_id
 from certcore.storage.database import Database
+from certcore.storage.locks import lock_customer
 from certcore.storage.schema import customers, identity_lockouts
 
 ACTIVE = "active"

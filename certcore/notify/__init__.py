@@ -6,11 +6,37 @@ from collections.abc import Mapping
 
 from certcore.clock import Clock
 from certcore.config import Settings
-from certcore.notify.base import Medium, Sender
-from certcore.notify.outbox import DevOutbox
-from certcore.notify.sms import sms_sender
+from certcore.notify.base import Medium, OutgoingMessage, Sender, SendError, SendFailure
+from certcore.notify.outbox import (
+    DevOutbox,
+    OutboxEntry,
+    is_loopback_host,
+    outbox_since,
+    recent_outbox,
+)
+from certcore.notify.sms import Every8dSender, HttpSmsSender, MitakeSender, sms_sender
 from certcore.notify.smtp import SmtpSender
 from certcore.storage.database import Database
+
+__all__ = [
+    "DevOutbox",
+    "Every8dSender",
+    "HttpSmsSender",
+    "Medium",
+    "MitakeSender",
+    "OutboxEntry",
+    "OutgoingMessage",
+    "SendError",
+    "SendFailure",
+    "Sender",
+    "SmtpSender",
+    "build_senders",
+    "close_senders",
+    "is_loopback_host",
+    "outbox_since",
+    "recent_outbox",
+    "sms_sender",
+]
 
 
 def build_senders(settings: Settings, db: Database, clock: Clock) -> dict[Medium, Sender]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.clock import Clock
@@ -75,6 +75,16 @@ class DevOutbox:
             _masked(message.medium, message.destination),
         )
         return receipt
+
+    async def since(self, after_id: int) -> list[OutboxEntry]:
+        """Messages stored after `after_id`, oldest first (the console follows the outbox)."""
+        async with self.db.read() as conn:
+            return await outbox_since(conn, after_id)
+
+    async def last_id(self) -> int:
+        """The id of the newest message; 0 while the outbox is empty."""
+        async with self.db.read() as conn:
+            return int((await conn.execute(select(func.max(dev_outbox.c.id)))).scalar() or 0)
 
     async def close(self) -> None:
         """Nothing to release: the database belongs to the caller."""

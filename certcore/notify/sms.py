@@ -42,10 +42,10 @@ import aiohttp
 from yarl import URL
 
 from certcore.config import Settings
-from certcore.masking import mask_mobile
-from certcore.notify.base import Medium, SendError, SendFailure, OutgoingMessage
-from certcore.notify.redaction import BODY, SECRET, scrub
 from certcore.identity.phone import taiwan_mobile
+from certcore.masking import mask_mobile
+from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
+from certcore.notify.redaction import BODY, SECRET, scrub
 
 log = logging.getLogger("certdesk.notify.sms")
 

@@ -36,9 +36,9 @@ from certcore.errors import ConfigurationError
 from certcore.masking import mask_email
 from certcore.notify.base import (
     Medium,
+    OutgoingMessage,
     SendError,
     SendFailure,
-    OutgoingMessage,
 )
 from certcore.notify.redaction import BODY, SECRET, scrub
 
@@ -143,9 +143,7 @@ class SmtpSender:
             exc = exc.recipients[0]
         if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
             permanent = 500 <= exc.code < 600
-            reason = (
-                SendFailure.REJECTED_DESTINATION if permanent else SendFailure.GATEWAY_ERROR
-            )
+            reason = SendFailure.REJECTED_DESTINATION if permanent else SendFailure.GATEWAY_ERROR
             state = "refused" if permanent else "temporarily refused"
             return reason, f"{where} {state} the recipient: {exc.code} {exc.message}"
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):

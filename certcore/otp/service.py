@@ -1,9 +1,9 @@
-"""Sending and checking one-time codes: the rules of `certcore.otp.rules`, the database and delivery.
+"""Sending and checking one-time codes: the rules of `certcore.otp.rules`, the database, senders.
 
 Every decision that depends on what was sent before (resend delay, hourly and daily caps,
 superseding the previous code, counting wrong entries) is made inside a write transaction that
 holds the customer's lock, so two instances cannot both send the sixth code of the hour.
-Delivery itself happens outside any transaction, bounded by the sender's own timeout; a failed
+Sending itself happens outside any transaction, bounded by the sender's own timeout; a failed
 send voids its code and is audited.
 """
 
@@ -21,25 +21,24 @@ from certcore.audit import Actor, AuditTrail
 from certcore.clock import Clock
 from certcore.config import Settings
 from certcore.errors import (
-    OtpSendFailed,
     OtpExpired,
     OtpMalformed,
     OtpNoActiveCode,
     OtpResendTooEarly,
+    OtpSendFailed,
     OtpSendLimit,
     OtpStalePrefix,
     OtpVoided,
     OtpWrongCode,
 )
 from certcore.i18n import translate
-from certcore.storage.locks import lock_customer
 from certcore.masking import mask_email, mask_id, mask_mobile
 from certcore.notify.base import (
     Medium,
-    SendError,
-    SendFailure,
     OutgoingMessage,
     Sender,
+    SendError,
+    SendFailure,
 )
 from certcore.otp.rules import (
     Binding,
@@ -53,6 +52,7 @@ from certcore.otp.rules import (
     send_refusal,
 )
 from certcore.storage.database import Database
+from certcore.storage.locks import lock_customer
 from certcore.storage.schema import otp_codes
 
 ACTIVE, USED, SUPERSEDED, VOIDED, EXPIRED = "active", "used", "superseded", "voided", "expired"

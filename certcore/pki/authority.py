@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certcore.pki.cakey import CAKey, signature_hash
 from certcore.clock import TAIPEI
 from certcore.config import Settings
+from certcore.pki.cakey import CAKey, signature_hash
 from certcore.pki.rules import Window, add_months, end_of_day_taipei
 
 SERIAL_BITS = 159

@@ -17,8 +17,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from certcore.pki.authority import CertificateAuthority, random_serial, self_signed_ca_certificate
-from certcore.pki.cakey import encrypt_pem, wrap_software_key
 from certcore.config import Settings
 from certcore.errors import (
     CAAlreadyInitialised,
@@ -27,6 +25,8 @@ from certcore.errors import (
     WrongPassphrase,
 )
 from certcore.keyfile import write_private
+from certcore.pki.authority import CertificateAuthority, random_serial, self_signed_ca_certificate
+from certcore.pki.cakey import encrypt_pem, wrap_software_key
 
 CA_KEY_BITS = 3072
 

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from certcore.config import Settings
 from certcore.pki.authority import CertificateAuthority
 from certcore.pki.cakey import signature_hash
-from certcore.config import Settings
 from certcore.pki.rules import RevocationReason
 from certcore.storage.database import Database
 from certcore.storage.schema import certificates, crl_state
@@ -100,3 +100,11 @@ async def refresh_crl_if_due(
         if row and now < row.this_update + timedelta(hours=settings.crl_refresh_hours):
             return row.der
         return await publish_crl(conn, ca, settings, now)
+
+
+async def published_crl_number(conn: AsyncConnection) -> int | None:
+    """The CRLNumber of the stored CRL; None before the first is published."""
+    number = (
+        await conn.execute(select(crl_state.c.crl_number).where(crl_state.c.id == 1))
+    ).scalar()
+    return None if number is None else int(number)

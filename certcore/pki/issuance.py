@@ -12,27 +12,14 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.audit import Actor, AuditTrail
-from certcore.pki.authority import (
-    CertificateAuthority,
-    CustomerKey,
-    public_key_fingerprint,
-    random_serial,
-    serial_hex,
-)
-from certcore.pki.records import (
-    CertificateRecord,
-    RecordState,
-    certificates_of,
-    get_certificate,
-)
 from certcore.clock import Clock, taipei_text
 from certcore.config import Settings
-from certcore.pki.crl import publish_crl
 from certcore.errors import (
     AlreadyRevoked,
     InvalidCustomerId,
@@ -43,15 +30,31 @@ from certcore.errors import (
     ValidCertificateExists,
 )
 from certcore.identity.idnumbers import classify_id
-from certcore.pki.keywork import KeyWork
-from certcore.storage.locks import lock_customer
 from certcore.masking import mask_id
-from certcore.pki.ocsp import OcspResponder
 from certcore.otp.rules import Binding, Operation
 from certcore.otp.service import spend_verification
+from certcore.pki.authority import (
+    CertificateAuthority,
+    CustomerKey,
+    public_key_fingerprint,
+    random_serial,
+    serial_hex,
+)
+from certcore.pki.crl import publish_crl, published_crl_number, refresh_crl_if_due
+from certcore.pki.keywork import KeyWork
+from certcore.pki.ocsp import OcspResponder
 from certcore.pki.pkcs12 import Pkcs12Format, check_export_password, pfx_filename
+from certcore.pki.records import (
+    CertificateRecord,
+    RecordState,
+    all_certificates,
+    certificates_of,
+    get_certificate,
+    unexpired_certificates,
+)
 from certcore.pki.rules import RevocationReason, Window, quota_year, validity_period
 from certcore.storage.database import Database
+from certcore.storage.locks import lock_customer
 from certcore.storage.schema import certificates, revocation_quota
 
 
@@ -172,6 +175,59 @@ class CertificateService:
         assert revoked is not None
         await self._refresh_ocsp(revoked.serial)
         return revoked
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, serial: str) -> CertificateRecord | None:
+        """The record with this serial (hex, any case), in whatever state."""
+        async with self.db.read() as conn:
+            return await get_certificate(conn, serial)
+
+    async def get_by_number(self, serial: int) -> CertificateRecord | None:
+        """The record with this serial number, as OCSP asks for it."""
+        return await self.get(serial_hex(serial))
+
+    async def issued_of(self, customer_id: str) -> list[CertificateRecord]:
+        """The customer's certificates that exist (were issued), newest first."""
+        async with self.db.read() as conn:
+            records = await certificates_of(conn, customer_id)
+        return [record for record in reversed(records) if record.der is not None]
+
+    async def current_of(self, customer_id: str, now: datetime) -> CertificateRecord | None:
+        """The one certificate that counts as the customer's valid one at `now`, if any."""
+        for record in await self.issued_of(customer_id):
+            if record.occupies_holder_slot(now):
+                return record
+        return None
+
+    async def all(self, customer_id: str | None = None) -> list[CertificateRecord]:
+        """Every record, or one customer's, oldest first (the operator's list)."""
+        async with self.db.read() as conn:
+            if customer_id is None:
+                return await all_certificates(conn)
+            return await certificates_of(conn, customer_id)
+
+    async def unexpired(self) -> list[CertificateRecord]:
+        """Issued certificates that have not expired, revoked ones included (OCSP pre-signing)."""
+        async with self.db.read() as conn:
+            return await unexpired_certificates(conn, self.clock())
+
+    async def record_of(self, certificate: x509.Certificate) -> CertificateRecord | None:
+        """Our issued record of exactly this certificate (same serial, same DER), if any."""
+        record = await self.get(serial_hex(certificate.serial_number))
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        if record is None or record.state is not RecordState.ISSUED or record.der != der:
+            return None
+        return record
+
+    async def crl(self) -> bytes:
+        """The current CRL (DER), re-signed first when it is due."""
+        return await refresh_crl_if_due(self.db, self.ca, self.settings, self.clock())
+
+    async def crl_number(self) -> int | None:
+        """The number of the CRL last published by any process; None before the first."""
+        async with self.db.read() as conn:
+            return await published_crl_number(conn)
 
     async def revocations_left(self, customer_id: str) -> int:
         """How many online revocations the customer has left this year (Taipei calendar)."""

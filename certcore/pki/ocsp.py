@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 
+from certcore.clock import Clock
 from certcore.pki.authority import CertificateAuthority
 from certcore.pki.cakey import signature_hash
 from certcore.pki.records import CertificateRecord, RecordState
-from certcore.clock import Clock
 
 StatusLookup = Callable[[int], Awaitable[CertificateRecord | None]]
 """Finds the record for a serial number; None when the CA never reserved that serial."""

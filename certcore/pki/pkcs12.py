@@ -10,9 +10,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from certcore.pki.authority import CustomerKey
 from certcore.clock import TAIPEI
 from certcore.errors import InvalidExportPassword
+from certcore.pki.authority import CustomerKey
 
 EXPORT_PASSWORD = re.compile(r"[A-Za-z0-9]{4,12}")
 """密碼請設定4~12碼，英文、數字皆可."""

@@ -106,3 +106,12 @@ async def certificates_of(conn: AsyncConnection, customer_id: str) -> list[Certi
 async def all_certificates(conn: AsyncConnection) -> list[CertificateRecord]:
     rows = await conn.execute(select(certificates).order_by(certificates.c.created_at))
     return [CertificateRecord.from_row(row) for row in rows]
+
+
+async def unexpired_certificates(conn: AsyncConnection, now: datetime) -> list[CertificateRecord]:
+    rows = await conn.execute(
+        select(certificates).where(
+            certificates.c.state == RecordState.ISSUED.value, certificates.c.not_after > now
+        )
+    )
+    return [CertificateRecord.from_row(row) for row in rows]

@@ -1,0 +1,11 @@
+"""The database: one schema and one set of migrations for SQLite (the embedded default) and
+PostgreSQL, SQLAlchemy Core over async drivers. Each table's queries live in the module that
+owns the table (`certcore.pki.records` for certificates, `certcore.customers.directory` for
+customers, …); `schema` is what they all query."""
+
+from certcore.storage import schema
+from certcore.storage.database import MIGRATIONS_DIR, Database
+from certcore.storage.locks import lock_customer
+from certcore.storage.types import UTCDateTime
+
+__all__ = ["MIGRATIONS_DIR", "Database", "UTCDateTime", "lock_customer", "schema"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -58,6 +58,11 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield conn
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query (the health check)."""
+        async with self.read() as conn:
+            await conn.execute(select(1))
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run at every start."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 from certcore.audit import Actor
-from certcore.pki.records import CertificateRecord, certificates_of
 from certcore.clock import TAIPEI
-from certcore.customers.directory import Customer, get_customer
+from certcore.customers import Customer
+from certcore.pki import CertificateRecord
 from dialogs.turn import Input, Turn
 
 
@@ -24,28 +24,21 @@ def today(turn: Turn) -> date:
 async def linked_customer(turn: Turn) -> Customer | None:
     if turn.customer_id is None:
         return None
-    async with turn.services.db.read() as conn:
-        return await get_customer(conn, turn.customer_id)
+    return await turn.services.customers.get(turn.customer_id)
 
 
 async def customer_by_id(turn: Turn, id_number: str) -> Customer | None:
-    async with turn.services.db.read() as conn:
-        return await get_customer(conn, id_number)
+    return await turn.services.customers.get(id_number)
 
 
 async def issued_certificates(turn: Turn, customer_id: str) -> list[CertificateRecord]:
     """The customer's certificates that exist (issued), newest first."""
-    async with turn.services.db.read() as conn:
-        records = await certificates_of(conn, customer_id)
-    return [r for r in reversed(records) if r.der is not None]
+    return await turn.services.certificates.issued_of(customer_id)
 
 
 async def current_certificate(turn: Turn, customer_id: str) -> CertificateRecord | None:
     """The one certificate that counts as the customer's valid one, if any."""
-    for record in await issued_certificates(turn, customer_id):
-        if record.occupies_holder_slot(turn.now):
-            return record
-    return None
+    return await turn.services.certificates.current_of(customer_id, turn.now)
 
 
 async def go_to_chosen_flow(turn: Turn, answer: Input) -> None:

@@ -9,11 +9,10 @@ is said and that flow's question asked again. Otherwise the customer is offered 
 
 from __future__ import annotations
 
-from certcore.pki.records import get_certificate
 from certcore.clock import taipei_text
-from certcore.pki.delivery import DeliveryState
 from certcore.masking import mask_id
 from certcore.otp.rules import Operation
+from certcore.pki.delivery import DeliveryState
 from dialogs.turn import Flow, Input, Step, Turn
 
 DELIVERED, NEXT = "delivered", "next"
@@ -46,9 +45,9 @@ async def confirm(turn: Turn, token: str) -> bool:
             "delivery.expired" if delivery.state is DeliveryState.EXPIRED else "delivery.pending"
         )
         return False
-    async with turn.services.db.read() as conn:
-        record = await get_certificate(conn, delivery.serial)
-        old = await get_certificate(conn, delivery.renewal_of) if delivery.renewal_of else None
+    certificates = turn.services.certificates
+    record = await certificates.get(delivery.serial)
+    old = await certificates.get(delivery.renewal_of) if delivery.renewal_of else None
     assert record is not None
     filename = (delivery.filename or "").replace(
         delivery.customer_id, mask_id(delivery.customer_id)

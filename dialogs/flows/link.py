@@ -6,7 +6,6 @@ passes through here first and continues where the customer wanted to go. 登出 
 
 from __future__ import annotations
 
-from certcore.audit import AuditTrail
 from certcore.identity.idnumbers import classify_id, normalise_id
 from certcore.masking import mask_id
 from certcore.otp.rules import Operation
@@ -79,13 +78,11 @@ async def logout(turn: Turn) -> None:
     if turn.conversation.customer_id is None:
         turn.say("logout.not_linked")
     else:
-        async with turn.services.db.write() as conn:
-            await AuditTrail(lambda: turn.now).append(
-                conn,
-                actor(turn),
-                action="conversation.unlinked",
-                subject=mask_id(turn.conversation.customer_id),
-            )
+        await turn.services.audit.record(
+            actor(turn),
+            action="conversation.unlinked",
+            subject=mask_id(turn.conversation.customer_id),
+        )
         turn.conversation.customer_id = None
         turn.say("logout.done")
     await turn.menu()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from certcore.pki.records import CertificateRecord
 from certcore.clock import taipei_text
 from certcore.masking import mask_id
+from certcore.pki.records import CertificateRecord
 from certcore.pki.rules import CertificateStatus
 from dialogs.flows.common import (
     go_to_chosen_flow,

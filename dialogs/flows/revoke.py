@@ -15,9 +15,9 @@ from certcore.errors import (
     RevocationQuotaExhausted,
     UnknownCertificate,
 )
+from certcore.identity.rocdate import roc_year
 from certcore.masking import mask_id
 from certcore.otp.rules import Operation
-from certcore.identity.rocdate import roc_year
 from certcore.pki.rules import RevocationReason
 from dialogs.flows.common import (
     actor,

@@ -10,23 +10,23 @@ go to once the code is verified.
 from __future__ import annotations
 
 from certcore.clock import taipei_text
+from certcore.customers.verifier import IdentityOutcome
 from certcore.errors import (
-    OtpSendFailed,
     OtpError,
     OtpExpired,
     OtpMalformed,
     OtpResendTooEarly,
+    OtpSendFailed,
     OtpSendLimit,
     OtpStalePrefix,
     OtpVoided,
     OtpWrongCode,
 )
-from certcore.customers.verifier import IdentityOutcome
+from certcore.identity.rocdate import RocDateError
+from certcore.identity.rocdate import parse_roc_date as parse_roc
 from certcore.masking import mask_account, mask_email, mask_mobile
 from certcore.notify.base import Medium, SendFailure
 from certcore.otp.rules import Binding, Operation
-from certcore.identity.rocdate import RocDateError
-from certcore.identity.rocdate import parse_roc_date as parse_roc
 from dialogs.flows.common import actor, customer_by_id, today
 from dialogs.turn import Input, Step, Turn
 

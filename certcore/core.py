@@ -1,47 +1,54 @@
-"""Opening the certcore parts a process needs, from its settings.
+"""The opened core: every certcore service a process needs, built from its settings.
 
-The CLI and the server both start here, so a command and the service always see the same
-database, the same CA and the same rules.
+The CLI, the server, the console and every test open the core here, so a command and the
+service always see the same database, the same CA and the same rules. Nothing here knows of
+chat: the conversation engine is built on top of an opened core by `dialogs`.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
-from certcore.pki.authority import CertificateAuthority, serial_hex
-from certcore.pki.cafiles import CAFiles
-from certcore.pki.records import CertificateRecord, get_certificate
+from certcore.audit import AuditLog
 from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
-from certcore.pki.delivery import DeliveryService
+from certcore.customers.directory import CustomerDirectory
 from certcore.customers.verifier import IdentityVerifier
 from certcore.keyfile import load_or_create_secret
-from certcore.pki.keywork import KeyWork
 from certcore.notify import build_senders, close_senders
 from certcore.notify.base import Medium, Sender
-from certcore.pki.ocsp import OcspResponder
+from certcore.notify.outbox import DevOutbox
 from certcore.otp.service import OtpService
+from certcore.pki.authority import CertificateAuthority
+from certcore.pki.cafiles import CAFiles
+from certcore.pki.delivery import DeliveryService
 from certcore.pki.issuance import CertificateService
+from certcore.pki.keywork import KeyWork
+from certcore.pki.ocsp import OcspResponder
+from certcore.storage.conversations import ConversationRecords
 from certcore.storage.database import Database
-from dialogs.engine import Engine
-from dialogs.faq import Faq
-from dialogs.flows import all_flows
-from dialogs.services import HandoffDesk, NoAgentDesk, Services
 
 PASSPHRASE_VARIABLE = "CERTDESK_CA_PASSPHRASE"
 
 
+def process_name() -> str:
+    """This process among all that share the database: its name in conversation leases."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def ca_passphrase(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The CA key's passphrase from the operator's environment, if one is set."""
     value = (os.environ if environ is None else environ).get(PASSPHRASE_VARIABLE)
     return value.encode("utf-8") if value else None
 
 
 async def open_database(settings: Settings) -> Database:
+    """The database of the data directory (created, mode 0700, when missing), migrated."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database)
     await db.migrate()
@@ -53,11 +60,14 @@ class Core:
     settings: Settings
     db: Database
     ca: CertificateAuthority
-    service: CertificateService
+    certificates: CertificateService
     ocsp: OcspResponder
+    customers: CustomerDirectory
     identity: IdentityVerifier
     otp: OtpService
     deliveries: DeliveryService
+    audit: AuditLog
+    conversations: ConversationRecords
     senders: dict[Medium, Sender]
     clock: Clock = field(default=system_clock)
 
@@ -71,8 +81,10 @@ class Core:
         create_ca: bool = False,
         environ: Mapping[str, str] | None = None,
         keywork: KeyWork | None = None,
+        owner: str | None = None,
     ) -> Core:
-        """Open the database and the CA; `create_ca` makes a development CA when there is none."""
+        """Open the database and the CA; `create_ca` makes a development CA when there is none.
+        `owner` names this process in conversation leases (default: host and process id)."""
         files = CAFiles(settings.data_dir)
         passphrase = ca_passphrase(environ)
         rng = rng or system_random()
@@ -87,21 +99,17 @@ class Core:
         except BaseException:
             await db.close()
             raise
-
-        async def lookup(serial: int) -> CertificateRecord | None:
-            async with db.read() as conn:
-                return await get_certificate(conn, serial_hex(serial))
-
+        certificates = CertificateService(
+            db=db, ca=ca, settings=settings, clock=clock, rng=rng, keywork=keywork
+        )
         ocsp = OcspResponder(
             ca,
-            lookup,
+            certificates.get_by_number,
             clock,
             validity=timedelta(hours=settings.ocsp_validity_hours),
             refresh_margin=timedelta(hours=settings.ocsp_refresh_margin_hours),
         )
-        service = CertificateService(
-            db=db, ca=ca, settings=settings, clock=clock, rng=rng, ocsp=ocsp, keywork=keywork
-        )
+        certificates.ocsp = ocsp
         senders = build_senders(settings, db, clock)
         otp_key = (
             settings.otp_key.encode("utf-8")
@@ -112,30 +120,27 @@ class Core:
             settings=settings,
             db=db,
             ca=ca,
-            service=service,
+            certificates=certificates,
             ocsp=ocsp,
+            customers=CustomerDirectory(db),
             identity=IdentityVerifier(db=db, settings=settings, clock=clock),
             otp=OtpService(
                 db=db, settings=settings, clock=clock, rng=rng, senders=senders, key=otp_key
             ),
-            deliveries=DeliveryService(db=db, certificates=service, settings=settings, clock=clock),
+            deliveries=DeliveryService(
+                db=db, certificates=certificates, settings=settings, clock=clock
+            ),
+            audit=AuditLog(db, clock),
+            conversations=ConversationRecords(db, clock, owner or process_name()),
             senders=senders,
             clock=clock,
         )
 
-    def conversation_engine(self, *, owner: str, handoff: HandoffDesk | None = None) -> Engine:
-        """The dialog engine over these services; `owner` names this process in leases."""
-        services = Services(
-            settings=self.settings,
-            db=self.db,
-            identity=self.identity,
-            otp=self.otp,
-            certificates=self.service,
-            deliveries=self.deliveries,
-            faq=Faq.load(Path(self.settings.faq_file) if self.settings.faq_file else None),
-            handoff=handoff or NoAgentDesk(),
-        )
-        return Engine(services, all_flows(), self.clock, owner=owner)
+    @property
+    def outbox(self) -> DevOutbox | None:
+        """The development outbox, when codes go there instead of to SMS and e-mail."""
+        sender = self.senders.get(Medium.SMS)
+        return sender if isinstance(sender, DevOutbox) else None
 
     async def close(self) -> None:
         await close_senders(self.senders)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import json
 import logging
 import os
 import unicodedata
@@ -28,20 +27,19 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from sqlalchemy import func, select
-
-from bot.core import Core
+from bot.channels.base import ChannelAdapter
 from certcore.audit import Actor
 from certcore.clock import TAIPEI, Clock, system_clock
 from certcore.config import Settings
-from certcore.pki.delivery import DeliveredFile, DeliveryUnavailable
+from certcore.core import Core
 from certcore.customers.demo import load_demo_customers
 from certcore.errors import CertdeskError
 from certcore.i18n import normalise_locale, translate
+from certcore.notify import OutboxEntry
 from certcore.notify.base import Medium
-from certcore.notify.outbox import OutboxEntry, outbox_since
+from certcore.pki.delivery import DeliveredFile, DeliveryUnavailable
 from certcore.pki.pkcs12 import EXPORT_PASSWORD, Pkcs12Format
-from certcore.storage.schema import conversation_events, conversations, dev_outbox
+from dialogs import engine_for
 from dialogs.engine import Engine
 from dialogs.messages import (
     Choices,
@@ -52,7 +50,6 @@ from dialogs.messages import (
     Outbound,
     Table,
     Text,
-    outbound_from_json,
 )
 
 log = logging.getLogger("certdesk.console")
@@ -74,11 +71,13 @@ def console_user() -> str:
 
 def conversation_id_for(user: str) -> str:
     """`console:<OS user>`: stable, so a linked chat stays linked across sessions."""
-    return f"{CHANNEL}:{user}"
+    return Console.conversation_id(user)
 
 
-class Console:
+class Console(ChannelAdapter[str]):
     """One customer at a terminal. `run` executes a coroutine on the session's event loop."""
+
+    name = CHANNEL
 
     def __init__(
         self,
@@ -94,8 +93,8 @@ class Console:
         interactive: bool | None = None,
         read_secret: Callable[[str], str] = getpass.getpass,
     ) -> None:
+        super().__init__(engine)
         self.core = core
-        self.engine = engine
         self.run = run
         self.conversation_id = conversation_id
         self.stdin = stdin
@@ -105,6 +104,7 @@ class Console:
         self.interactive = _isatty(stdin) if interactive is None else interactive
         self.read_secret = read_secret
         self.locale = normalise_locale(locale_hint)
+        self.outbox = core.outbox
         self.outbox_seen = 0
         self.actor = Actor(name=f"customer@{conversation_id}"[:64], channel=CHANNEL)
 
@@ -112,13 +112,13 @@ class Console:
 
     def session(self) -> None:
         """Greet (or resume), then one turn per line until EOF."""
-        state = self.run(self._conversation_state())
-        if state is not None and self.locale_hint is None:
-            self.locale = state[0]  # the language chosen last time
-        if self.core.settings.outbox_mode:
-            self.outbox_seen = self.run(self._last_outbox_id())
+        locale = self.run(self.engine.locale_of(self.conversation_id))
+        if locale is not None and self.locale_hint is None:
+            self.locale = locale  # the language chosen last time
+        if self.outbox is not None:
+            self.outbox_seen = self.run(self.outbox.last_id())
             self.say("console.dev_mode")
-        self._begin(state)
+        self._begin()
         while True:
             line = self._read_line("> ")
             if line is None:
@@ -129,16 +129,13 @@ class Console:
             self._turn(Inbound(self.conversation_id, _event_id(), EventKind.TEXT, text=text))
         self.say("console.goodbye")
 
-    def _begin(self, state: tuple[str, str | None] | None) -> None:
+    def _begin(self) -> None:
         """FOLLOW for a new conversation, or one between flows: the welcome and the menu. A
-        conversation left in the middle of an identity (sensitive) flow is resumed instead, as
-        FOLLOW would end that flow: its last question is shown again."""
-        flows = getattr(self.engine, "flows", {})
-        flow = flows.get(state[1]) if state is not None and state[1] is not None else None
-        if flow is not None and flow.sensitive:
-            assert state is not None
-            self.locale = state[0]
-            last = self.run(self._last_replies())
+        conversation the engine says to resume (left in the middle of an identity flow) shows
+        its last question again instead."""
+        last = self.run(self.engine.resumable(self.conversation_id))
+        if last is not None:
+            self.locale = self.run(self._conversation_locale())
             self.say("console.resumed")
             # A delivery's token is not kept with the record: only its words can be shown.
             self._show([m for m in last if not isinstance(m, Delivery)])
@@ -153,24 +150,30 @@ class Console:
         )
 
     def _turn(self, event: Inbound) -> None:
-        replies = self.run(self.engine.handle(event))
-        self.locale = self.run(self._conversation_locale())
-        self._show(replies)
+        replies = self.run(self.dispatch(event))
         self._print_outbox()
         for delivery in [r for r in replies if isinstance(r, Delivery)]:
             self._deliver(delivery)
 
     # -- rendering ---------------------------------------------------------------------------
 
+    def render(self, message: Outbound) -> str:
+        return render(message)
+
+    async def send(self, conversation_id: str, replies: Sequence[Outbound]) -> None:
+        """Print the replies (the console has one conversation: its own)."""
+        self.locale = await self._conversation_locale()
+        self._show(replies)
+
     def _show(self, replies: Sequence[Outbound]) -> None:
         for reply in replies:
-            self._write(render(reply))
+            self._write(self.render(reply))
         self.stdout.flush()
 
     def _print_outbox(self) -> None:
-        if not self.core.settings.outbox_mode:
+        if self.outbox is None:
             return
-        entries = self.run(self._outbox_since(self.outbox_seen))
+        entries = self.run(self.outbox.since(self.outbox_seen))
         for entry in entries:
             self._write(self._outbox_text(entry))
             self.outbox_seen = max(self.outbox_seen, entry.id)
@@ -297,42 +300,8 @@ class Console:
     def _write(self, text: str) -> None:
         self.stdout.write(text + "\n")
 
-    # -- the database ------------------------------------------------------------------------
-
-    async def _last_outbox_id(self) -> int:
-        async with self.core.db.read() as conn:
-            return int((await conn.execute(select(func.max(dev_outbox.c.id)))).scalar() or 0)
-
-    async def _outbox_since(self, after: int) -> list[OutboxEntry]:
-        async with self.core.db.read() as conn:
-            return await outbox_since(conn, after)
-
-    async def _conversation_state(self) -> tuple[str, str | None] | None:
-        async with self.core.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(conversations.c.locale, conversations.c.flow).where(
-                        conversations.c.id == self.conversation_id
-                    )
-                )
-            ).first()
-        return None if row is None else (row.locale, row.flow)
-
     async def _conversation_locale(self) -> str:
-        state = await self._conversation_state()
-        return self.locale if state is None else state[0]
-
-    async def _last_replies(self) -> list[Outbound]:
-        async with self.core.db.read() as conn:
-            replies = (
-                await conn.execute(
-                    select(conversation_events.c.replies)
-                    .where(conversation_events.c.conversation_id == self.conversation_id)
-                    .order_by(conversation_events.c.received_at.desc())
-                    .limit(1)
-                )
-            ).scalar()
-        return [] if replies is None else [outbound_from_json(m) for m in json.loads(replies)]
+        return await self.engine.locale_of(self.conversation_id) or self.locale
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -440,7 +409,7 @@ def chat(
             try:
                 console = Console(
                     core,
-                    core.conversation_engine(owner=f"console-{os.getpid()}"),
+                    engine_for(core),
                     runner.run,
                     conversation_id=conversation_id_for(user or console_user()),
                     stdin=stdin,
@@ -463,7 +432,9 @@ def chat(
 
 
 async def _open(settings: Settings, clock: Clock, environ: Mapping[str, str] | None) -> Core:
-    core = await Core.open(settings, clock=clock, create_ca=True, environ=environ)
+    core = await Core.open(
+        settings, clock=clock, create_ca=True, environ=environ, owner=f"console-{os.getpid()}"
+    )
     try:
         if settings.outbox_mode:  # dev mode, like serve: the demo customers in an empty directory
             await load_demo_customers(core.db, clock())

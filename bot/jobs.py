@@ -1,0 +1,86 @@
+"""The scheduled jobs of a running service: the upkeep the PKI endpoints and the chats rely on.
+
+Every minute: recover stale pending certificate records, keep the CRL fresh, re-sign OCSP
+responses that near their nextUpdate, close expired certificate deliveries (erasing their
+files) and forget event records older than a week. Every second: notice revocations made by
+other processes through the CRL number, so no stale "good" outlives a second. At start, OCSP
+responses for every unexpired certificate are pre-signed a batch at a time. A failing round is
+logged and the next one tries again: the service keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from bot.web.keys import CORE
+from certcore.core import Core
+
+log = logging.getLogger("certdesk.jobs")
+
+UPKEEP_INTERVAL_SECONDS = 60.0
+REVOCATION_POLL_SECONDS = 1.0
+PREWARM_BATCH = 64
+
+
+async def running(app: web.Application) -> AsyncIterator[None]:
+    """The jobs, for as long as the application runs (an aiohttp cleanup context)."""
+    core = app[CORE]
+    await upkeep(core)
+    tasks = [
+        asyncio.create_task(prewarm_ocsp(core)),
+        asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, upkeep, core)),
+        asyncio.create_task(_every(REVOCATION_POLL_SECONDS, watch_revocations, core, at_once=True)),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def upkeep(core: Core) -> None:
+    abandoned = await core.certificates.recover_pending()
+    if abandoned:
+        log.warning("marked %d stale pending certificate records abandoned", len(abandoned))
+    await core.certificates.crl()
+    await core.ocsp.refresh_expiring()
+    erased = await core.deliveries.erase_expired()
+    if erased:
+        log.info("closed %d expired certificate deliveries and erased their files", erased)
+    await core.conversations.forget_old_events()
+
+
+async def watch_revocations(core: Core) -> None:
+    number = await core.certificates.crl_number()
+    if core.ocsp.observe_crl_number(number):
+        log.info("CRL %s published elsewhere: OCSP responses will be re-signed", number)
+
+
+async def prewarm_ocsp(core: Core) -> None:
+    """Sign responses for every unexpired certificate, a batch at a time between requests."""
+    generation = core.ocsp.generation
+    records = await core.certificates.unexpired()
+    for start in range(0, len(records), PREWARM_BATCH):
+        if core.ocsp.generation != generation:
+            return  # a revocation since the read: these records may be stale, sign lazily
+        await core.ocsp.prewarm(records[start : start + PREWARM_BATCH])
+        await asyncio.sleep(0)
+
+
+async def _every(
+    seconds: float, job: Callable[[Core], Awaitable[None]], core: Core, *, at_once: bool = False
+) -> None:
+    """Run `job` every `seconds` (first at once, or after the first interval)."""
+    if not at_once:
+        await asyncio.sleep(seconds)
+    while True:
+        try:
+            await job(core)
+        except Exception:  # keep serving; the next round tries again
+            log.exception("%s failed", job.__name__)
+        await asyncio.sleep(seconds)
