@@ -57,7 +57,7 @@ from dialogs.messages import (
 )
 from tests.conftest import TEST_PASSPHRASE
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CODE = re.compile(r"\b([A-Z]{4})-(\d{6})\b")
 WANG = ("A120786753", "761205")
 """王三, the manual's demo customer: one account, a mobile and an e-mail."""

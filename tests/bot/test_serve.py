@@ -46,7 +46,7 @@ from certcore.pki.rules import RevocationReason
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "Serve2026"
 STARTUP_SECONDS = 30.0
 REVOCATION_VISIBLE_SECONDS = 5.0

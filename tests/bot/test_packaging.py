@@ -29,7 +29,7 @@ from certcore.i18n import LOCALES_DIR, SUPPORTED_LOCALES, translate
 from dialogs.faq import DEFAULT_FAQ_FILE, Faq
 from tests.conftest import TEST_PASSPHRASE
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WANG = ("A120786753", "761205")
 """王三, the manual's demo customer."""
 TIMEOUT = 60

@@ -62,9 +62,9 @@ from certcore.pki.rules import RevocationReason, quota_year
 from certcore.storage.schema import conversations, dev_outbox, revocation_quota
 from dialogs import engine_for
 from dialogs.engine import Engine
-from dialogs.faq import Faq
 from dialogs.messages import Choices, Delivery, EventKind, Inbound, Link, Outbound, Table, Text
 from dialogs.turn import decode_choice
+from tests.dialogs.catalogue import expected_pattern
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 START = taipei(2026, 11, 24, 10, 0, 0)
@@ -151,17 +151,6 @@ class Session:
             rows = await conn.execute(select(dev_outbox.c.body).order_by(dev_outbox.c.id))
             bodies = [row.body for row in rows]
         self.codes = [m.groups() for body in bodies for m in [_CODE.search(body)] if m]
-
-
-def expected_pattern(locale: str, key: str) -> re.Pattern[str]:
-    """The catalogue text of `key` as a regular expression, each placeholder one value."""
-    if key.startswith("faq:"):
-        entry = Faq.load().get(key.removeprefix("faq:"))
-        assert entry is not None, f"no FAQ entry {key}"
-        return re.compile(re.escape(Faq([entry]).answer_message(entry, locale).text))
-    text = translate(locale, key)
-    parts = re.split(r"\{[a-z_]+\}", text)
-    return re.compile(".+?".join(re.escape(part) for part in parts), re.DOTALL)
 
 
 def reply_text(reply: Outbound) -> str:

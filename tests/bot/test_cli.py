@@ -34,7 +34,7 @@ from certcore.identity.idnumbers import personal_id_check_digit
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "Cli2026pw"
 LISTING_FIELDS = {"serial", "customer_id", "not_before", "not_after", "status", "revoked_reason"}
 

@@ -1,5 +1,5 @@
-"""The development outbox, the choice of senders, `serve` staying on loopback in outbox mode,
-and `certdesk notify test`."""
+"""Outbox mode from the operator's side: `serve` staying on loopback, and `certdesk notify
+test` through the outbox and through a real SMTP server."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import email
 import json
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from collections.abc import Iterator
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
@@ -19,144 +18,14 @@ from aiosmtpd.controller import Controller
 
 from bot.cli import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT, main
 from bot.serve import serve
-from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.errors import ConfigurationError
-from certcore.notify import build_senders, close_senders
-from certcore.notify.base import Medium, OutgoingMessage
-from certcore.notify.outbox import DevOutbox, is_loopback_host, outbox_since, recent_outbox
-from certcore.notify.sms import Every8dSender, MitakeSender
-from certcore.notify.smtp import SmtpSender
+from certcore.notify.base import Medium
+from certcore.notify.outbox import recent_outbox
 from certcore.storage.database import Database
 
 MOBILE = "0936123054"
 ADDRESS = "abcdef@example.com"
-CODE_BODY = "驗證碼 HFCR-123456，5 分鐘內有效。"
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite3'}")
-    await database.migrate()
-    yield database
-    await database.close()
-
-
-async def test_outbox_stores_and_reads_back(db: Database, clock: FrozenClock) -> None:
-    outbox = DevOutbox(db, clock)
-    first = await outbox.send(OutgoingMessage(Medium.SMS, MOBILE, "", CODE_BODY))
-    clock.advance(seconds=30)
-    second = await outbox.send(OutgoingMessage(Medium.EMAIL, ADDRESS, "CertDesk 驗證碼", "body"))
-    assert (first, second) == ("outbox-1", "outbox-2")
-
-    async with db.read() as conn:
-        newest = await recent_outbox(conn, limit=10)
-        only_one = await recent_outbox(conn, limit=1)
-        after_first = await outbox_since(conn, 1)
-        everything = await outbox_since(conn, 0)
-
-    assert [entry.receipt for entry in newest] == ["outbox-2", "outbox-1"]
-    assert [entry.id for entry in only_one] == [2]
-    assert [entry.id for entry in after_first] == [2]
-    assert [entry.id for entry in everything] == [1, 2]
-    sms, mail = everything
-    assert (sms.medium, sms.destination, sms.body) == (Medium.SMS, MOBILE, CODE_BODY)
-    assert sms.created_at == clock.now - timedelta(seconds=30)
-    assert (mail.medium, mail.subject) == (Medium.EMAIL, "CertDesk 驗證碼")
-    assert sms.masked_destination == "0936XXX054"
-    assert mail.masked_destination == "ab***@example.com"
-    for entry in everything:
-        assert entry.destination not in repr(entry)
-        assert entry.body not in repr(entry)
-
-
-async def test_outbox_logs_no_code_or_destination(
-    db: Database, clock: FrozenClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level("DEBUG")
-    await DevOutbox(db, clock).send(OutgoingMessage(Medium.SMS, MOBILE, "", CODE_BODY))
-    assert "0936XXX054" in caplog.text
-    for secret in (MOBILE, "123456", CODE_BODY):
-        assert secret not in caplog.text
-
-
-# -- build_senders -----------------------------------------------------------------------
-
-SMTP = {"smtp_host": "mail.example", "smtp_from": "otp@example.com", "smtp_starttls": True}
-SMS = {
-    "sms_url": "https://gw.example/send",
-    "sms_username": "u",
-    "sms_password": "p",
-}
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        ({}, {Medium.SMS: DevOutbox, Medium.EMAIL: DevOutbox}),
-        (SMTP, {Medium.EMAIL: SmtpSender}),
-        ({**SMS, "sms_provider": "mitake"}, {Medium.SMS: MitakeSender}),
-        ({**SMS, "sms_provider": "every8d"}, {Medium.SMS: Every8dSender}),
-        (
-            {**SMTP, **SMS, "sms_provider": "every8d"},
-            {Medium.EMAIL: SmtpSender, Medium.SMS: Every8dSender},
-        ),
-    ],
-    ids=["outbox", "smtp-only", "mitake-only", "every8d-only", "both"],
-)
-async def test_build_senders(
-    db: Database, clock: FrozenClock, values: dict[str, Any], expected: dict[Medium, type]
-) -> None:
-    settings = Settings(**values).validate()
-    senders = build_senders(settings, db, clock)
-    assert {medium: type(sender) for medium, sender in senders.items()} == expected
-    if settings.outbox_mode:
-        assert senders[Medium.SMS] is senders[Medium.EMAIL]
-    await close_senders(senders)
-
-
-async def test_close_senders_closes_each_once() -> None:
-    class Counting:
-        closed = 0
-
-        async def send(self, message: OutgoingMessage) -> str:
-            return "x"
-
-        async def close(self) -> None:
-            self.closed += 1
-
-    class WithoutClose:
-        async def send(self, message: OutgoingMessage) -> str:
-            return "y"
-
-    shared = Counting()
-    await close_senders({Medium.SMS: shared, Medium.EMAIL: shared})
-    await close_senders({Medium.SMS: WithoutClose()})
-    assert shared.closed == 1
-
-
-# -- serve stays on loopback in outbox mode ----------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [
-        ("127.0.0.1", True),
-        ("127.8.9.10", True),
-        ("::1", True),
-        ("[::1]", True),
-        ("localhost", True),
-        ("LOCALHOST", True),
-        ("0.0.0.0", False),
-        ("::", False),
-        ("", False),
-        ("192.168.1.20", False),
-        ("certdesk.example", False),
-        ("localhost.example", False),
-    ],
-)
-def test_is_loopback_host(host: str, loopback: bool) -> None:
-    assert is_loopback_host(host) is loopback
 
 
 async def test_serve_refuses_a_public_address_in_outbox_mode(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from certcore.identity.rocdate import RocDateProblem
 from certcore.notify.base import SendFailure
 from certcore.otp.rules import Operation
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE_PACKAGES = ("certcore", "dialogs", "bot")
 
 KEY_ARGUMENT = {"translate": 1}

@@ -20,7 +20,7 @@ from dialogs import engine_for
 from dialogs.engine import Engine
 from dialogs.messages import Choices, EventKind, Inbound, Outbound, Text
 from dialogs.turn import decode_choice
-from tests.transcripts import expected_pattern
+from tests.dialogs.catalogue import expected_pattern
 
 CONVERSATION = "console:engine-test"
 _ids = itertools.count(1)

@@ -1,4 +1,4 @@
-"""Every transcript in tests/transcripts, in Traditional Chinese and in English."""
+"""Every transcript in tests/bot/transcripts, in Traditional Chinese and in English."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from certcore.config import Settings
-from tests.transcripts import Transcript, all_transcripts
+from tests.bot.transcripts import Transcript, all_transcripts
 
 
 @pytest.mark.parametrize("locale", ["zh_TW", "en"])

@@ -31,7 +31,7 @@ from certcore.pki.rules import RevocationReason
 from certcore.storage.database import Database
 from tests.conftest import TEST_PASSPHRASE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 ALICE = "A123456789"
 BOB = "B123456780"
