@@ -37,6 +37,7 @@ the key's text in the conversation's language, with any `{placeholder}` standing
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import shlex
@@ -48,6 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, insert, select, update
 
+from bot.channels.console import Console
 from certcore.audit import Actor
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
@@ -94,7 +96,9 @@ class Session:
     locale: str
     core: Core | None = None
     engine: Engine | None = None
-    conversation_id: str = "console:transcript"
+    conversation_id: str = Console.conversation_id("transcript")
+    console: Console | None = None
+    screen: io.StringIO = field(default_factory=io.StringIO)
     last_choices: Choices | None = None
     last_event: Inbound | None = None
     last_delivery: Delivery | None = None
@@ -109,6 +113,17 @@ class Session:
         self.sender = ScriptedSender(next(iter(self.core.senders.values())))
         self.core.otp.senders = {medium: self.sender for medium in self.core.senders}
         self.engine = engine_for(self.core)
+        self.console = Console(
+            self.core,
+            self.engine,
+            _no_blocking_run,
+            conversation_id=self.conversation_id,
+            stdin=io.StringIO(),
+            stdout=self.screen,
+            workdir=self.settings.data_dir,
+            locale_hint=self.locale,
+            interactive=False,
+        )
 
     async def restart(self, environ: dict[str, str]) -> None:
         failures = self.sender.failures if self.sender else []
@@ -123,9 +138,13 @@ class Session:
             self.core = None
 
     async def send(self, event: Inbound) -> list[Outbound]:
-        assert self.engine is not None
+        """Through the console channel, as `certdesk chat` does: the engine's replies, and what
+        the console showed for them."""
+        assert self.console is not None
         self.last_event = event
-        replies = await self.engine.handle(event)
+        shown_before = len(self.screen.getvalue())
+        replies = await self.console.dispatch(event)
+        check_console_shows(self.screen.getvalue()[shown_before:], replies)
         for reply in replies:
             if isinstance(reply, Choices):
                 self.last_choices = reply
@@ -151,6 +170,24 @@ class Session:
             rows = await conn.execute(select(dev_outbox.c.body).order_by(dev_outbox.c.id))
             bodies = [row.body for row in rows]
         self.codes = [m.groups() for body in bodies for m in [_CODE.search(body)] if m]
+
+
+def _no_blocking_run(awaitable: object) -> object:
+    raise AssertionError("a transcript awaits the console's channel methods directly")
+
+
+def check_console_shows(shown: str, replies: list[Outbound]) -> None:
+    """The console printed every reply, in order, each choice's options numbered."""
+    expected: list[str] = []
+    for reply in replies:
+        expected.append(reply_text(reply))
+        if isinstance(reply, Choices):
+            expected.extend(f"  {n}) {o.label}" for n, o in enumerate(reply.options, 1))
+    position = 0
+    for piece in expected:
+        found = shown.find(piece, position)
+        assert found >= 0, f"the console did not show {piece!r} in order:\n{shown}"
+        position = found + len(piece)
 
 
 def reply_text(reply: Outbound) -> str:
