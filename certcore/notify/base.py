@@ -42,9 +42,15 @@ class SendFailure(StrEnum):
 class SendError(CertdeskError):
     code = "delivery_failed"
 
+    reason: SendFailure
+    """What the customer can act on (try the other destination, try later)."""
+    detail: str
+    """For the operator: what the gateway said, without credentials, codes or destinations."""
+
     def __init__(self, reason: SendFailure, detail: str) -> None:
-        super().__init__(f"delivery failed ({reason.value}): {detail}", reason=reason)
+        super().__init__(f"delivery failed ({reason.value}): {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 class Sender(Protocol):

@@ -21,6 +21,7 @@ from certcore.audit import Actor, AuditTrail
 from certcore.clock import Clock
 from certcore.config import Settings
 from certcore.errors import (
+    OtpError,
     OtpExpired,
     OtpMalformed,
     OtpNoActiveCode,
@@ -226,7 +227,7 @@ class OtpService:
         entry = parse_entry(entry_text)
         if entry is None:
             raise OtpMalformed("a code is six digits, optionally after its four-letter prefix")
-        failure: Exception | None = None
+        failure: OtpError | None = None
         async with self.db.write() as conn:
             now = self.clock()
             await lock_customer(conn, binding.customer_id)
@@ -271,7 +272,7 @@ class OtpService:
                 details={
                     "operation": binding.operation.value,
                     "prefix": row.prefix if row is not None else None,
-                    "reason": None if failure is None else failure.code,  # type: ignore[attr-defined]
+                    "reason": None if failure is None else failure.code,
                 },
             )
         if failure is not None:

@@ -25,7 +25,7 @@ from certcore.errors import (
 from certcore.identity.rocdate import RocDateError
 from certcore.identity.rocdate import parse_roc_date as parse_roc
 from certcore.masking import mask_account, mask_email, mask_mobile
-from certcore.notify.base import Medium, SendFailure
+from certcore.notify.base import Medium
 from certcore.otp.rules import Binding, Operation
 from dialogs.flows.common import actor, customer_by_id, today
 from dialogs.turn import Input, Step, Turn
@@ -210,7 +210,7 @@ async def _send_code(turn: Turn) -> None:
             actor=actor(turn),
         )
     except OtpResendTooEarly as error:
-        turn.say("verify.send.too_early", seconds=error.details["wait_seconds"])
+        turn.say("verify.send.too_early", seconds=error.wait_seconds)
         await turn.reprompt()
         return
     except OtpSendLimit:
@@ -218,8 +218,7 @@ async def _send_code(turn: Turn) -> None:
         await turn.menu()
         return
     except OtpSendFailed as error:
-        reason = error.details.get("reason", SendFailure.GATEWAY_ERROR)
-        turn.say(f"verify.send.failed.{SendFailure(reason).value}")
+        turn.say(f"verify.send.failed.{error.reason.value}")
         await turn.goto(DESTINATION)
         return
     turn.data["prefix"] = sent.prefix
@@ -234,7 +233,7 @@ async def _send_code(turn: Turn) -> None:
 
 async def _explain_rejection(turn: Turn, error: OtpError) -> None:
     if isinstance(error, OtpWrongCode):
-        turn.say("verify.code.wrong", left=error.details["attempts_left"])
+        turn.say("verify.code.wrong", left=error.attempts_left)
     elif isinstance(error, OtpStalePrefix):
         turn.say("verify.code.stale", prefix=turn.data.get("prefix", ""))
     elif isinstance(error, OtpMalformed):

@@ -263,7 +263,7 @@ async def test_tampering_is_detected_at_the_first_bad_record(
     with pytest.raises(AuditChainBroken) as broken:
         await verify(recorded)
     assert message in str(broken.value)
-    assert broken.value.details["seq"] == seq
+    assert broken.value.seq == seq
 
 
 async def test_empty_trail_verifies_as_zero_records(tmp_path: Path) -> None:

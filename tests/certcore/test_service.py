@@ -294,7 +294,7 @@ async def test_a_customer_holding_a_valid_certificate_cannot_apply_again(
 
     with pytest.raises(ValidCertificateExists) as refused:
         await issue(core)
-    assert refused.value.details["serial"] == first.record.serial
+    assert refused.value.serial == first.record.serial
     assert "A123XXX89" in str(refused.value)
     assert ALICE not in str(refused.value)
 
@@ -348,7 +348,7 @@ async def test_renewal_outside_the_window_is_refused_naming_the_window(
     with pytest.raises(NotRenewable) as refused:
         await core.certificates.renew(issued.record.serial, PASSWORD, actor=CUSTOMER)
     assert "from 2027-10-25 23:59:59 to 2027-11-24 23:59:59 (Asia/Taipei)" in str(refused.value)
-    assert refused.value.details["window"] == Window(WINDOW_START, NOT_AFTER)
+    assert refused.value.window == Window(WINDOW_START, NOT_AFTER)
     assert await records_of(core, ALICE) == [await record_of(core, issued.record.serial)]
     assert not (await record_of(core, issued.record.serial)).revoked
 
@@ -535,7 +535,7 @@ async def test_two_online_revocations_per_year_then_the_branch(core: Core) -> No
     third = await issue(core)
     with pytest.raises(RevocationQuotaExhausted, match="2 online revocations of 2026") as refused:
         await revoke_online(core, third.record.serial)
-    assert refused.value.details == {"year": 2026, "limit": 2}
+    assert (refused.value.year, refused.value.limit) == (2026, 2)
     # Nothing of the refused revocation stuck: not revoked, not on the CRL, not audited.
     assert not (await record_of(core, third.record.serial)).revoked
     assert crl_entry(await published_crl(core), third.record.serial) is None
