@@ -67,7 +67,7 @@ class Customer:
     status: CustomerStatus = CustomerStatus.ACTIVE
 
     @classmethod
-    def from_row(cls, row: Row) -> Customer:
+    def from_row(cls, row: Row[*tuple[Any, ...]]) -> Customer:
         values = row._mapping
         return cls(
             id_number=values["id_number"],

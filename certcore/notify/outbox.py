@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from certcore.clock import Clock
 from certcore.masking import mask_email, mask_mobile
 from certcore.notify.base import Medium, OutgoingMessage
-from certcore.storage.database import Database
+from certcore.storage.database import Database, inserted_id
 from certcore.storage.schema import dev_outbox
 
 log = logging.getLogger("certdesk.notify.outbox")
@@ -68,7 +68,7 @@ class DevOutbox:
                     body=message.body,
                 )
             )
-        receipt = f"{RECEIPT_PREFIX}{result.inserted_primary_key[0]}"
+        receipt = f"{RECEIPT_PREFIX}{inserted_id(result)}"
         log.info(
             "development outbox: %s for %s stored, not sent",
             receipt,

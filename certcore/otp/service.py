@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.audit import Actor, AuditTrail
@@ -52,7 +52,7 @@ from certcore.otp.rules import (
     parse_entry,
     send_refusal,
 )
-from certcore.storage.database import Database
+from certcore.storage.database import Database, inserted_id
 from certcore.storage.locks import lock_customer
 from certcore.storage.schema import otp_codes
 
@@ -150,7 +150,7 @@ class OtpService:
             last_sent = await self._last_sent(conn, binding)
             refusal = await self._refusal(conn, binding, now, last_sent)
             if refusal is None:
-                code_id = (
+                code_id = inserted_id(
                     await conn.execute(
                         insert(otp_codes).values(
                             customer_id=binding.customer_id,
@@ -166,7 +166,7 @@ class OtpService:
                             expires_at=now + self.policy.lifetime,
                         )
                     )
-                ).inserted_primary_key[0]
+                )
         if refusal is SendRefusal.RESEND_TOO_EARLY:
             assert last_sent is not None
             wait = last_sent + self.policy.resend_after - now
@@ -328,13 +328,14 @@ class OtpService:
         customer is told to try the other destination, which must not mean "wait a minute".
         The hourly and daily caps still count every code.
         """
-        return (
+        last_sent: datetime | None = (
             await conn.execute(
                 select(func.max(otp_codes.c.created_at)).where(
                     *_binding_filter(binding), otp_codes.c.state == ACTIVE
                 )
             )
         ).scalar()
+        return last_sent
 
     async def _close_active(
         self,
@@ -421,7 +422,7 @@ async def spend_verification(
         raise OtpNoActiveCode("this operation needs a freshly verified one-time code")
 
 
-def _binding_filter(binding: Binding) -> tuple:
+def _binding_filter(binding: Binding) -> tuple[ColumnElement[bool], ...]:
     return (
         otp_codes.c.customer_id == binding.customer_id,
         otp_codes.c.conversation_id == binding.conversation_id,

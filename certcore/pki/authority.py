@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from certcore.clock import TAIPEI
 from certcore.config import Settings
@@ -134,11 +134,11 @@ class CertificateAuthority:
                 x509.AuthorityInformationAccess(
                     [
                         x509.AccessDescription(
-                            x509.AuthorityInformationAccessOID.OCSP,
+                            AuthorityInformationAccessOID.OCSP,
                             x509.UniformResourceIdentifier(settings.ocsp_url),
                         ),
                         x509.AccessDescription(
-                            x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                            AuthorityInformationAccessOID.CA_ISSUERS,
                             x509.UniformResourceIdentifier(settings.ca_issuers_url),
                         ),
                     ]

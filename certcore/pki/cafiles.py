@@ -15,7 +15,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from certcore.config import Settings
 from certcore.errors import (
@@ -107,9 +108,9 @@ class CAFiles:
         self.certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
-def _decrypt(key_pem: bytes, passphrase: bytes) -> object:
+def _decrypt(key_pem: bytes, passphrase: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     try:
-        return serialization.load_pem_private_key(key_pem, password=passphrase)
+        key = serialization.load_pem_private_key(key_pem, password=passphrase)
     except TypeError:
         raise InvalidInput(
             "the CA key file is not encrypted; encrypt it with a passphrase"
@@ -118,10 +119,13 @@ def _decrypt(key_pem: bytes, passphrase: bytes) -> object:
         if b"ENCRYPTED" in key_pem:
             raise WrongPassphrase("wrong passphrase for the CA key") from None
         raise InvalidInput(f"the key file is not a PEM private key ({exc})") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise InvalidInput("the CA key must be RSA or elliptic-curve")
+    return key
 
 
-def _spki(public_key: object) -> bytes:
-    return public_key.public_bytes(  # type: ignore[attr-defined]
+def _spki(public_key: CertificatePublicKeyTypes) -> bytes:
+    return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 

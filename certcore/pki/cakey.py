@@ -14,7 +14,8 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
+from cryptography.utils import Buffer
 
 CAKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -31,7 +32,7 @@ class SoftwareRSACAKey(rsa.RSAPrivateKey):
         self,
         data: bytes,
         padding: padding.AsymmetricPadding,
-        algorithm: Prehashed | hashes.HashAlgorithm,
+        algorithm: Prehashed | hashes.HashAlgorithm | NoDigestInfo,
     ) -> bytes:
         return self._key.sign(data, padding, algorithm)
 
@@ -62,7 +63,7 @@ class SoftwareECCAKey(ec.EllipticCurvePrivateKey):
     def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
         self._key = key
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         return self._key.sign(data, signature_algorithm)
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -100,7 +101,7 @@ def wrap_software_key(key: object) -> CAKey:
     raise TypeError("a CA key must be RSA or elliptic-curve")
 
 
-def signature_hash(key: CAKey) -> hashes.HashAlgorithm:
+def signature_hash(key: CAKey) -> hashes.SHA256 | hashes.SHA384:
     """SHA-256, or SHA-384 for P-384 and larger curves (RFC 5480 pairing)."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
         return hashes.SHA384()

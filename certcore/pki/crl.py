@@ -94,11 +94,13 @@ async def refresh_crl_if_due(
     async with db.read() as conn:
         row = (await conn.execute(select(crl_state).where(crl_state.c.id == 1))).first()
     if row and now < row.this_update + timedelta(hours=settings.crl_refresh_hours):
-        return row.der
+        der: bytes = row.der
+        return der
     async with db.write() as conn:
         row = (await conn.execute(select(crl_state).where(crl_state.c.id == 1))).first()
         if row and now < row.this_update + timedelta(hours=settings.crl_refresh_hours):
-            return row.der
+            der = row.der
+            return der
         return await publish_crl(conn, ca, settings, now)
 
 

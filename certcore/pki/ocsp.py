@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -172,7 +173,7 @@ class OcspResponder:
 
 def _status_of(
     record: CertificateRecord | None,
-) -> tuple[ocsp.OCSPCertStatus, datetime | None, object]:
+) -> tuple[ocsp.OCSPCertStatus, datetime | None, x509.ReasonFlags | None]:
     if record is None or record.state is not RecordState.ISSUED:
         return ocsp.OCSPCertStatus.UNKNOWN, None, None
     if record.revoked_at is not None:

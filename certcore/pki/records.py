@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
+from typing import Any
 
 from cryptography import x509
 from sqlalchemy import Row, select
@@ -46,7 +47,7 @@ class CertificateRecord:
     revoked_reason: RevocationReason | None
 
     @classmethod
-    def from_row(cls, row: Row) -> CertificateRecord:
+    def from_row(cls, row: Row[*tuple[Any, ...]]) -> CertificateRecord:
         values = dict(row._mapping)
         values["state"] = RecordState(values["state"])
         reason = values["revoked_reason"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, select
+from sqlalchemy import CursorResult, event, select
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -71,6 +71,14 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
+    """The integer primary key that a one-row INSERT just created."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the statement inserted no row")
+    return int(key[0])
 
 
 def _upgrade_to_head(connection: SyncConnection) -> None:
