@@ -9,8 +9,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from certcore.customers.directory import Customer, ImportSummary
-from certcore.identity.rocdate import format_roc_date
+from certcore.customers import Customer, ImportSummary
+from certcore.identity import format_roc_date
 from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
 
 _TABLE_COLUMNS = (

@@ -1,0 +1,75 @@
+"""The `certdesk` command: `serve` and the operator commands.
+
+Every command takes `--data-dir` (default ./var, or CERTDESK_DATA_DIR). A failure the operator
+can fix is printed as one line on stderr with exit code 2, never as a traceback; `audit verify`
+exits 1 when the chain is broken, so scripts can tell "tampered" from "mistyped".
+
+Each module registers its own commands next to their handlers (`serve` for `serve` and
+`chat`, then `ca`, `cert`, `customers`, `audit`, `notify`); `common` holds what they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.cli import audit, ca, cert, customers, notify, serve
+from bot.cli.common import EXIT_BROKEN, EXIT_USAGE, Commands, Handler, Parser
+from bot.cli.notify import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT
+from certcore.config import load_settings
+from certcore.errors import AuditChainBroken, CertdeskError
+
+__all__ = ["NOTIFY_TEST_BODY", "NOTIFY_TEST_SUBJECT", "build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    handler: Handler = args.handler
+    try:
+        settings = load_settings(
+            getattr(args, "config", None), data_dir=getattr(args, "data_dir", None)
+        )
+        return handler(args, settings)
+    except AuditChainBroken as exc:
+        print(f"certdesk: audit chain broken: {exc}", file=sys.stderr)
+        return EXIT_BROKEN
+    except CertdeskError as exc:
+        print(f"certdesk: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # an unwritable --out, a --data-dir that is a file, a busy port
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"certdesk: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    options = Parser(add_help=False)  # only lends its options to the commands
+    options.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="data directory (default ./var, or CERTDESK_DATA_DIR)",
+    )
+    options.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="TOML configuration file (or CERTDESK_CONFIG)",
+    )
+    parser = Parser(
+        prog="certdesk",
+        parents=[options],
+        description="CertDesk: the broker's certificate center in chat.",
+    )
+    commands = Commands(parser.add_subparsers(title="commands", metavar="COMMAND"), options)
+    for group in (serve, ca, cert, customers, audit, notify):  # in the order --help lists them
+        group.register(commands)
+    return parser

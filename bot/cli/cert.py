@@ -1,0 +1,142 @@
+"""`certdesk cert …`: issue, renew, revoke and list customer certificates as an operator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.cli.common import Commands, Store, checked_id, opened, operator, run
+from certcore.clock import TAIPEI, system_clock, taipei_text
+from certcore.config import Settings
+from certcore.core import Core
+from certcore.errors import InvalidInput
+from certcore.identity import normalise_id
+from certcore.masking import mask_id
+from certcore.pki import CertificateRecord, IssuedCertificate, Pkcs12Format, RevocationReason
+
+# Not exported by certcore.pki: `cert list` reads the records without opening the CA, which
+# `core.certificates.all()` would need (the list works in a data directory with no CA yet).
+from certcore.pki.records import all_certificates, certificates_of
+
+
+def register(commands: Commands) -> None:
+    cert = commands.group("cert", "customer certificates")
+    issue = cert.add("issue", cmd_issue, "issue a certificate as an operator")
+    issue.add_argument("--id", dest="customer_id", required=True, help="ID number or UBN")
+    issue.add_argument("--password", required=True, help="export password, 4–12 letters/digits")
+    issue.add_argument("--out", type=Path, required=True, help=".pfx file or directory")
+    issue.add_argument("--compatible", action="store_true", help="3DES/SHA-1 for old systems")
+    renew = cert.add("renew", cmd_renew, "renew a certificate inside its window")
+    renew.add_argument("serial")
+    renew.add_argument("--password", required=True)
+    renew.add_argument("--out", type=Path, required=True)
+    renew.add_argument("--compatible", action="store_true")
+    revoke = cert.add("revoke", cmd_revoke, "revoke a certificate")
+    revoke.add_argument("serial")
+    revoke.add_argument(
+        "--reason", required=True, choices=[reason.value for reason in RevocationReason]
+    )
+    listing = cert.add("list", cmd_list, "list certificates")
+    listing.add_argument("--id", dest="customer_id", default=None)
+    listing.add_argument("--json", action="store_true")
+
+
+def cmd_issue(args: argparse.Namespace, settings: Settings) -> int:
+    customer_id = checked_id(args.customer_id, option="--id")
+    return _deliver(
+        args,
+        settings,
+        lambda core, fmt: core.certificates.issue(
+            customer_id, args.password, actor=operator(), fmt=fmt
+        ),
+    )
+
+
+def cmd_renew(args: argparse.Namespace, settings: Settings) -> int:
+    return _deliver(
+        args,
+        settings,
+        lambda core, fmt: core.certificates.renew(
+            args.serial, args.password, actor=operator(), fmt=fmt
+        ),
+    )
+
+
+def _deliver(
+    args: argparse.Namespace,
+    settings: Settings,
+    make: Callable[[Core, Pkcs12Format], Awaitable[IssuedCertificate]],
+) -> int:
+    """Issue or renew (`make`) in the format asked for, and write the .pfx to `--out`."""
+    fmt = Pkcs12Format.COMPATIBLE if args.compatible else Pkcs12Format.STANDARD
+
+    async def go() -> None:
+        async with opened(Core, settings) as core:
+            _write_pfx(await make(core, fmt), args.out)
+
+    return run(go())
+
+
+def _write_pfx(issued: IssuedCertificate, out: Path) -> None:
+    target = out / issued.filename if out.is_dir() else out
+    try:
+        target.write_bytes(issued.pkcs12)
+    except OSError as exc:
+        raise InvalidInput(
+            f"certificate {issued.record.serial} was issued but {target} could not be written "
+            f"({exc.strerror}); revoke it and issue again"
+        ) from None
+    print(
+        f"issued {issued.record.serial} for {mask_id(issued.record.customer_id)}, valid until "
+        f"{taipei_text(issued.record.not_after)} (Asia/Taipei)"
+    )
+    print(f"written to {target}")
+
+
+def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def go() -> None:
+        async with opened(Core, settings) as core:
+            record = await core.certificates.revoke(
+                args.serial, RevocationReason(args.reason), actor=operator(), online=False
+            )
+            print(f"revoked {record.serial} ({args.reason})")
+
+    return run(go())
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def go() -> None:
+        async with opened(Store, settings) as store, store.db.read() as conn:
+            if args.customer_id:
+                records = await certificates_of(conn, normalise_id(args.customer_id))
+            else:
+                records = await all_certificates(conn)
+        now = system_clock()
+        rows = [_listing(record, settings, now) for record in records]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            return
+        for row in rows:
+            print(
+                f"{row['serial']:<40}  {row['customer_id']:<10}  "
+                f"{row['not_after']}  {row['status']}"
+                + (f" ({row['revoked_reason']})" if row["revoked_reason"] else "")
+            )
+
+    return run(go())
+
+
+def _listing(record: CertificateRecord, settings: Settings, now: datetime) -> dict[str, Any]:
+    status = record.status(now, settings.renewal_window_days)
+    return {
+        "serial": record.serial,
+        "customer_id": record.customer_id,
+        "not_before": record.not_before.astimezone(TAIPEI).isoformat(),
+        "not_after": record.not_after.astimezone(TAIPEI).isoformat(),
+        "status": status.value if status else record.state.value,
+        "revoked_reason": record.revoked_reason.value if record.revoked_reason else None,
+    }

@@ -1,0 +1,47 @@
+"""`certdesk serve` (the service) and `certdesk chat` (the console channel)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+
+from bot.cli.common import Commands, run
+from certcore.config import Settings
+
+
+def register(commands: Commands) -> None:
+    serve = commands.add("serve", cmd_serve, "run the service")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    chat = commands.add(
+        "chat", cmd_chat, "talk to the assistant in this terminal (the console channel)"
+    )
+    chat.add_argument(
+        "--lang", choices=["zh-TW", "en"], default=None, help="language (default: as last time)"
+    )
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.serve import serve
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    return run(serve(settings, host=host, port=port))
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.channels.console import chat
+
+    # The terminal is the chat: engine diagnostics go to a file, not between the messages.
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logging.basicConfig(
+        filename=settings.data_dir / "console.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for stream in (sys.stdin, sys.stdout):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+    return chat(settings, lang=args.lang, stdin=sys.stdin, stdout=sys.stdout)
