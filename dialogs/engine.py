@@ -149,9 +149,17 @@ class Engine:
         answer = await self._resolve(turn, event)
         if answer is None:
             return
-        flow = self.flows[conversation.flow] if conversation.flow else self.flows["menu"]
-        step = conversation.step if conversation.flow else "main"
-        await flow.steps[step].handle(turn, answer)
+        flow, step = conversation.flow, conversation.step
+        if flow is not None and step is not None:
+            await self.flows[flow].steps[step].handle(turn, answer)
+            return
+        if flow is not None:
+            # A flow with no current step has asked nothing (its `begin` neither asked a question
+            # nor left it), so no step can take the answer: as `Turn.reprompt` does, the main
+            # menu takes it, after the flow is left as on "menu" (its code voided).
+            await self._abandon(turn)
+            turn.end()
+        await self.flows["menu"].steps["main"].handle(turn, answer)
 
     async def _timed_out(self, turn: Turn) -> bool:
         """End a flow left idle too long, or a sensitive flow past its absolute limit."""

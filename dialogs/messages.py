@@ -84,7 +84,9 @@ class Delivery:
 
 
 Outbound = Text | Choices | Table | Link | Delivery
-_OUTBOUND_TYPES: dict[str, type] = {t.__name__: t for t in (Text, Choices, Table, Link, Delivery)}
+_OUTBOUND_TYPES: dict[str, type[Outbound]] = {
+    t.__name__: t for t in (Text, Choices, Table, Link, Delivery)
+}
 
 
 def outbound_to_json(message: Outbound) -> dict[str, Any]:

@@ -250,7 +250,8 @@ async def _explain_rejection(turn: Turn, error: OtpError) -> None:
 
 
 def _masked_destination(turn: Turn) -> str:
-    return turn.data.get("destination_masked", "")
+    masked: str = turn.data.get("destination_masked", "")
+    return masked
 
 
 def _index(choice: str | None, prefix: str) -> int | None:

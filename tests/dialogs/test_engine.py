@@ -18,8 +18,10 @@ from certcore.storage.conversations import ConversationRecords
 from certcore.storage.schema import conversation_events, conversations
 from dialogs import engine_for
 from dialogs.engine import Engine
+from dialogs.flows import all_flows
 from dialogs.messages import Choices, EventKind, Inbound, Outbound, Text
-from dialogs.turn import decode_choice
+from dialogs.services import Services
+from dialogs.turn import Flow, Turn, decode_choice
 from tests.dialogs.catalogue import expected_pattern
 
 CONVERSATION = "console:engine-test"
@@ -203,6 +205,29 @@ async def test_a_failing_step_keeps_the_conversation_where_it_was(
     assert not any("Traceback" in getattr(r, "text", "") for r in replies)
     monkeypatch.undo()
     assert says(await engine.handle(text("761205")), "verify.destination.prompt")
+
+
+async def test_a_flow_that_asked_nothing_leaves_the_answer_to_the_main_menu(core: Core) -> None:
+    """A flow whose `begin` neither asks a question nor ends has no step: the next message goes
+    to the main menu, the flow is abandoned first, and no error is shown."""
+    abandoned: list[str | None] = []
+
+    async def ask_nothing(turn: Turn) -> None:
+        turn.say("logout.not_linked")
+
+    async def abandon(turn: Turn) -> None:
+        abandoned.append(turn.conversation.flow)
+
+    mute = Flow(name="logout", first_step="", steps={}, begin=ask_nothing, abandon=abandon)
+    engine = Engine(Services.of(core), {**all_flows(), "logout": mute}, core.clock)
+    await engine.handle(text(translate("zh_TW", "menu.item.logout")))
+    conversation = await engine.store.load(CONVERSATION)
+    assert (conversation.flow, conversation.step) == ("logout", None)
+
+    replies = await engine.handle(text("憑證查詢"))
+    assert not says(replies, "error.unexpected")
+    assert says(replies, "link.id.prompt")  # the menu item, started from the main menu
+    assert abandoned == ["logout"]
 
 
 async def test_unfollow_is_recorded_and_answers_nothing(engine: Engine, core: Core) -> None:
