@@ -23,7 +23,7 @@ import logging
 import os
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -59,7 +59,7 @@ PASSWORD_ATTEMPTS = 3
 """Tries at typing the export password twice alike (and valid) before the console gives up."""
 
 T = TypeVar("T")
-Run = Callable[[Awaitable[T]], T]
+Run = Callable[[Coroutine[Any, Any, T]], T]
 
 
 def console_user() -> str:
@@ -96,7 +96,8 @@ class Console(ChannelAdapter[str]):
         super().__init__(engine)
         self.core = core
         self.run = run
-        self.conversation_id = conversation_id
+        self.chat_id = conversation_id
+        """This session's conversation (`conversation_id`, the classmethod, names any user's)."""
         self.stdin = stdin
         self.stdout = stdout
         self.workdir = workdir
@@ -112,7 +113,7 @@ class Console(ChannelAdapter[str]):
 
     def session(self) -> None:
         """Greet (or resume), then one turn per line until EOF."""
-        locale = self.run(self.engine.locale_of(self.conversation_id))
+        locale = self.run(self.engine.locale_of(self.chat_id))
         if locale is not None and self.locale_hint is None:
             self.locale = locale  # the language chosen last time
         if self.outbox is not None:
@@ -126,14 +127,14 @@ class Console(ChannelAdapter[str]):
             text = line.strip()
             if not text:
                 continue
-            self._turn(Inbound(self.conversation_id, _event_id(), EventKind.TEXT, text=text))
+            self._turn(Inbound(self.chat_id, _event_id(), EventKind.TEXT, text=text))
         self.say("console.goodbye")
 
     def _begin(self) -> None:
         """FOLLOW for a new conversation, or one between flows: the welcome and the menu. A
         conversation the engine says to resume (left in the middle of an identity flow) shows
         its last question again instead."""
-        last = self.run(self.engine.resumable(self.conversation_id))
+        last = self.run(self.engine.resumable(self.chat_id))
         if last is not None:
             self.locale = self.run(self._conversation_locale())
             self.say("console.resumed")
@@ -142,7 +143,7 @@ class Console(ChannelAdapter[str]):
             return
         self._turn(
             Inbound(
-                self.conversation_id,
+                self.chat_id,
                 _event_id(),
                 EventKind.FOLLOW,
                 locale_hint=self.locale_hint,
@@ -229,7 +230,7 @@ class Console(ChannelAdapter[str]):
             )
             return
         self.say("console.delivery.written", path=str(path))
-        self._turn(Inbound(self.conversation_id, _event_id(), EventKind.DELIVERED, choice=token))
+        self._turn(Inbound(self.chat_id, _event_id(), EventKind.DELIVERED, choice=token))
 
     def _export_password(self) -> str | None:
         """The export password typed twice alike and valid, or None (gave up, or EOF)."""
@@ -301,7 +302,7 @@ class Console(ChannelAdapter[str]):
         self.stdout.write(text + "\n")
 
     async def _conversation_locale(self) -> str:
-        return await self.engine.locale_of(self.conversation_id) or self.locale
+        return await self.engine.locale_of(self.chat_id) or self.locale
 
 
 # -- rendering -----------------------------------------------------------------------------
