@@ -25,7 +25,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 from bot.channels.base import ChannelAdapter
 from certcore.audit import Actor
@@ -62,6 +62,15 @@ T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]
 
 
+class LineInput(Protocol):
+    """What the console reads from: lines (sys.stdin, a script), and whether a terminal types
+    them."""
+
+    def readline(self) -> str: ...
+
+    def isatty(self) -> bool: ...
+
+
 def console_user() -> str:
     try:
         return getpass.getuser() or "local"
@@ -86,7 +95,7 @@ class Console(ChannelAdapter[str]):
         run: Run[Any],
         *,
         conversation_id: str,
-        stdin: TextIO,
+        stdin: LineInput,
         stdout: TextIO,
         workdir: Path,
         locale_hint: str | None = None,
@@ -379,7 +388,7 @@ def _event_id() -> str:
     return f"console-{uuid.uuid4()}"
 
 
-def _isatty(stream: TextIO) -> bool:
+def _isatty(stream: LineInput) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -393,7 +402,7 @@ def chat(
     settings: Settings,
     *,
     lang: str | None = None,
-    stdin: TextIO,
+    stdin: LineInput,
     stdout: TextIO,
     workdir: Path | None = None,
     user: str | None = None,

@@ -71,20 +71,20 @@ def t(key: str, locale: str = "zh_TW", **params: object) -> str:
     return translate(locale, key, **params)
 
 
-class ScriptedInput(io.TextIOBase):
+class ScriptedInput:
     """A stdin that is not a terminal: each line is text, or made from the output so far (to
     type the code the console just printed)."""
 
     def __init__(self, out: io.StringIO, lines: list[Line]) -> None:
         self.out = out
         self.lines = list(lines)
-        self.read = 0
+        self.lines_read = 0
 
-    def readline(self, size: int | None = -1) -> str:
+    def readline(self) -> str:
         if not self.lines:
             return ""
         item = self.lines.pop(0)
-        self.read += 1
+        self.lines_read += 1
         return (item(self.out.getvalue()) if callable(item) else item) + "\n"
 
     def isatty(self) -> bool:
@@ -94,7 +94,8 @@ class ScriptedInput(io.TextIOBase):
 def last_code(output: str) -> str:
     codes = CODE.findall(output)
     assert codes, f"no code was printed:\n{output}"
-    return codes[-1][1]
+    digits: str = codes[-1][1]
+    return digits
 
 
 def run_chat(
