@@ -296,7 +296,7 @@ def openssl_index_line(certificate: x509.Certificate) -> str:
     hex_serial = serial_hex(certificate.serial_number)
     hex_serial = hex_serial.zfill(len(hex_serial) + len(hex_serial) % 2)  # BN_bn2hex: whole bytes
     subject = "".join(
-        f"/{_SHORT_NAMES.get(attribute.oid, attribute.oid.dotted_string)}={attribute.value}"
+        f"/{_SHORT_NAMES.get(attribute.oid, attribute.oid.dotted_string)}={attribute.value!s}"
         for attribute in certificate.subject
     )
     return f"V\t{expires}\t\t{hex_serial}\tunknown\t{subject}\n"
@@ -335,13 +335,15 @@ def post_ocsp(url: str, body: bytes, timeout: float = 5.0) -> bytes:
         url, data=body, headers={"Content-Type": "application/ocsp-request"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.read()
+        answer: bytes = response.read()
+        return answer
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def clean_environment(passphrase: str) -> dict[str, str]:
@@ -374,6 +376,10 @@ class Responder:
         return f"http://{HOST}:{self.port}{self.path}"
 
     def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def shown_command(self) -> str:
+        """The command as the report shows it (placeholders for paths and ports)."""
         raise NotImplementedError
 
     def start(self) -> None:
@@ -571,7 +577,7 @@ async def _load_loop(
                         errors["connect"] += 1
                         await asyncio.sleep(0.01)
                         continue
-                assert reader is not None
+                assert reader is not None and writer is not None
                 writer.write(request)
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), LOAD_TIMEOUT_SECONDS)
                 lines = head.decode("latin-1").split("\r\n")
@@ -587,13 +593,16 @@ async def _load_loop(
                     errors["status"] += 1
                 connection = headers.get("connection", "").lower()
                 if connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive"):
-                    reader, writer = None, _close(writer)
+                    _close(writer)
+                    reader = writer = None
             except TimeoutError:
                 errors["timeout"] += 1
-                reader, writer = None, _close(writer)
+                _close(writer)
+                reader = writer = None
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
                 errors["read"] += 1
-                reader, writer = None, _close(writer)
+                _close(writer)
+                reader = writer = None
         _close(writer)
 
     started = time.monotonic()
@@ -770,7 +779,7 @@ CPU_FEATURES = (("sha_ni", "SHA-NI"), ("aes", "AES-NI"), ("avx2", "AVX2"), ("adx
 
 
 def machine_rows() -> list[tuple[str, str]]:
-    cpu, flags = "unknown", set()
+    cpu, flags = "unknown", set[str]()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")

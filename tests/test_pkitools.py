@@ -388,9 +388,11 @@ def test_reference_profile_shape(pki: Pki) -> None:
     assert cert.serial_number.bit_length() == 159
     assert cert.not_valid_after_utc.astimezone(TAIPEI).time() == dt.time(23, 59, 59)
     assert cert.not_valid_after_utc.time() == dt.time(15, 59, 59)
-    assert isinstance(cert.public_key(), rsa.RSAPublicKey)
-    assert cert.public_key().key_size == 2048
-    assert pki.ca.public_key().key_size == 3072  # type: ignore[union-attr]
+    public_key, ca_public_key = cert.public_key(), pki.ca.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    assert public_key.key_size == 2048
+    assert isinstance(ca_public_key, rsa.RSAPublicKey)
+    assert ca_public_key.key_size == 3072
 
 
 # --------------------------------------------------------------------------------------------

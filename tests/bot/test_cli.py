@@ -103,7 +103,8 @@ def assert_error(result: Result, *fragments: str, secrets: tuple[str, ...] = ())
 def listing(cli: Cli, data_dir: Path, *extra: str) -> list[dict[str, object]]:
     result = cli("cert", "list", "--json", "--data-dir", data_dir, *extra)
     assert result.code == 0, result.err
-    return json.loads(result.out)
+    listed: list[dict[str, object]] = json.loads(result.out)
+    return listed
 
 
 def issue(

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -61,8 +62,8 @@ def write_csv(tmp_path: Path, *rows: str, encoding: str = "utf-8") -> str:
     return str(path)
 
 
-def audit_rows(settings: Settings, action: str) -> list[dict]:
-    async def go() -> list[dict]:
+def audit_rows(settings: Settings, action: str) -> list[dict[str, Any]]:
+    async def go() -> list[dict[str, Any]]:
         db = await open_database(settings)
         try:
             async with db.read() as conn:

@@ -34,12 +34,12 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 import bot.jobs
+from certcore.audit import Actor
 from certcore.config import load_settings
 from certcore.core import Core
 from certcore.identity.idnumbers import personal_id_check_digit
 from certcore.pki.authority import random_serial
 from certcore.pki.cafiles import CAFiles
-from certcore.pki.issuance import Actor
 from certcore.pki.ocsp import OcspResponder
 from certcore.pki.records import CertificateRecord, all_certificates
 from certcore.pki.rules import RevocationReason
@@ -117,11 +117,12 @@ def _ocsp_request(
 
 def _ocsp_url(cert: x509.Certificate) -> str:
     aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    (url,) = [
+    urls: list[str] = [
         d.access_location.value
         for d in aia
         if d.access_method == AuthorityInformationAccessOID.OCSP
     ]
+    (url,) = urls
     return url
 
 
@@ -363,8 +364,8 @@ def test_revocation_by_another_process_reaches_ocsp_and_crl(server: Server) -> N
         assert "Reason: keyCompromise" in output
         assert "Revocation Time:" in output
 
-    status, _, body = _get(server.url + "/crl")
-    assert status == 200
+    http_status, _, body = _get(server.url + "/crl")
+    assert http_status == 200
     crl_path = server.workdir / "after-revocation.crl"
     crl_path.write_bytes(body)
     pkitools.openssl_verify_revoked(pem, server.ca_pem, crl_path, reason="keyCompromise")

@@ -16,17 +16,16 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from certcore.audit import GENESIS, record_hash, verify_chain
+from certcore.audit import GENESIS, Actor, record_hash, verify_chain
 from certcore.clock import FrozenClock, taipei
 from certcore.config import load_settings
 from certcore.core import Core
 from certcore.errors import AuditChainBroken
-from certcore.pki.issuance import Actor
 from certcore.pki.rules import RevocationReason
 from certcore.storage.database import Database
 from tests.conftest import TEST_PASSPHRASE
@@ -161,7 +160,7 @@ def test_records_are_linked_by_their_hashes(recorded: Path) -> None:
 def test_records_carry_utc_times_and_json_details(recorded: Path) -> None:
     records = rows(recorded)
     times = [datetime.fromisoformat(r["at"]) for r in records]
-    assert all(t.utcoffset() is not None and t.utcoffset().total_seconds() == 0 for t in times)
+    assert all(t.utcoffset() == timedelta(0) for t in times)
     assert times == sorted(times)
     assert times[0] == taipei(2026, 11, 24, 10, 0, 0)
     revocation = json.loads(records[4]["details"])

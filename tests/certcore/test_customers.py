@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -429,7 +430,7 @@ async def run_import(db: Database, data: bytes, clock: FrozenClock, encoding: st
     )
 
 
-async def audit_records(db: Database, action: str) -> list[dict]:
+async def audit_records(db: Database, action: str) -> list[dict[str, Any]]:
     async with db.read() as conn:
         rows = await conn.execute(select(audit_log).where(audit_log.c.action == action))
         return [dict(row._mapping) for row in rows]

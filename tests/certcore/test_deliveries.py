@@ -38,7 +38,10 @@ async def verified(core: Core, operation: Operation = Operation.APPLY) -> tuple[
         body = (
             await conn.execute(select(dev_outbox.c.body).order_by(dev_outbox.c.id.desc()))
         ).scalar()
-    code = re.search(r"[A-Z]{4}-(\d{6})", body).group(1)  # type: ignore[union-attr]
+    assert body is not None
+    match = re.search(r"[A-Z]{4}-(\d{6})", body)
+    assert match is not None
+    code = match.group(1)
     return binding, await core.otp.verify(binding, code, actor=CUSTOMER_ACTOR)
 
 
@@ -184,8 +187,9 @@ async def test_a_renewal_delivery_supersedes_the_old_certificate(
     renewed = await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
     async with core.db.read() as conn:
         records = {r.serial: r for r in await certificates_of(conn, CUSTOMER)}
-    assert records[old.record.serial].revoked_reason is not None
-    assert records[old.record.serial].revoked_reason.value == "superseded"
+    old_reason = records[old.record.serial].revoked_reason
+    assert old_reason is not None
+    assert old_reason.value == "superseded"
     assert not records[renewed.serial].revoked
 
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
@@ -85,7 +86,7 @@ def verifier(db: Database, identity_settings: Settings, clock: FrozenClock) -> I
     return IdentityVerifier(db=db, settings=identity_settings, clock=clock)
 
 
-async def audit_rows(db: Database) -> list[dict]:
+async def audit_rows(db: Database) -> list[dict[str, Any]]:
     async with db.read() as conn:
         result = await conn.execute(select(audit_log).order_by(audit_log.c.seq))
         return [dict(row._mapping) for row in result]
@@ -307,6 +308,6 @@ async def test_each_failure_is_audited_with_the_masked_id_only(
         assert "1987" not in record["details"]  # nor the date that was typed
     async with db.read() as conn:
         assert await verify_chain(conn) == len(records)
-    for record in caplog.records:
-        text = record.getMessage()
-        assert not any(full in text for full in full_ids), record.name
+    for logged in caplog.records:
+        text = logged.getMessage()
+        assert not any(full in text for full in full_ids), logged.name

@@ -153,6 +153,7 @@ def keys_used_in(package: str) -> tuple[set[str], set[str]]:
         elif isinstance(key, ast.JoinedStr):
             first = key.values[0]
             literal = first.value if isinstance(first, ast.Constant) else ""
+            assert isinstance(literal, str)
             assert literal, f"{where}:{line}: an f-string key must start with its family's name"
             shape = [type(part) for part in key.values]
             if shape == [ast.Constant, ast.FormattedValue] and literal in DYNAMIC_KEYS:

@@ -51,7 +51,8 @@ def differences(engine: Engine) -> list[object]:
         context = MigrationContext.configure(
             conn, opts={"compare_type": True, "compare_server_default": True}
         )
-        return compare_metadata(context, metadata)
+        found: list[object] = compare_metadata(context, metadata)
+        return found
 
 
 async def test_migrated_database_matches_the_schema_exactly(tmp_path: Path) -> None:

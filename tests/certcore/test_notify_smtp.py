@@ -43,7 +43,8 @@ BODY = "您的驗證碼為 HFCR-123456，5 分鐘內有效。\n本公司人員�
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class Recorder:

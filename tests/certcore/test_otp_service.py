@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock
@@ -67,9 +68,14 @@ class RecordingSender:
 
     def last_code(self) -> tuple[str, str]:
         """(prefix, six digits) of the newest message."""
-        match = CODE_IN_TEXT.search(self.last.body)
-        assert match is not None, "no code in the message"
-        return match.group(1), match.group(2)
+        return code_in(self.last.body)
+
+
+def code_in(body: str) -> tuple[str, str]:
+    """(prefix, six digits) of the code in a message."""
+    match = CODE_IN_TEXT.search(body)
+    assert match is not None, "no code in the message"
+    return match.group(1), match.group(2)
 
 
 @dataclass
@@ -131,7 +137,7 @@ async def send_sms(service: OtpService, binding: Binding = BINDING) -> OtpSent:
     )
 
 
-async def rows(db: Database, table) -> list[dict]:
+async def rows(db: Database, table: Table) -> list[dict[str, Any]]:
     async with db.read() as conn:
         return [dict(row._mapping) for row in (await conn.execute(select(table)))]
 
@@ -587,7 +593,7 @@ async def test_failed_send_voids_the_code_and_is_audited(
         await send_sms(service)
     assert caught.value.reason == reason
     assert reason.value in str(caught.value)
-    code = CODE_IN_TEXT.search(failing.tried[0].body).group(2)
+    code = code_in(failing.tried[0].body)[1]
 
     [row] = await rows(db, otp_codes)
     assert row["state"] == "voided"
@@ -603,7 +609,7 @@ async def test_failed_send_voids_the_code_and_is_audited(
 
     # "Try the other destination": at once, without waiting out the resend delay.
     await service.send(BINDING, medium=Medium.EMAIL, destination=EMAIL, locale="en", actor=BOT)
-    await service.verify(BINDING, CODE_IN_TEXT.search(mail.last.body).group(2), actor=BOT)
+    await service.verify(BINDING, code_in(mail.last.body)[1], actor=BOT)
 
 
 async def test_channel_without_sender_is_unavailable(
@@ -681,10 +687,11 @@ async def whole_flow(
     clock.advance(minutes=6)
     with pytest.raises(OtpExpired):
         await service.verify(renew, sms.last_code()[1], actor=BOT)
-    service.senders = {**service.senders, Medium.SMS: FailingSender()}
+    failing = FailingSender()
+    service.senders = {**service.senders, Medium.SMS: failing}
     with pytest.raises(OtpSendFailed):
         await send_sms(service)
-    codes.add(CODE_IN_TEXT.search(service.senders[Medium.SMS].tried[0].body).group(2))
+    codes.add(code_in(failing.tried[0].body)[1])
     return codes
 
 

@@ -23,13 +23,15 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from certcore.audit import Actor
 from certcore.clock import TAIPEI, FrozenClock, system_clock
 from certcore.config import load_settings
 from certcore.core import Core
 from certcore.identity.idnumbers import personal_id_check_digit
 from certcore.pki.authority import random_serial
+from certcore.pki.cakey import CAKey
 from certcore.pki.crl import refresh_crl_if_due
-from certcore.pki.issuance import Actor, IssuedCertificate
+from certcore.pki.issuance import IssuedCertificate
 from certcore.pki.ocsp import OcspResponder, StatusLookup
 from certcore.pki.pkcs12 import Pkcs12Format
 from certcore.pki.records import CertificateRecord
@@ -65,7 +67,7 @@ class Artefacts:
 
 
 def _throwaway_certificate(
-    issuer: x509.Certificate, issuer_key: rsa.RSAPrivateKey, serial: int
+    issuer: x509.Certificate, issuer_key: CAKey, serial: int
 ) -> x509.Certificate:
     """A minimal certificate under `issuer`, for OCSP requests about serials nobody recorded."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -367,11 +369,11 @@ def test_ocsp_response(pki: Artefacts, kind: str, algorithm: str) -> None:
     assert isinstance(response.hash_algorithm, HASH_NAMES[algorithm])
     expected_serial = x509.load_pem_x509_certificate(pki.cert_pem[kind].read_bytes()).serial_number
     assert response.serial_number == expected_serial
-    pki.ca.public_key().verify(  # type: ignore[union-attr]
-        response.signature,
-        response.tbs_response_bytes,
-        padding.PKCS1v15(),
-        response.signature_hash_algorithm,  # type: ignore[arg-type]
+    ca_public_key, hash_algorithm = pki.ca.public_key(), response.signature_hash_algorithm
+    assert isinstance(ca_public_key, rsa.RSAPublicKey)
+    assert hash_algorithm is not None
+    ca_public_key.verify(
+        response.signature, response.tbs_response_bytes, padding.PKCS1v15(), hash_algorithm
     )
     assert response.next_update_utc is not None
     assert response.this_update_utc < response.next_update_utc

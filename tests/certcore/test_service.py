@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import ocsp
 from sqlalchemy import Table, func, insert, select
 
-from certcore.audit import verify_chain
+from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock, taipei
 from certcore.config import load_settings
 from certcore.core import Core
@@ -42,7 +44,7 @@ from certcore.pki.authority import (
     serial_hex,
 )
 from certcore.pki.crl import refresh_crl_if_due
-from certcore.pki.issuance import Actor, IssuedCertificate
+from certcore.pki.issuance import IssuedCertificate
 from certcore.pki.pkcs12 import Pkcs12Format
 from certcore.pki.records import CertificateRecord, RecordState, certificates_of, get_certificate
 from certcore.pki.rules import CertificateStatus, RevocationReason, Window, validity_period
@@ -99,7 +101,7 @@ async def published_crl(core: Core) -> x509.CertificateRevocationList:
     async with core.db.read() as conn:
         der = (await conn.execute(select(crl_state.c.der))).scalar_one()
     crl = x509.load_der_x509_crl(der)
-    assert crl.is_signature_valid(core.ca.certificate.public_key())
+    assert crl.is_signature_valid(ca_public_key(core))
     return crl
 
 
@@ -185,7 +187,23 @@ async def revoke_online(core: Core, serial: str) -> CertificateRecord:
     )
 
 
-def split_outcomes(results: list[object]) -> tuple[list[object], list[BaseException]]:
+def ca_public_key(core: Core) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+    public_key = core.ca.certificate.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+    return public_key
+
+
+def customer_public_key(
+    key: x509.Certificate | PrivateKeyTypes | None,
+) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+    """The public key of a customer certificate or private key, which is RSA or EC."""
+    assert key is not None
+    public_key = key.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+    return public_key
+
+
+def split_outcomes(results: Sequence[object]) -> tuple[list[object], list[BaseException]]:
     failures = [r for r in results if isinstance(r, BaseException)]
     return [r for r in results if not isinstance(r, BaseException)], failures
 
@@ -210,20 +228,24 @@ async def test_issue_delivers_a_signed_certificate_in_a_pkcs12_file(
     assert not record.revoked
     assert record.status(clock.now, 30) is CertificateStatus.VALID
 
+    assert record.der is not None
     certificate = x509.load_der_x509_certificate(record.der)
     assert certificate.serial_number == record.serial_number
     assert record.serial == format(certificate.serial_number, "X")
     assert certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == ALICE
     assert certificate.not_valid_after_utc == NOT_AFTER
     certificate.verify_directly_issued_by(core.ca.certificate)
-    assert record.public_key_sha256 == public_key_fingerprint(certificate.public_key())
+    assert record.public_key_sha256 == public_key_fingerprint(customer_public_key(certificate))
 
     assert issued.filename == "A123456789-CERTDESK(2027-11-24).pfx"
     bundle = pkcs12.load_pkcs12(issued.pkcs12, PASSWORD.encode())
     assert bundle.cert is not None and bundle.key is not None
     assert bundle.cert.certificate == certificate
     assert bundle.cert.friendly_name == b"A123456789-CERTDESK(2027-11-24)"
-    assert bundle.key.public_key().public_numbers() == certificate.public_key().public_numbers()
+    assert (
+        customer_public_key(bundle.key).public_numbers()
+        == customer_public_key(certificate).public_numbers()
+    )
     assert [extra.certificate for extra in bundle.additional_certs] == [core.ca.certificate]
     with pytest.raises(ValueError):
         pkcs12.load_pkcs12(issued.pkcs12, b"Wrong123")
@@ -508,6 +530,7 @@ async def test_crl_number_strictly_increases(core: Core, clock: FrozenClock) -> 
         crl = await published_crl(core)
         numbers.append(crl_number(crl))
         assert crl.last_update_utc == clock.now
+        assert crl.next_update_utc is not None
         assert crl.next_update_utc - crl.last_update_utc <= timedelta(hours=48)
         assert {entry.serial_number for entry in crl} == {int(s, 16) for s in serials[: index + 1]}
     assert numbers == sorted(set(numbers))

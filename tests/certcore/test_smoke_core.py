@@ -1,5 +1,5 @@
+from certcore.audit import Actor
 from certcore.core import Core
-from certcore.pki.issuance import Actor
 from certcore.pki.rules import CertificateStatus
 
 OPERATOR = Actor("operator:test", "cli")

@@ -455,11 +455,11 @@ async def _check_database(core: Core, baseline: Baseline, linked: bool, story: s
     for record in certificates:
         operation = "renew" if record.renewal_of else "apply"
         if record.der is not None:
-            row = by_serial.get(record.serial)
-            assert row is not None, (
+            delivery = by_serial.get(record.serial)
+            assert delivery is not None, (
                 f"certificate {record.serial} issued without a delivery\n{story}"
             )
-            assert row.customer_id == record.customer_id and row.operation == operation
+            assert delivery.customer_id == record.customer_id and delivery.operation == operation
         else:  # made and abandoned inside a delivery that failed
             assert any(
                 d.customer_id == record.customer_id and d.operation == operation

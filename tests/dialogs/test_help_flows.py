@@ -21,8 +21,8 @@ from certcore.audit import Actor
 from certcore.clock import taipei
 from certcore.core import Core
 from certcore.i18n import SUPPORTED_LOCALES, translate
+from certcore.pki import MAX_FILE_BYTES, FileKind, issued_by, read_certificate_file
 from dialogs.flows import check
-from dialogs.flows.check import MAX_FILE_BYTES, FileKind, issued_by, read_certificate_file
 
 NOW = taipei(2026, 11, 24, 10)
 FLOWS = Path(check.__file__).parent
