@@ -26,8 +26,11 @@ debian-test-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl libnss3-tools; \
 	fi
 
+# Lint, formatting and types; mypy reads its files and strictness from pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: $(STAMP) debian-test-deps lint
 	$(BIN)/python -m pytest -q
