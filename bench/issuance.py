@@ -57,12 +57,17 @@ from cryptography.x509.oid import NameOID
 from certcore.audit import Actor
 from certcore.config import Settings, load_settings
 from certcore.core import PASSPHRASE_VARIABLE, Core
-from certcore.identity.idnumbers import classify_id, personal_id_check_digit
-from certcore.pki.authority import CertificateAuthority, random_serial, serial_hex
-from certcore.pki.issuance import IssuedCertificate
-from certcore.pki.keywork import KeyWork, process_pool
-from certcore.pki.pkcs12 import pfx_filename
-from certcore.pki.rules import validity_period
+from certcore.identity import classify_id, personal_id_check_digit
+from certcore.pki import (
+    CertificateAuthority,
+    IssuedCertificate,
+    KeyWork,
+    pfx_filename,
+    process_pool,
+    random_serial,
+    serial_hex,
+    validity_period,
+)
 
 ISSUE_P95_TARGET_MS = 300.0
 THROUGHPUT_RATIO_TARGET = 0.7

@@ -12,10 +12,10 @@ from aiohttp import web
 from bot.web import create_app
 from certcore.config import Settings
 from certcore.core import Core
-from certcore.customers.demo import load_demo_customers
+from certcore.customers import load_demo_customers
 from certcore.errors import ConfigurationError
-from certcore.notify.outbox import is_loopback_host
-from certcore.pki.keywork import KeyWork, process_pool
+from certcore.notify import is_loopback_host
+from certcore.pki import KeyWork, process_pool
 
 log = logging.getLogger("certdesk.server")
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.clock import Clock
 from certcore.errors import AuditChainBroken
-from certcore.storage.database import Database
+from certcore.storage import Database
 from certcore.storage.schema import audit_head, audit_log
 
 GENESIS = "0" * 64

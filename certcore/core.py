@@ -17,21 +17,20 @@ from datetime import timedelta
 from certcore.audit import AuditLog
 from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
-from certcore.customers.directory import CustomerDirectory
-from certcore.customers.verifier import IdentityVerifier
+from certcore.customers import CustomerDirectory, IdentityVerifier
 from certcore.keyfile import load_or_create_secret
-from certcore.notify import build_senders, close_senders
-from certcore.notify.base import Medium, Sender
-from certcore.notify.outbox import DevOutbox
-from certcore.otp.service import OtpService
-from certcore.pki.authority import CertificateAuthority
-from certcore.pki.cafiles import CAFiles
-from certcore.pki.delivery import DeliveryService
-from certcore.pki.issuance import CertificateService
-from certcore.pki.keywork import KeyWork
-from certcore.pki.ocsp import OcspResponder
+from certcore.notify import DevOutbox, Medium, Sender, build_senders, close_senders
+from certcore.otp import OtpService
+from certcore.pki import (
+    CAFiles,
+    CertificateAuthority,
+    CertificateService,
+    DeliveryService,
+    KeyWork,
+    OcspResponder,
+)
+from certcore.storage import Database
 from certcore.storage.conversations import ConversationRecords
-from certcore.storage.database import Database
 
 PASSPHRASE_VARIABLE = "CERTDESK_CA_PASSPHRASE"
 

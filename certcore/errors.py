@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from certcore.notify.base import SendFailure
-    from certcore.otp.rules import SendRefusal
-    from certcore.pki.rules import Window
+    from certcore.notify import SendFailure
+    from certcore.otp import SendRefusal
+    from certcore.pki import Window
 
 
 class CertdeskError(Exception):

@@ -11,8 +11,7 @@ import re
 import unicodedata
 from typing import Final
 
-from certcore.identity.idnumbers import normalise_id
-from certcore.identity.phone import taiwan_mobile
+from certcore.identity import normalise_id, taiwan_mobile
 
 #: What any unrecognised value is masked to.
 MASKED: Final = "XXX"

@@ -16,7 +16,7 @@ import pytest
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings, load_settings
 from certcore.core import Core
-from certcore.pki.cafiles import CAFiles
+from certcore.pki import CAFiles
 
 TEST_PASSPHRASE = b"test-ca-passphrase"
 

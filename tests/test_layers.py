@@ -8,6 +8,7 @@ functions and `TYPE_CHECKING` blocks included, so a shortcut cannot hide in a la
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,26 @@ def test_the_rules_see_a_violation(tmp_path: Path) -> None:
     assert {"bot.web", "sqlalchemy.sql", "certcore.storage", "dialogs.bot.channels"} <= modules
     assert violates("certcore.storage.schema", "certcore.storage")
     assert not violates("certcore.storagex", "certcore.storage")
+
+
+SUBPACKAGES = ("pki", "identity", "customers", "otp", "notify", "storage")
+
+
+@pytest.mark.parametrize("folder", ["dialogs", "bot"])
+def test_callers_import_a_subpackage_not_its_inner_modules(folder: str) -> None:
+    """As with `cryptography.x509`: what certcore's subpackages offer is named by their
+    `__init__`, and the layers above import that, never a module inside."""
+    inner = tuple(f"certcore.{name}." for name in SUBPACKAGES)
+    broken = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in python_files(folder)
+        for line, module in imported_modules(path)
+        if module.startswith(inner) and module.split(".")[2] not in _exported_names(module)
+    ]
+    assert not broken, "\n".join(broken)
+
+
+def _exported_names(module: str) -> set[str]:
+    """`certcore.pki.Pkcs12Format` is a name the package exports, not an inner module."""
+    package = importlib.import_module(".".join(module.split(".")[:2]))
+    return set(getattr(package, "__all__", ()))

@@ -32,13 +32,11 @@ from certcore.audit import Actor
 from certcore.clock import TAIPEI, Clock, system_clock
 from certcore.config import Settings
 from certcore.core import Core
-from certcore.customers.demo import load_demo_customers
+from certcore.customers import load_demo_customers
 from certcore.errors import CertdeskError
 from certcore.i18n import normalise_locale, translate
-from certcore.notify import OutboxEntry
-from certcore.notify.base import Medium
-from certcore.pki.delivery import DeliveredFile, DeliveryUnavailable
-from certcore.pki.pkcs12 import EXPORT_PASSWORD, Pkcs12Format
+from certcore.notify import Medium, OutboxEntry
+from certcore.pki import EXPORT_PASSWORD, DeliveredFile, DeliveryUnavailable, Pkcs12Format
 from dialogs import engine_for
 from dialogs.engine import Engine
 from dialogs.messages import (

@@ -16,11 +16,17 @@ from certcore.core import Core
 from certcore.errors import InvalidInput
 from certcore.identity import normalise_id
 from certcore.masking import mask_id
-from certcore.pki import CertificateRecord, IssuedCertificate, Pkcs12Format, RevocationReason
+from certcore.pki import (
+    CertificateRecord,
+    IssuedCertificate,
+    Pkcs12Format,
+    RevocationReason,
+    all_certificates,
+    certificates_of,
+)
 
 # Not exported by certcore.pki: `cert list` reads the records without opening the CA, which
 # `core.certificates.all()` would need (the list works in a data directory with no CA yet).
-from certcore.pki.records import all_certificates, certificates_of
 
 
 def register(commands: Commands) -> None:

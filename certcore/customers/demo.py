@@ -23,7 +23,7 @@ from certcore.customers.directory import (
     count_customers,
     upsert_customers,
 )
-from certcore.storage.database import Database
+from certcore.storage import Database
 
 AUDIT_ACTION: Final = "customers.demo_loaded"
 

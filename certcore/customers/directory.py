@@ -20,10 +20,9 @@ from typing import Any, Final
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from certcore.identity.idnumbers import IdKind, normalise_id
-from certcore.identity.phone import taiwan_mobile
+from certcore.identity import IdKind, normalise_id, taiwan_mobile
 from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
-from certcore.storage.database import Database
+from certcore.storage import Database
 from certcore.storage.schema import customers as customers_table
 
 #: Longest name the table holds; a longer one is a data error, not something to truncate.

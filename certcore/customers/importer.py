@@ -32,17 +32,19 @@ from certcore.customers.directory import (
     upsert_customers,
 )
 from certcore.errors import InvalidInput
-from certcore.identity.idnumbers import (
+from certcore.identity import (
     OLD_RESIDENT_LAST_VALID_DAY,
     IdKind,
     IdProblem,
+    RocDateError,
+    RocDateProblem,
     classify_id,
     id_problem,
     normalise_id,
+    parse_roc_date,
 )
-from certcore.identity.rocdate import RocDateError, RocDateProblem, parse_roc_date
 from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
-from certcore.storage.database import Database
+from certcore.storage import Database
 
 HEADER: Final = ("id_number", "kind", "name", "birth_date", "mobile", "email", "accounts")
 SUPPORTED_ENCODINGS: Final = ("utf-8", "cp950")

@@ -19,8 +19,7 @@ from certcore.audit import Actor, AuditTrail
 from certcore.clock import Clock
 from certcore.config import Settings
 from certcore.masking import mask_id
-from certcore.storage.database import Database
-from certcore.storage.locks import lock_customer
+from certcore.storage import Database, lock_customer
 from certcore.storage.schema import customers, identity_lockouts
 
 ACTIVE = "active"

@@ -16,7 +16,7 @@ from certcore.notify.outbox import (
 )
 from certcore.notify.sms import Every8dSender, HttpSmsSender, MitakeSender, sms_sender
 from certcore.notify.smtp import SmtpSender
-from certcore.storage.database import Database
+from certcore.storage import Database
 
 __all__ = [
     "DevOutbox",

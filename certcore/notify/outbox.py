@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from certcore.clock import Clock
 from certcore.masking import mask_email, mask_mobile
 from certcore.notify.base import Medium, OutgoingMessage
-from certcore.storage.database import Database, inserted_id
+from certcore.storage import Database
+from certcore.storage.database import inserted_id
 from certcore.storage.schema import dev_outbox
 
 log = logging.getLogger("certdesk.notify.outbox")

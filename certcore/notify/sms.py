@@ -42,7 +42,7 @@ import aiohttp
 from yarl import URL
 
 from certcore.config import Settings
-from certcore.identity.phone import taiwan_mobile
+from certcore.identity import taiwan_mobile
 from certcore.masking import mask_mobile
 from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
 from certcore.notify.redaction import BODY, SECRET, scrub

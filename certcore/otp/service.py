@@ -34,13 +34,7 @@ from certcore.errors import (
 )
 from certcore.i18n import translate
 from certcore.masking import mask_email, mask_id, mask_mobile
-from certcore.notify.base import (
-    Medium,
-    OutgoingMessage,
-    Sender,
-    SendError,
-    SendFailure,
-)
+from certcore.notify import Medium, OutgoingMessage, Sender, SendError, SendFailure
 from certcore.otp.rules import (
     Binding,
     OtpPolicy,
@@ -52,8 +46,8 @@ from certcore.otp.rules import (
     parse_entry,
     send_refusal,
 )
-from certcore.storage.database import Database, inserted_id
-from certcore.storage.locks import lock_customer
+from certcore.storage import Database, lock_customer
+from certcore.storage.database import inserted_id
 from certcore.storage.schema import otp_codes
 
 ACTIVE, USED, SUPERSEDED, VOIDED, EXPIRED = "active", "used", "superseded", "voided", "expired"

@@ -41,7 +41,12 @@ from certcore.pki.pkcs12 import (
     export_pkcs12,
     pfx_filename,
 )
-from certcore.pki.records import CertificateRecord, RecordState
+from certcore.pki.records import (
+    CertificateRecord,
+    RecordState,
+    all_certificates,
+    certificates_of,
+)
 from certcore.pki.rules import (
     CertificateStatus,
     RevocationReason,
@@ -81,8 +86,10 @@ __all__ = [
     "StatusLookup",
     "Window",
     "add_months",
+    "all_certificates",
     "build_crl",
     "certificate_status",
+    "certificates_of",
     "check_export_password",
     "end_of_day_taipei",
     "export_pkcs12",

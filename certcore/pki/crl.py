@@ -18,7 +18,7 @@ from certcore.config import Settings
 from certcore.pki.authority import CertificateAuthority
 from certcore.pki.cakey import signature_hash
 from certcore.pki.rules import RevocationReason
-from certcore.storage.database import Database
+from certcore.storage import Database
 from certcore.storage.schema import certificates, crl_state
 
 

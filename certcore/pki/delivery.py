@@ -23,12 +23,11 @@ from certcore.clock import Clock
 from certcore.config import Settings
 from certcore.errors import CertdeskError
 from certcore.masking import mask_id
-from certcore.otp.rules import Binding, Operation
-from certcore.otp.service import spend_verification
+from certcore.otp import Binding, Operation, spend_verification
 from certcore.pki.issuance import CertificateService, IssuedCertificate
 from certcore.pki.pkcs12 import Pkcs12Format, check_export_password
 from certcore.pki.records import CertificateRecord
-from certcore.storage.database import Database
+from certcore.storage import Database
 from certcore.storage.schema import deliveries
 
 

@@ -29,10 +29,9 @@ from certcore.errors import (
     UnknownCertificate,
     ValidCertificateExists,
 )
-from certcore.identity.idnumbers import classify_id
+from certcore.identity import classify_id
 from certcore.masking import mask_id
-from certcore.otp.rules import Binding, Operation
-from certcore.otp.service import spend_verification
+from certcore.otp import Binding, Operation, spend_verification
 from certcore.pki.authority import (
     CertificateAuthority,
     CustomerKey,
@@ -53,8 +52,7 @@ from certcore.pki.records import (
     unexpired_certificates,
 )
 from certcore.pki.rules import RevocationReason, Window, quota_year, validity_period
-from certcore.storage.database import Database
-from certcore.storage.locks import lock_customer
+from certcore.storage import Database, lock_customer
 from certcore.storage.schema import certificates, revocation_quota
 
 

@@ -17,9 +17,8 @@ from datetime import datetime
 from certcore.clock import taipei_text
 from certcore.errors import OtpNoActiveCode
 from certcore.masking import mask_id
-from certcore.otp.rules import Operation
-from certcore.pki.pkcs12 import pfx_filename
-from certcore.pki.rules import CertificateStatus, validity_period
+from certcore.otp import Operation
+from certcore.pki import CertificateStatus, pfx_filename, validity_period
 from dialogs.flows.common import actor, current_certificate, linked_customer
 from dialogs.flows.query import certificate_table
 from dialogs.flows.verification import (

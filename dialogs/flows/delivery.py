@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from certcore.clock import taipei_text
 from certcore.masking import mask_id
-from certcore.otp.rules import Operation
-from certcore.pki.delivery import DeliveryState
+from certcore.otp import Operation
+from certcore.pki import DeliveryState
 from dialogs.turn import Flow, Input, Step, Turn
 
 DELIVERED, NEXT = "delivered", "next"

@@ -6,9 +6,9 @@ passes through here first and continues where the customer wanted to go. 登出 
 
 from __future__ import annotations
 
-from certcore.identity.idnumbers import classify_id, normalise_id
+from certcore.identity import classify_id, normalise_id
 from certcore.masking import mask_id
-from certcore.otp.rules import Operation
+from certcore.otp import Operation
 from dialogs.flows.common import actor, customer_by_id
 from dialogs.flows.verification import (
     BIRTH_DATE,

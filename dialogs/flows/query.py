@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from certcore.clock import taipei_text
 from certcore.masking import mask_id
-from certcore.pki.records import CertificateRecord
-from certcore.pki.rules import CertificateStatus
+from certcore.pki import CertificateRecord, CertificateStatus
 from dialogs.flows.common import (
     go_to_chosen_flow,
     issued_certificates,

@@ -9,9 +9,8 @@ moment the new one is issued (when the export password is set), not here.
 from __future__ import annotations
 
 from certcore.clock import taipei_text
-from certcore.otp.rules import Operation
-from certcore.pki.records import CertificateRecord
-from certcore.pki.rules import CertificateStatus
+from certcore.otp import Operation
+from certcore.pki import CertificateRecord, CertificateStatus
 from dialogs.flows.apply import consent_step, hand_over
 from dialogs.flows.common import (
     current_certificate,

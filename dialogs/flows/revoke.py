@@ -15,10 +15,10 @@ from certcore.errors import (
     RevocationQuotaExhausted,
     UnknownCertificate,
 )
-from certcore.identity.rocdate import roc_year
+from certcore.identity import roc_year
 from certcore.masking import mask_id
-from certcore.otp.rules import Operation
-from certcore.pki.rules import RevocationReason
+from certcore.otp import Operation
+from certcore.pki import RevocationReason
 from dialogs.flows.common import (
     actor,
     current_certificate,

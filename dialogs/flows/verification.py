@@ -10,7 +10,7 @@ go to once the code is verified.
 from __future__ import annotations
 
 from certcore.clock import taipei_text
-from certcore.customers.verifier import IdentityOutcome
+from certcore.customers import IdentityOutcome
 from certcore.errors import (
     OtpError,
     OtpExpired,
@@ -22,11 +22,10 @@ from certcore.errors import (
     OtpVoided,
     OtpWrongCode,
 )
-from certcore.identity.rocdate import RocDateError
-from certcore.identity.rocdate import parse_roc_date as parse_roc
+from certcore.identity import RocDateError, parse_roc_date
 from certcore.masking import mask_account, mask_email, mask_mobile
-from certcore.notify.base import Medium
-from certcore.otp.rules import Binding, Operation
+from certcore.notify import Medium
+from certcore.otp import Binding, Operation
 from dialogs.flows.common import actor, customer_by_id, today
 from dialogs.turn import Input, Step, Turn
 
@@ -71,7 +70,7 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
 
     async def on_birth_date(turn: Turn, answer: Input) -> None:
         try:
-            birth_date = parse_roc(answer.text, today=today(turn))
+            birth_date = parse_roc_date(answer.text, today=today(turn))
         except RocDateError as error:
             turn.say(f"verify.birth_date.{error.problem.name.lower()}")
             return

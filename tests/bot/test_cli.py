@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from bot.cli import main
 from certcore.clock import TAIPEI
-from certcore.identity.idnumbers import personal_id_check_digit
+from certcore.identity import personal_id_check_digit
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 

@@ -33,15 +33,12 @@ from bot.channels.console import (
 from certcore.audit import Actor, verify_chain
 from certcore.config import Settings
 from certcore.core import Core
-from certcore.customers.demo import load_demo_customers
+from certcore.customers import load_demo_customers
 from certcore.i18n import translate
-from certcore.notify.base import Medium
-from certcore.notify.outbox import outbox_since
-from certcore.otp.rules import Binding, Operation
-from certcore.pki.authority import serial_hex
-from certcore.pki.delivery import DeliveredFile, DeliveryState
+from certcore.notify import Medium, outbox_since
+from certcore.otp import Binding, Operation
+from certcore.pki import DeliveredFile, DeliveryState, RevocationReason, serial_hex
 from certcore.pki.records import all_certificates
-from certcore.pki.rules import RevocationReason
 from certcore.storage.schema import conversation_events
 from dialogs.flows import all_flows
 from dialogs.messages import (

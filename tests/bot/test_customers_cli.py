@@ -23,7 +23,7 @@ from bot.cli import main
 from bot.serve import serve
 from certcore.config import Settings
 from certcore.core import open_database
-from certcore.customers.demo import demo_customers
+from certcore.customers import demo_customers
 from certcore.customers.directory import list_customers
 from certcore.storage.schema import audit_log
 

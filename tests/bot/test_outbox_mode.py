@@ -20,9 +20,8 @@ from bot.cli import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT, main
 from bot.serve import serve
 from certcore.config import Settings
 from certcore.errors import ConfigurationError
-from certcore.notify.base import Medium
-from certcore.notify.outbox import recent_outbox
-from certcore.storage.database import Database
+from certcore.notify import Medium, recent_outbox
+from certcore.storage import Database
 
 MOBILE = "0936123054"
 ADDRESS = "abcdef@example.com"

@@ -37,12 +37,9 @@ import bot.jobs
 from certcore.audit import Actor
 from certcore.config import load_settings
 from certcore.core import Core
-from certcore.identity.idnumbers import personal_id_check_digit
-from certcore.pki.authority import random_serial
-from certcore.pki.cafiles import CAFiles
-from certcore.pki.ocsp import OcspResponder
-from certcore.pki.records import CertificateRecord, all_certificates
-from certcore.pki.rules import RevocationReason
+from certcore.identity import personal_id_check_digit
+from certcore.pki import CAFiles, CertificateRecord, OcspResponder, RevocationReason, random_serial
+from certcore.pki.records import all_certificates
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 

@@ -54,13 +54,13 @@ from certcore.audit import Actor
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
 from certcore.core import Core
-from certcore.customers.directory import Customer, CustomerKind, upsert_customers
+from certcore.customers import Customer, CustomerKind
+from certcore.customers.directory import upsert_customers
 from certcore.i18n import translate
-from certcore.identity.idnumbers import IdKind, classify_id
-from certcore.identity.rocdate import parse_roc_date
-from certcore.notify.base import OutgoingMessage, Sender, SendError, SendFailure
+from certcore.identity import IdKind, classify_id, parse_roc_date
+from certcore.notify import OutgoingMessage, Sender, SendError, SendFailure
+from certcore.pki import RevocationReason, quota_year
 from certcore.pki.records import all_certificates, certificates_of
-from certcore.pki.rules import RevocationReason, quota_year
 from certcore.storage.schema import conversations, dev_outbox, revocation_quota
 from dialogs import engine_for
 from dialogs.engine import Engine
@@ -169,7 +169,9 @@ class Session:
         async with self.core.db.read() as conn:
             rows = await conn.execute(select(dev_outbox.c.body).order_by(dev_outbox.c.id))
             bodies = [row.body for row in rows]
-        self.codes = [m.groups() for body in bodies for m in [_CODE.search(body)] if m]
+        self.codes = [
+            (m.group(1), m.group(2)) for body in bodies for m in [_CODE.search(body)] if m
+        ]
 
 
 def _no_blocking_run(awaitable: object) -> object:

@@ -26,8 +26,8 @@ from certcore.clock import FrozenClock, taipei
 from certcore.config import load_settings
 from certcore.core import Core
 from certcore.errors import AuditChainBroken
-from certcore.pki.rules import RevocationReason
-from certcore.storage.database import Database
+from certcore.pki import RevocationReason
+from certcore.storage import Database
 from tests.conftest import TEST_PASSPHRASE
 
 REPO = Path(__file__).resolve().parents[2]

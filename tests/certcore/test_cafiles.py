@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from certcore.errors import InvalidInput
-from certcore.pki.cafiles import CAFiles
+from certcore.pki import CAFiles
 
 
 def test_an_ed25519_key_is_refused_before_anything_is_stored(tmp_path: Path) -> None:

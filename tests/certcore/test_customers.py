@@ -18,29 +18,26 @@ from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.core import open_database
-from certcore.customers.demo import demo_customers, load_demo_customers, upsert_demo_customers
-from certcore.customers.directory import (
+from certcore.customers import (
     Customer,
+    CustomerFileRejected,
     CustomerKind,
     CustomerStatus,
     InvalidField,
-    get_customer,
-    list_customers,
+    ParsedFile,
+    demo_customers,
+    import_customer_file,
+    load_demo_customers,
     normalise_account,
     normalise_email,
     normalise_mobile,
-    upsert_customers,
-)
-from certcore.customers.importer import (
-    CustomerFileRejected,
-    ParsedFile,
-    import_customer_file,
     parse_customer_file,
+    upsert_demo_customers,
 )
-from certcore.identity.idnumbers import IdKind, classify_id
-from certcore.identity.rocdate import format_roc_date
+from certcore.customers.directory import get_customer, list_customers, upsert_customers
+from certcore.identity import IdKind, classify_id, format_roc_date
 from certcore.masking import mask_id
-from certcore.storage.database import Database
+from certcore.storage import Database
 from certcore.storage.schema import audit_log, customers
 
 TODAY = date(2026, 11, 24)

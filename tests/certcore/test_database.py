@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from certcore.storage.database import Database
+from certcore.storage import Database
 from certcore.storage.schema import holder_locks
 
 

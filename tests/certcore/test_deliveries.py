@@ -14,10 +14,10 @@ from certcore.audit import Actor
 from certcore.clock import FrozenClock
 from certcore.core import Core
 from certcore.errors import InvalidExportPassword, OtpNoActiveCode
-from certcore.notify.base import Medium
-from certcore.otp.rules import Binding, Operation
-from certcore.pki.delivery import DeliveryState, DeliveryUnavailable, token_hash
-from certcore.pki.records import RecordState, certificates_of
+from certcore.notify import Medium
+from certcore.otp import Binding, Operation
+from certcore.pki import DeliveryState, DeliveryUnavailable, RecordState, token_hash
+from certcore.pki.records import certificates_of
 from certcore.storage.schema import deliveries, dev_outbox
 
 CUSTOMER = "A123456789"

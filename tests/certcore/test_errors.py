@@ -20,9 +20,9 @@ from certcore.errors import (
     RevocationQuotaExhausted,
     ValidCertificateExists,
 )
-from certcore.notify.base import SendError, SendFailure
-from certcore.otp.rules import SendRefusal
-from certcore.pki.rules import Window
+from certcore.notify import SendError, SendFailure
+from certcore.otp import SendRefusal
+from certcore.pki import Window
 
 WINDOW = Window(datetime(2027, 10, 25, 15, 59, 59, tzinfo=UTC), datetime(2027, 11, 24, tzinfo=UTC))
 

@@ -19,14 +19,14 @@ from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings, load_settings
 from certcore.core import open_database
-from certcore.customers.verifier import (
+from certcore.customers import (
     IdentityOutcome,
     IdentityResult,
     IdentityVerifier,
     LockoutPolicy,
     after_failure,
 )
-from certcore.storage.database import Database
+from certcore.storage import Database
 from certcore.storage.schema import audit_log, customers, identity_lockouts
 
 BOT = Actor("bot", "line")

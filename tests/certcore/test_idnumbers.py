@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certcore.identity.idnumbers import (
+from certcore.identity import (
     OLD_RESIDENT_LAST_VALID_DAY,
     IdKind,
     IdProblem,

@@ -12,8 +12,7 @@ from cryptography.x509.oid import NameOID
 
 from certcore.audit import Actor
 from certcore.core import Core
-from certcore.pki.keywork import KeyWork, process_pool
-from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki import KeyWork, Pkcs12Format, process_pool
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ from certcore.i18n import (
     translate,
     translations,
 )
-from certcore.identity.rocdate import RocDateProblem
-from certcore.notify.base import SendFailure
-from certcore.otp.rules import Operation
+from certcore.identity import RocDateProblem
+from certcore.notify import SendFailure
+from certcore.otp import Operation
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_PACKAGES = ("certcore", "dialogs", "bot")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certcore.identity.idnumbers import personal_id_check_digit
+from certcore.identity import personal_id_check_digit
 from certcore.masking import (
     MASKED,
     mask_account,

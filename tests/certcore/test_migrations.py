@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
 
-from certcore.storage.database import MIGRATIONS_DIR, Database
+from certcore.storage import MIGRATIONS_DIR, Database
 from certcore.storage.schema import metadata
 
 

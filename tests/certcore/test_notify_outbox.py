@@ -12,12 +12,20 @@ import pytest
 
 from certcore.clock import FrozenClock
 from certcore.config import Settings
-from certcore.notify import build_senders, close_senders
-from certcore.notify.base import Medium, OutgoingMessage
-from certcore.notify.outbox import DevOutbox, is_loopback_host, outbox_since, recent_outbox
-from certcore.notify.sms import Every8dSender, MitakeSender
-from certcore.notify.smtp import SmtpSender
-from certcore.storage.database import Database
+from certcore.notify import (
+    DevOutbox,
+    Every8dSender,
+    Medium,
+    MitakeSender,
+    OutgoingMessage,
+    SmtpSender,
+    build_senders,
+    close_senders,
+    is_loopback_host,
+    outbox_since,
+    recent_outbox,
+)
+from certcore.storage import Database
 
 MOBILE = "0936123054"
 ADDRESS = "abcdef@example.com"

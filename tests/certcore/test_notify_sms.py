@@ -15,14 +15,17 @@ import pytest
 from aiohttp import web
 
 from certcore.config import Settings
-from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
-from certcore.notify.sms import (
+from certcore.notify import (
     Every8dSender,
     HttpSmsSender,
+    Medium,
     MitakeSender,
-    decode_answer,
+    OutgoingMessage,
+    SendError,
+    SendFailure,
     sms_sender,
 )
+from certcore.notify.sms import decode_answer
 
 SMS_USER = "broker-sms"
 SMS_PASSWORD = "Gw-pa55!word"

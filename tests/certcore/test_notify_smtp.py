@@ -28,8 +28,7 @@ from cryptography.x509.oid import NameOID
 from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.errors import ConfigurationError
-from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
-from certcore.notify.smtp import SmtpSender
+from certcore.notify import Medium, OutgoingMessage, SendError, SendFailure, SmtpSender
 
 SENDER = "CertDesk <otp@certdesk.example>"
 RECIPIENT = "abcdef@example.com"

@@ -12,7 +12,7 @@ import pytest
 
 from certcore.clock import taipei
 from certcore.config import Settings
-from certcore.otp.rules import (
+from certcore.otp import (
     Binding,
     CodeEntry,
     Operation,

@@ -33,10 +33,9 @@ from certcore.errors import (
     OtpVoided,
     OtpWrongCode,
 )
-from certcore.notify.base import Medium, OutgoingMessage, SendError, SendFailure
-from certcore.otp.rules import Binding, Operation, SendRefusal
-from certcore.otp.service import OtpSent, OtpService
-from certcore.storage.database import Database
+from certcore.notify import Medium, OutgoingMessage, SendError, SendFailure
+from certcore.otp import Binding, Operation, OtpSent, OtpService, SendRefusal
+from certcore.storage import Database
 from certcore.storage.schema import audit_log, otp_codes
 
 KEY = b"otp-test-key-0123456789abcdef!!!"

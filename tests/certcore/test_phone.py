@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from certcore.identity.phone import taiwan_mobile
+from certcore.identity import taiwan_mobile
 
 
 @pytest.mark.parametrize(

@@ -27,15 +27,18 @@ from certcore.audit import Actor
 from certcore.clock import TAIPEI, FrozenClock, system_clock
 from certcore.config import load_settings
 from certcore.core import Core
-from certcore.identity.idnumbers import personal_id_check_digit
-from certcore.pki.authority import random_serial
+from certcore.identity import personal_id_check_digit
+from certcore.pki import (
+    CertificateRecord,
+    IssuedCertificate,
+    OcspResponder,
+    Pkcs12Format,
+    RevocationReason,
+    StatusLookup,
+    random_serial,
+    refresh_crl_if_due,
+)
 from certcore.pki.cakey import CAKey
-from certcore.pki.crl import refresh_crl_if_due
-from certcore.pki.issuance import IssuedCertificate
-from certcore.pki.ocsp import OcspResponder, StatusLookup
-from certcore.pki.pkcs12 import Pkcs12Format
-from certcore.pki.records import CertificateRecord
-from certcore.pki.rules import RevocationReason
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certcore.identity.rocdate import (
+from certcore.identity import (
     RocDateError,
     RocDateProblem,
     format_roc_date,

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from certcore.clock import TAIPEI, taipei
-from certcore.pki.rules import (
+from certcore.pki import (
     CertificateStatus,
     RevocationReason,
     Window,

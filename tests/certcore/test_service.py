@@ -37,17 +37,22 @@ from certcore.errors import (
     UnknownCertificate,
     ValidCertificateExists,
 )
-from certcore.pki.authority import (
+from certcore.pki import (
     CertificateAuthority,
+    CertificateRecord,
+    CertificateStatus,
+    IssuedCertificate,
+    Pkcs12Format,
+    RecordState,
+    RevocationReason,
+    Window,
     public_key_fingerprint,
     random_serial,
+    refresh_crl_if_due,
     serial_hex,
+    validity_period,
 )
-from certcore.pki.crl import refresh_crl_if_due
-from certcore.pki.issuance import IssuedCertificate
-from certcore.pki.pkcs12 import Pkcs12Format
-from certcore.pki.records import CertificateRecord, RecordState, certificates_of, get_certificate
-from certcore.pki.rules import CertificateStatus, RevocationReason, Window, validity_period
+from certcore.pki.records import certificates_of, get_certificate
 from certcore.storage.schema import (
     audit_log,
     certificates,

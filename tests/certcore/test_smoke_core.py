@@ -1,6 +1,6 @@
 from certcore.audit import Actor
 from certcore.core import Core
-from certcore.pki.rules import CertificateStatus
+from certcore.pki import CertificateStatus
 
 OPERATOR = Actor("operator:test", "cli")
 

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from certcore.clock import FrozenClock
 from certcore.core import Core
-from certcore.customers.directory import Customer, CustomerKind, upsert_customers
+from certcore.customers import Customer, CustomerKind
+from certcore.customers.directory import upsert_customers
 from certcore.i18n import translate
 from certcore.storage.conversations import ConversationRecords
 from certcore.storage.schema import conversation_events, conversations

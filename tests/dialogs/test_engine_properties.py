@@ -41,11 +41,11 @@ from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
 from certcore.core import Core
-from certcore.customers.demo import load_demo_customers
+from certcore.customers import load_demo_customers
 from certcore.errors import CertdeskError
 from certcore.i18n import SUPPORTED_LOCALES, translate
 from certcore.masking import mask_id
-from certcore.pki.pkcs12 import Pkcs12Format
+from certcore.pki import Pkcs12Format
 from certcore.pki.records import all_certificates
 from certcore.storage.schema import (
     audit_log,
