@@ -25,8 +25,8 @@ from certcore.pki import (
     certificates_of,
 )
 
-# Not exported by certcore.pki: `cert list` reads the records without opening the CA, which
-# `core.certificates.all()` would need (the list works in a data directory with no CA yet).
+# `cert list` reads the records through the database alone (`Store`), without opening the CA:
+# the list works in a data directory that has no CA yet.
 
 
 def register(commands: Commands) -> None:

@@ -6,7 +6,14 @@ from collections.abc import Mapping
 
 from certcore.clock import Clock
 from certcore.config import Settings
-from certcore.notify.base import Medium, OutgoingMessage, Sender, SendError, SendFailure
+from certcore.notify.base import (
+    Medium,
+    OutgoingMessage,
+    Sender,
+    SendError,
+    SendFailure,
+    mask_destination,
+)
 from certcore.notify.outbox import (
     DevOutbox,
     OutboxEntry,
@@ -33,6 +40,7 @@ __all__ = [
     "build_senders",
     "close_senders",
     "is_loopback_host",
+    "mask_destination",
     "outbox_since",
     "recent_outbox",
     "sms_sender",

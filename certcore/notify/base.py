@@ -11,11 +11,17 @@ from enum import StrEnum
 from typing import Protocol
 
 from certcore.errors import CertdeskError
+from certcore.masking import mask_email, mask_mobile
 
 
 class Medium(StrEnum):
     SMS = "sms"
     EMAIL = "email"
+
+
+def mask_destination(medium: Medium, destination: str) -> str:
+    """A mobile number or an e-mail address, masked as a person may be shown it."""
+    return mask_mobile(destination) if medium is Medium.SMS else mask_email(destination)
 
 
 @dataclass(frozen=True)

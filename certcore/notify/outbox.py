@@ -18,8 +18,7 @@ from sqlalchemy import Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.clock import Clock
-from certcore.masking import mask_email, mask_mobile
-from certcore.notify.base import Medium, OutgoingMessage
+from certcore.notify.base import Medium, OutgoingMessage, mask_destination
 from certcore.storage import Database
 from certcore.storage.database import inserted_id
 from certcore.storage.schema import dev_outbox
@@ -45,7 +44,7 @@ class OutboxEntry:
 
     @property
     def masked_destination(self) -> str:
-        return _masked(self.medium, self.destination)
+        return mask_destination(self.medium, self.destination)
 
 
 class DevOutbox:
@@ -73,7 +72,7 @@ class DevOutbox:
         log.info(
             "development outbox: %s for %s stored, not sent",
             receipt,
-            _masked(message.medium, message.destination),
+            mask_destination(message.medium, message.destination),
         )
         return receipt
 
@@ -126,7 +125,3 @@ def _entry(row: Row[Any]) -> OutboxEntry:
         subject=row.subject,
         body=row.body,
     )
-
-
-def _masked(medium: Medium, destination: str) -> str:
-    return mask_mobile(destination) if medium is Medium.SMS else mask_email(destination)

@@ -33,8 +33,15 @@ from certcore.errors import (
     OtpWrongCode,
 )
 from certcore.i18n import translate
-from certcore.masking import mask_email, mask_id, mask_mobile
-from certcore.notify import Medium, OutgoingMessage, Sender, SendError, SendFailure
+from certcore.masking import mask_id
+from certcore.notify import (
+    Medium,
+    OutgoingMessage,
+    Sender,
+    SendError,
+    SendFailure,
+    mask_destination,
+)
 from certcore.otp.rules import (
     Binding,
     OtpPolicy,
@@ -64,10 +71,6 @@ class OtpSent:
     """Masked, as the customer may be shown it."""
     expires_at: datetime
     resend_at: datetime
-
-
-def mask_destination(medium: Medium, destination: str) -> str:
-    return mask_mobile(destination) if medium is Medium.SMS else mask_email(destination)
 
 
 def otp_message(

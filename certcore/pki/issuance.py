@@ -46,7 +46,6 @@ from certcore.pki.pkcs12 import Pkcs12Format, check_export_password, pfx_filenam
 from certcore.pki.records import (
     CertificateRecord,
     RecordState,
-    all_certificates,
     certificates_of,
     get_certificate,
     unexpired_certificates,
@@ -197,13 +196,6 @@ class CertificateService:
             if record.occupies_holder_slot(now):
                 return record
         return None
-
-    async def all(self, customer_id: str | None = None) -> list[CertificateRecord]:
-        """Every record, or one customer's, oldest first (the operator's list)."""
-        async with self.db.read() as conn:
-            if customer_id is None:
-                return await all_certificates(conn)
-            return await certificates_of(conn, customer_id)
 
     async def unexpired(self) -> list[CertificateRecord]:
         """Issued certificates that have not expired, revoked ones included (OCSP pre-signing)."""

@@ -27,15 +27,6 @@ async def linked_customer(turn: Turn) -> Customer | None:
     return await turn.services.customers.get(turn.customer_id)
 
 
-async def customer_by_id(turn: Turn, id_number: str) -> Customer | None:
-    return await turn.services.customers.get(id_number)
-
-
-async def issued_certificates(turn: Turn, customer_id: str) -> list[CertificateRecord]:
-    """The customer's certificates that exist (issued), newest first."""
-    return await turn.services.certificates.issued_of(customer_id)
-
-
 async def current_certificate(turn: Turn, customer_id: str) -> CertificateRecord | None:
     """The one certificate that counts as the customer's valid one, if any."""
     return await turn.services.certificates.current_of(customer_id, turn.now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from certcore.identity import classify_id, normalise_id
 from certcore.masking import mask_id
 from certcore.otp import Operation
-from dialogs.flows.common import actor, customer_by_id
+from dialogs.flows.common import actor
 from dialogs.flows.verification import (
     BIRTH_DATE,
     abandon,
@@ -45,7 +45,7 @@ async def link_chat(turn: Turn) -> None:
     await turn.services.otp.spend(
         binding(turn), receipt, actor=actor(turn), action="conversation.linked"
     )
-    customer = await customer_by_id(turn, turn.data["id_number"])
+    customer = await turn.services.customers.get(turn.data["id_number"])
     assert customer is not None
     turn.conversation.customer_id = customer.id_number
     turn.say("link.done", name=customer.name)

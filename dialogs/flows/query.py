@@ -7,7 +7,6 @@ from certcore.masking import mask_id
 from certcore.pki import CertificateRecord, CertificateStatus
 from dialogs.flows.common import (
     go_to_chosen_flow,
-    issued_certificates,
     linked_customer,
 )
 from dialogs.messages import Table
@@ -54,7 +53,7 @@ async def show(turn: Turn) -> None:
         turn.conversation.customer_id = None
         await turn.start("link", then="query")
         return
-    records = await issued_certificates(turn, customer.id_number)
+    records = await turn.services.certificates.issued_of(customer.id_number)
     if not records:
         turn.ask(
             "query.empty",

@@ -15,7 +15,6 @@ from dialogs.flows.apply import consent_step, hand_over
 from dialogs.flows.common import (
     current_certificate,
     go_to_chosen_flow,
-    issued_certificates,
     linked_customer,
 )
 from dialogs.flows.verification import abandon, verification_steps
@@ -41,7 +40,7 @@ async def renewable(turn: Turn) -> CertificateRecord | None:
     record = await current_certificate(turn, turn.data["id_number"])
     settings = turn.services.settings
     if record is None:
-        records = await issued_certificates(turn, turn.data["id_number"])
+        records = await turn.services.certificates.issued_of(turn.data["id_number"])
         status = records[0].status(turn.now, settings.renewal_window_days) if records else None
         turn.data["why"] = (
             status.value

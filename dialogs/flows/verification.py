@@ -24,9 +24,9 @@ from certcore.errors import (
 )
 from certcore.identity import RocDateError, parse_roc_date
 from certcore.masking import mask_account, mask_email, mask_mobile
-from certcore.notify import Medium
+from certcore.notify import Medium, mask_destination
 from certcore.otp import Binding, Operation
-from dialogs.flows.common import actor, customer_by_id, today
+from dialogs.flows.common import actor, today
 from dialogs.turn import Input, Step, Turn
 
 BIRTH_DATE, ACCOUNT, DESTINATION, SEND, CODE = (
@@ -85,7 +85,7 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
         if result.outcome is IdentityOutcome.MISMATCH:
             turn.say("verify.identity.mismatch")
             return
-        customer = await customer_by_id(turn, turn.data["id_number"])
+        customer = await turn.services.customers.get(turn.data["id_number"])
         assert customer is not None
         turn.data["identity_ok"] = True
         if len(customer.accounts) > 1:
@@ -95,7 +95,7 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
             await turn.goto(DESTINATION)
 
     async def ask_account(turn: Turn) -> None:
-        customer = await customer_by_id(turn, turn.data["id_number"])
+        customer = await turn.services.customers.get(turn.data["id_number"])
         assert customer is not None
         turn.ask_text(
             turn.t("verify.account.prompt"),
@@ -103,7 +103,7 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
         )
 
     async def on_account(turn: Turn, answer: Input) -> None:
-        customer = await customer_by_id(turn, turn.data["id_number"])
+        customer = await turn.services.customers.get(turn.data["id_number"])
         assert customer is not None
         index = _index(answer.choice, "acct.")
         if index is None or index >= len(customer.accounts):
@@ -114,7 +114,7 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
         await turn.goto(DESTINATION)
 
     async def ask_destination(turn: Turn) -> None:
-        customer = await customer_by_id(turn, turn.data["id_number"])
+        customer = await turn.services.customers.get(turn.data["id_number"])
         assert customer is not None
         options = []
         if customer.mobile:
@@ -135,14 +135,12 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
             turn.say("verify.choose_an_option")
             await ask_destination(turn)
             return
-        customer = await customer_by_id(turn, turn.data["id_number"])
+        customer = await turn.services.customers.get(turn.data["id_number"])
         assert customer is not None
-        turn.data["medium"] = answer.choice
-        turn.data["destination_masked"] = (
-            mask_mobile(customer.mobile or "")
-            if answer.choice == Medium.SMS.value
-            else mask_email(customer.email or "")
-        )
+        medium = Medium(answer.choice)
+        turn.data["medium"] = medium.value
+        address = customer.mobile if medium is Medium.SMS else customer.email
+        turn.data["destination_masked"] = mask_destination(medium, address or "")
         await turn.goto(SEND)
 
     async def ask_send(turn: Turn) -> None:
@@ -195,7 +193,7 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
 
 
 async def _send_code(turn: Turn) -> None:
-    customer = await customer_by_id(turn, turn.data["id_number"])
+    customer = await turn.services.customers.get(turn.data["id_number"])
     assert customer is not None
     medium = Medium(turn.data["medium"])
     destination = customer.mobile if medium is Medium.SMS else customer.email
