@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
-DEBIAN_TOOLS := openssl certutil pk12util
+DEBIAN_TOOLS := openssl certutil pk12util chromium
+DEBIAN_PACKAGES := openssl libnss3-tools chromium fonts-noto-cjk
 
 .PHONY: run test lint bench debian-test-deps clean
 
@@ -19,11 +20,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/certdesk serve
 
-# Debian packages the test suite uses as judges: OpenSSL and the NSS tools.
+# Debian packages the test suite uses as judges: OpenSSL, the NSS tools, Chromium for the
+# browser tests, and the Noto CJK fonts (without them Chinese renders as empty boxes in the
+# screenshots and in the LINE rich menu the project draws).
 debian-test-deps:
 	@missing=""; for t in $(DEBIAN_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
+	test -d /usr/share/fonts/opentype/noto || missing=1; \
 	if [ -n "$$missing" ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl libnss3-tools; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES); \
 	fi
 
 # Lint, formatting and types; mypy reads its files and strictness from pyproject.toml.

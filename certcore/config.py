@@ -22,6 +22,7 @@ CUSTOMER_KEY_TYPES = ("rsa2048", "rsa3072", "p256")
 MIN_PKCS12_KDF_ROUNDS = 600_000
 MAX_OTP_LIFETIME_MINUTES = 10
 SMS_PROVIDERS = ("", "mitake", "every8d")
+TELEGRAM_DELIVERIES = ("link", "document")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,26 @@ class Settings:
     sms_username: str = ""
     sms_password: str = field(default="", repr=False)
 
+    line_channel_secret: str = field(default="", repr=False)
+    """LINE switches on when the secret and the access token are both set."""
+    line_channel_access_token: str = field(default="", repr=False)
+    line_api_base: str = ""
+    """Empty means LINE's own hosts (api.line.me, and api-data.line.me for content); a base URL
+    here serves both (the test suite's fake LINE API)."""
+    line_account_link: bool = False
+    """Link a LINE chat through LINE's Account Link and CertDesk's linking page, so the ID
+    number is typed on the broker's site instead of into LINE's chat history."""
+
+    telegram_bot_token: str = field(default="", repr=False)
+    """Telegram switches on when the bot token is set."""
+    telegram_webhook_secret: str = field(default="", repr=False)
+    """`X-Telegram-Bot-Api-Secret-Token`; needed when `public_url` is https (webhook mode)."""
+    telegram_api_base: str = ""
+    """Empty means https://api.telegram.org."""
+    telegram_delivery: str = "link"
+    """`link` (the download page, as on LINE) or `document` (the encrypted .pfx sent in chat,
+    `protect_content`, with the export password typed in chat and deleted once read)."""
+
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Unknown keys from the TOML file, kept for the packages that own them."""
 
@@ -94,6 +115,19 @@ class Settings:
     def outbox_mode(self) -> bool:
         """No real sender configured: codes go to the development outbox (dev mode)."""
         return not self.smtp_host and not self.sms_provider
+
+    @property
+    def line_enabled(self) -> bool:
+        return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token)
+
+    @property
+    def telegram_webhook_mode(self) -> bool:
+        """Telegram delivers webhooks only to https: otherwise the bot long-polls (a laptop)."""
+        return self.public_url.startswith("https://")
 
     @property
     def database(self) -> str:
@@ -164,6 +198,21 @@ class Settings:
             problems.append("sms_provider needs sms_url, sms_username and sms_password")
         if self.smtp_host and not self.smtp_from:
             problems.append("smtp_host needs smtp_from (the sender address)")
+        if bool(self.line_channel_secret) != bool(self.line_channel_access_token):
+            problems.append("line_channel_secret and line_channel_access_token go together")
+        for name in ("line_api_base", "telegram_api_base"):
+            base = getattr(self, name)
+            if base and not base.startswith(("http://", "https://")):
+                problems.append(f"{name} must be an http:// or https:// URL")
+        if self.telegram_delivery not in TELEGRAM_DELIVERIES:
+            problems.append(f"telegram_delivery must be one of {', '.join(TELEGRAM_DELIVERIES)}")
+        secret = self.telegram_webhook_secret
+        if secret and not (
+            len(secret) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in secret)
+        ):
+            problems.append("telegram_webhook_secret must be 1-256 of A-Z, a-z, 0-9, _ and -")
+        if self.telegram_enabled and self.telegram_webhook_mode and not secret:
+            problems.append("telegram_webhook_secret is needed for Telegram's webhook (https)")
         if any(int(arc) >= 2**32 for arc in self.policy_oid.split(".") if arc.isdigit()):
             problems.append("policy_oid arcs must be below 2**32")
         if problems:

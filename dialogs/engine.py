@@ -19,7 +19,7 @@ from functools import cache
 from certcore.clock import Clock
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
 from dialogs.conversation import Conversation, ConversationStore
-from dialogs.messages import EventKind, Inbound, Outbound
+from dialogs.messages import EventKind, Inbound, Outbound, Progress
 from dialogs.services import Services
 from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Turn, decode_choice
@@ -58,15 +58,16 @@ class Engine:
         self.idle_limit = timedelta(minutes=services.settings.flow_idle_minutes)
         self.sensitive_limit = timedelta(minutes=services.settings.sensitive_flow_minutes)
 
-    async def handle(self, event: Inbound) -> list[Outbound]:
+    async def handle(self, event: Inbound, progress: Progress | None = None) -> list[Outbound]:
         """Apply one event and return its replies; one conversation's events queue up here in
-        arrival order (asyncio locks are fair), and behind the lease for other processes."""
+        arrival order (asyncio locks are fair), and behind the lease for other processes.
+        `progress` is the channel's loading sign, shown before a slow step."""
         key = event.conversation_id
         lock, users = self._local.get(key, (asyncio.Lock(), 0))
         self._local[key] = (lock, users + 1)
         try:
             async with lock:
-                return await self._handle_in_order(event)
+                return await self._handle_in_order(event, progress)
         finally:
             lock, users = self._local[key]
             if users == 1:
@@ -89,7 +90,7 @@ class Engine:
             return None
         return await self.store.last_replies(conversation_id)
 
-    async def _handle_in_order(self, event: Inbound) -> list[Outbound]:
+    async def _handle_in_order(self, event: Inbound, progress: Progress | None) -> list[Outbound]:
         store = self.store
         recorded = await store.recorded_replies(event.conversation_id, event.event_id)
         if recorded is not None:
@@ -103,7 +104,7 @@ class Engine:
                 return recorded
             conversation = await store.load(event.conversation_id)
             now = self.clock()
-            turn = Turn(conversation, self.services, self.flows, now)
+            turn = Turn(conversation, self.services, self.flows, now, progress)
             try:
                 await self._apply(turn, event)
             except Exception:

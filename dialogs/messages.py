@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class EventKind(StrEnum):
@@ -83,10 +83,25 @@ class Delivery:
     url: str
 
 
-Outbound = Text | Choices | Table | Link | Delivery
+@dataclass(frozen=True)
+class ForgetInput:
+    """Not a message: the customer's input this event answers held a secret (an ID number, a
+    birth date). A channel that can delete the customer's message from the platform's history
+    (Telegram, in a private chat) does so; the others show nothing for it."""
+
+
+Outbound = Text | Choices | Table | Link | Delivery | ForgetInput
 _OUTBOUND_TYPES: dict[str, type[Outbound]] = {
-    t.__name__: t for t in (Text, Choices, Table, Link, Delivery)
+    t.__name__: t for t in (Text, Choices, Table, Link, Delivery, ForgetInput)
 }
+
+
+class Progress(Protocol):
+    """What a channel shows while a slow step runs, handed to `Engine.handle` with the event."""
+
+    async def working(self) -> None:
+        """A slow step begins (a code being sent, a revocation signed): show the platform's
+        loading or typing sign. Called at most once per event, and never raises."""
 
 
 def outbound_to_json(message: Outbound) -> dict[str, Any]:

@@ -7,6 +7,7 @@ question at once, so the state saved after the turn always matches the question 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from certcore.i18n import translate
 from dialogs.conversation import Conversation
-from dialogs.messages import Choices, Option, Outbound, Text
+from dialogs.messages import Choices, ForgetInput, Option, Outbound, Progress, Text
 
 if TYPE_CHECKING:
     from dialogs.services import Services
+
+log = logging.getLogger("certdesk.dialogs")
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,13 @@ class Turn:
         services: Services,
         flows: Mapping[str, Flow],
         now: datetime,
+        progress: Progress | None = None,
     ) -> None:
         self.conversation = conversation
         self.services = services
         self.flows = flows
         self.now = now
+        self.progress = progress
         self.replies: list[Outbound] = []
 
     # -- reading -----------------------------------------------------------------------------
@@ -105,6 +110,22 @@ class Turn:
 
     def send(self, message: Outbound) -> None:
         self.replies.append(message)
+
+    def forget_input(self) -> None:
+        """The answer being handled held a secret: channels that can, delete it from the chat."""
+        if not any(isinstance(reply, ForgetInput) for reply in self.replies):
+            self.replies.append(ForgetInput())
+
+    async def working(self) -> None:
+        """Before a slow step (sending a code, signing a revocation): the channel's loading sign,
+        shown once per event."""
+        progress, self.progress = self.progress, None
+        if progress is None:
+            return
+        try:
+            await progress.working()
+        except Exception:  # a missing loading sign must not fail the customer's step
+            log.warning("the channel's progress sign failed", exc_info=True)
 
     def say(self, key: str, /, **params: object) -> None:
         self.send(Text(self.t(key, **params)))

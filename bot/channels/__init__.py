@@ -1,7 +1,7 @@
 """The channels customers reach CertDesk through, one module each behind one contract
-(`ChannelAdapter`): the console (`certdesk chat`) today; LINE, Telegram and the web chat
-next."""
+(`ChannelAdapter`): the console (`certdesk chat`), LINE, Telegram and the web chat. `Channels`
+holds the ones a process runs, so a push for a conversation goes out on its own channel."""
 
-from bot.channels.base import ChannelAdapter
+from bot.channels.base import ChannelAdapter, Channels, channel_of
 
-__all__ = ["ChannelAdapter"]
+__all__ = ["ChannelAdapter", "Channels", "channel_of"]

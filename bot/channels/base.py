@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from dialogs import Engine, Inbound, Outbound
 
@@ -42,7 +42,40 @@ class ChannelAdapter(ABC, Generic[Rendered]):
 
     async def dispatch(self, event: Inbound) -> list[Outbound]:
         """Apply one event and send its replies; returns them for what the channel does next
-        (the console hands over a certificate delivery)."""
+        (the console hands over a certificate delivery). `send` here is a push: the event did
+        not come with a way to answer it (a channel's own transport may reply instead)."""
         replies = await self.engine.handle(event)
         await self.send(event.conversation_id, replies)
         return replies
+
+
+def channel_of(conversation_id: str) -> str:
+    """The channel's name in a channel-qualified conversation id (`line` in `line:U4af4…`)."""
+    return conversation_id.partition(":")[0]
+
+
+class Channels:
+    """The channels this process runs, by name: how an event that did not arrive through a
+    channel's own transport (the download page's confirmation, later a reminder or an agent's
+    reply) reaches the engine and then the customer, on the conversation's own channel."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._by_name: dict[str, ChannelAdapter[Any]] = {}
+
+    def add(self, adapter: ChannelAdapter[Any]) -> None:
+        if adapter.name in self._by_name:
+            raise ValueError(f"channel {adapter.name} added twice")
+        self._by_name[adapter.name] = adapter
+
+    def of(self, conversation_id: str) -> ChannelAdapter[Any] | None:
+        return self._by_name.get(channel_of(conversation_id))
+
+    async def dispatch(self, event: Inbound) -> list[Outbound]:
+        """Apply the event and push its replies through the conversation's channel. A channel
+        not running in this process (a console chat) still gets the event applied and recorded:
+        its replies show when that chat is next opened."""
+        adapter = self.of(event.conversation_id)
+        if adapter is None:
+            return await self.engine.handle(event)
+        return await adapter.dispatch(event)

@@ -43,6 +43,7 @@ from dialogs.messages import (
     Choices,
     Delivery,
     EventKind,
+    ForgetInput,
     Inbound,
     Link,
     Outbound,
@@ -175,7 +176,8 @@ class Console(ChannelAdapter[str]):
 
     def _show(self, replies: Sequence[Outbound]) -> None:
         for reply in replies:
-            self._write(self.render(reply))
+            if not isinstance(reply, ForgetInput):  # a terminal keeps no chat history to clean
+                self._write(self.render(reply))
         self.stdout.flush()
 
     def _print_outbox(self) -> None:
@@ -328,6 +330,8 @@ def render(message: Outbound) -> str:
         return f"{message.text}\n  {message.label}: {message.url}"
     if isinstance(message, Delivery):
         return message.text
+    if isinstance(message, ForgetInput):
+        return ""
     raise TypeError(f"not an outbound message: {type(message).__name__}")
 
 

@@ -1,8 +1,10 @@
 """The web application: one aiohttp app composed of parts, each a module with one job.
 
-Today: the PKI endpoints (`pki`) and the health check, with the scheduled jobs (`bot.jobs`)
-running for as long as the app does. The channels' webhooks, the web chat, the download page
-and the agent console mount here beside them, each as a module of its own.
+The PKI endpoints (`pki`) and the health check; the customers' channels (the web chat, LINE and
+Telegram webhooks) and the download page, each mounted by its own module, which adds its routes,
+registers its channel adapter in `CHANNELS` and runs its background work in the app's cleanup
+context; the development pages only in dev mode; the scheduled jobs (`bot.jobs`) for as long as
+the app runs. Every part reaches the core and the one engine through the app's keys.
 """
 
 from __future__ import annotations
@@ -10,17 +12,23 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot import jobs
+from bot.channels import Channels
 from bot.web import pki
-from bot.web.keys import CORE
+from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.core import Core
+from dialogs import Engine, engine_for
 
 CLIENT_MAX_SIZE = 1024 * 1024
 
 
-def create_app(core: Core) -> web.Application:
+def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
+    """The whole service over an opened core; `engine` replaces the one built from it (tests)."""
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     app[CORE] = core
+    app[ENGINE] = engine = engine or engine_for(core)
+    app[CHANNELS] = Channels(engine)
     app.add_routes([*pki.routes(), web.get("/healthz", healthz)])
+    # The parts, each mounted by its own module, go here.
     app.cleanup_ctx.append(jobs.running)
     return app
 
@@ -31,4 +39,4 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "ca": core.ca.certificate.subject.rfc4514_string()})
 
 
-__all__ = ["CORE", "create_app"]
+__all__ = ["CHANNELS", "CORE", "ENGINE", "create_app"]

@@ -240,3 +240,30 @@ conversation_events = Table(
     Column("replies", Text, nullable=False),
     # JSON of the outbound messages, so a redelivered event gets the same answer
 )
+
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("conversation_id", String(160), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    # 1, 2, 3 … per conversation: the web chat asks for the messages after the last it showed
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("message", Text, nullable=False),
+    # JSON of one message shown in the web chat; a secret in it (a download link) is sealed
+    # with a key only the session's holder has
+    Index("ix_chat_messages_created_at", "created_at"),
+)
+"""The web chat's own history, so a page reload (or another instance) shows the conversation."""
+
+account_links = Table(
+    "account_links",
+    metadata,
+    Column("nonce_hash", String(64), primary_key=True),
+    # SHA-256 of the nonce handed to LINE's Account Link; the nonce itself is never stored
+    Column("customer_id", String(10), nullable=False),
+    # who passed the identity check on CertDesk's linking page
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+)
+"""LINE Account Link: the nonce that LINE's `accountLink` event brings back, to its customer."""

@@ -27,6 +27,7 @@ async def ask_id_number(turn: Turn) -> None:
 
 
 async def on_id_number(turn: Turn, answer: Input) -> None:
+    turn.forget_input()
     id_number = normalise_id(answer.text)
     if classify_id(id_number) is None:
         turn.say("link.id.invalid")

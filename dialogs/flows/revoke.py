@@ -179,6 +179,7 @@ async def revoke(turn: Turn) -> None:
         turn.say("revoke.verification_needed")
         await turn.goto(BIRTH_DATE)
         return
+    await turn.working()
     try:
         await turn.services.certificates.revoke(
             turn.data["serial"],

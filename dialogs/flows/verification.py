@@ -69,6 +69,7 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
         turn.say("verify.birth_date.prompt")
 
     async def on_birth_date(turn: Turn, answer: Input) -> None:
+        turn.forget_input()
         try:
             birth_date = parse_roc_date(answer.text, today=today(turn))
         except RocDateError as error:
@@ -198,6 +199,7 @@ async def _send_code(turn: Turn) -> None:
     medium = Medium(turn.data["medium"])
     destination = customer.mobile if medium is Medium.SMS else customer.email
     assert destination is not None
+    await turn.working()
     try:
         sent = await turn.services.otp.send(
             binding(turn),
