@@ -36,10 +36,16 @@ from certcore.pki.keywork import KeyWork, process_pool
 from certcore.pki.ocsp import OcspResponder, StatusLookup
 from certcore.pki.pkcs12 import (
     EXPORT_PASSWORD,
+    EXPORT_PASSWORD_MAX,
+    EXPORT_PASSWORD_MIN,
+    ClientSystem,
+    PasswordProblem,
     Pkcs12Format,
     check_export_password,
+    export_password_problem,
     export_pkcs12,
     pfx_filename,
+    recommended_format,
 )
 from certcore.pki.records import (
     CertificateRecord,
@@ -62,12 +68,15 @@ from certcore.pki.rules import (
 
 __all__ = [
     "EXPORT_PASSWORD",
+    "EXPORT_PASSWORD_MAX",
+    "EXPORT_PASSWORD_MIN",
     "MAX_FILE_BYTES",
     "CAFiles",
     "CertificateAuthority",
     "CertificateRecord",
     "CertificateService",
     "CertificateStatus",
+    "ClientSystem",
     "CustomerKey",
     "DeliveredFile",
     "Delivery",
@@ -79,6 +88,7 @@ __all__ = [
     "IssuedCertificate",
     "KeyWork",
     "OcspResponder",
+    "PasswordProblem",
     "Pkcs12Format",
     "Reading",
     "RecordState",
@@ -92,6 +102,7 @@ __all__ = [
     "certificates_of",
     "check_export_password",
     "end_of_day_taipei",
+    "export_password_problem",
     "export_pkcs12",
     "issued_by",
     "occupies_holder_slot",
@@ -101,6 +112,7 @@ __all__ = [
     "quota_year",
     "random_serial",
     "read_certificate_file",
+    "recommended_format",
     "refresh_crl_if_due",
     "renewal_window",
     "serial_hex",

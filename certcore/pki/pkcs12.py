@@ -14,8 +14,11 @@ from certcore.clock import TAIPEI
 from certcore.errors import InvalidExportPassword
 from certcore.pki.authority import CustomerKey
 
-EXPORT_PASSWORD = re.compile(r"[A-Za-z0-9]{4,12}")
-"""密碼請設定4~12碼，英文、數字皆可."""
+EXPORT_PASSWORD_MIN = 4
+EXPORT_PASSWORD_MAX = 12
+EXPORT_PASSWORD = re.compile(rf"[A-Za-z0-9]{{{EXPORT_PASSWORD_MIN},{EXPORT_PASSWORD_MAX}}}")
+"""密碼請設定4~12碼，英文、數字皆可. Pages that explain the rule (the download page's text and
+its input's `pattern`) take the lengths and the pattern from here, not from a copy."""
 
 COMPATIBLE_KDF_ROUNDS = 100_000
 """The legacy PKCS#12 KDF is several times slower per round than PBKDF2 and 3DES/SHA-1 is weak
@@ -34,6 +37,46 @@ def check_export_password(password: str) -> None:
         raise InvalidExportPassword(
             "the export password must be 4 to 12 letters (A–Z, a–z) or digits"
         )
+
+
+class PasswordProblem(StrEnum):
+    """Why an export password typed twice (the console, the download page, a chat) is refused."""
+
+    MISMATCH = "mismatch"
+    INVALID = "invalid"
+
+
+def export_password_problem(password: str, confirmation: str) -> PasswordProblem | None:
+    """None when the two typings agree and follow the rule; the first problem otherwise."""
+    if password != confirmation:
+        return PasswordProblem.MISMATCH
+    if not EXPORT_PASSWORD.fullmatch(password):
+        return PasswordProblem.INVALID
+    return None
+
+
+class ClientSystem(StrEnum):
+    """The customer's system as 檢查電腦環境 tells them apart: what decides the .pfx format."""
+
+    WINDOWS_10 = "win10"
+    """Windows 10 1709 and later, Windows 11."""
+    WINDOWS_OLD = "win_old"
+    """Windows before 10 1709 (8.1, 7), Windows Server 2016."""
+    MACOS = "macos"
+    IOS = "ios"
+    ANDROID = "android"
+    OTHER = "other"
+
+
+COMPATIBLE_SYSTEMS = frozenset({ClientSystem.WINDOWS_OLD, ClientSystem.MACOS, ClientSystem.IOS})
+"""Their key stores (the old Windows CryptoAPI, Apple's Keychain) cannot read AES-256/PBKDF2
+files and report a wrong password: they get the 3DES/SHA-1 file."""
+
+
+def recommended_format(system: ClientSystem) -> Pkcs12Format:
+    """The manual's 檢查電腦環境: the compatible file where the key store needs it, else the
+    standard one."""
+    return Pkcs12Format.COMPATIBLE if system in COMPATIBLE_SYSTEMS else Pkcs12Format.STANDARD
 
 
 def pfx_filename(customer_id: str, issuer_tag: str, not_after: datetime) -> str:
