@@ -1,0 +1,260 @@
+"""The LINE channel: webhook events in, the engine's replies out as replies or pushes.
+
+How an answer reaches the customer (DESIGN §7): the event's reply token is used once, for the
+first request of the first answer (five messages a request; the rest are pushed); everything
+else is a push carrying an `X-Line-Retry-Key` derived from the event id and the batch number,
+so a retried or repeated push is accepted once. A redelivered event (LINE's
+`deliveryContext.isRedelivery`) is answered by push from the engine's record, with no step run
+again. Before a slow step the loading animation shows, and from then on the event's answers are
+pushed (a reply token may not outlive the step). Once a user unfollows (or a push meets 403),
+nothing more is pushed to them; the engine keeps `following` in the database, so a restart
+still knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from linebot.v3.messaging import Message, TextMessage
+from linebot.v3.webhooks import Event
+
+from bot.channels.base import ChannelAdapter
+from bot.channels.line import render as rendering
+from bot.channels.line.api import LineApi, Pushed, retry_key
+from bot.channels.line.events import (
+    CHANNEL,
+    AccountLinked,
+    Context,
+    Dispatch,
+    FetchFile,
+    Say,
+    context_of,
+    interpret,
+)
+from certcore.i18n import DEFAULT_LOCALE, translate
+from certcore.pki import MAX_FILE_BYTES
+from dialogs import Delivery, Engine, EventKind, Inbound, Outbound
+
+log = logging.getLogger("certdesk.line")
+
+DRAIN_SECONDS = 5.0
+"""At shutdown, how long events still being worked on may take before they are cancelled."""
+
+
+class AccountLinkHandler:
+    """What the channel asks of Account Link (see `account_link`): the event an `accountLink`
+    result becomes, or None with the line to say."""
+
+    async def complete(self, context: Context, result: AccountLinked) -> Inbound | str:
+        return "line.link.failed"
+
+
+class Answer:
+    """The way back to the customer for one event: its reply token, used once, then pushes."""
+
+    def __init__(self, channel: LineChannel, context: Context) -> None:
+        self.channel = channel
+        self.context = context
+        self.reply_token = None if context.redelivery else context.reply_token
+        self.batch = 0
+
+    def no_more_replies(self) -> None:
+        self.reply_token = None
+
+    async def send(self, messages: Sequence[Message]) -> None:
+        for batch in rendering.batches(messages):
+            index, self.batch = self.batch, self.batch + 1
+            token, self.reply_token = self.reply_token, None
+            if token is not None and await self.channel.api.reply(token, batch):
+                continue
+            if self.context.user_id is not None:
+                await self.channel.push(
+                    self.context.user_id, batch, retry_key(self.context.event_id, index)
+                )
+
+
+class Loading:
+    """The engine's `Progress` for one event: LINE's loading animation, then push only."""
+
+    def __init__(self, channel: LineChannel, answer: Answer) -> None:
+        self.channel = channel
+        self.answer = answer
+
+    async def working(self) -> None:
+        self.answer.no_more_replies()
+        user = self.answer.context.user_id
+        if user is not None:
+            await self.channel.api.loading(user)
+
+
+class LineChannel(ChannelAdapter[Message | None]):
+    name = CHANNEL
+
+    def __init__(
+        self, engine: Engine, api: LineApi, *, account_link: AccountLinkHandler | None = None
+    ) -> None:
+        super().__init__(engine)
+        self.api = api
+        self.account_link = account_link or AccountLinkHandler()
+        self.unfollowed: set[str] = set()
+        """Users (LINE ids) known in this process not to follow the account: no pushes."""
+        self.following: set[str] = set()
+        """Users known in this process to follow (a FOLLOW, or an event of theirs)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the contract ------------------------------------------------------------------------
+
+    def render(self, message: Outbound) -> Message | None:
+        return rendering.render(message)
+
+    async def send(self, conversation_id: str, replies: Sequence[Outbound]) -> None:
+        """Push (an event that did not come by webhook: the download page's confirmation)."""
+        user = conversation_id.partition(":")[2]
+        if not user or not await self._may_push(conversation_id, user):
+            return
+        messages = await self._rendered(conversation_id, replies)
+        once = f"push-{uuid.uuid4()}"  # a retry inside `push` keeps the key; a new send is new
+        for index, batch in enumerate(rendering.batches(messages)):
+            await self.push(user, batch, retry_key(once, index))
+
+    # -- webhook events ----------------------------------------------------------------------
+
+    def accept(self, events: Sequence[Event]) -> None:
+        """Work on a webhook's events after the 200: in order for each source, the sources in
+        parallel, each as a task the app finishes (or cancels) at shutdown."""
+        by_source: dict[str, list[tuple[Context, Event]]] = defaultdict(list)
+        for event in events:
+            context = context_of(event)
+            by_source[context.user_id or _group_key(event)].append((context, event))
+        for items in by_source.values():
+            task = asyncio.create_task(self._work(items))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Let the events being worked on finish, then cancel what is left."""
+        tasks = set(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def idle(self) -> None:
+        """Until every accepted event is worked off (tests, the benchmark)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _work(self, items: list[tuple[Context, Event]]) -> None:
+        for context, event in items:
+            try:
+                await self.process(context, event)
+            except Exception:
+                log.exception("LINE event %s (%s) failed", context.event_id, _kind(event))
+
+    async def process(self, context: Context, event: Event) -> None:
+        action = interpret(event, context)
+        answer = Answer(self, context)
+        if isinstance(action, Dispatch):
+            await self._dispatch(action.event, answer)
+        elif isinstance(action, FetchFile):
+            await self._file(context, action, answer)
+        elif isinstance(action, Say):
+            if not context.redelivery:
+                await self._say(context, action.key, answer)
+        elif isinstance(action, AccountLinked):
+            outcome = await self.account_link.complete(context, action)
+            if isinstance(outcome, str):
+                await self._say(context, outcome, answer)
+            else:
+                await self._dispatch(outcome, answer)
+
+    async def _dispatch(self, event: Inbound, answer: Answer) -> None:
+        user = answer.context.user_id
+        assert user is not None
+        if event.kind is EventKind.UNFOLLOW:
+            self.unfollowed.add(user)
+            self.following.discard(user)
+        elif event.kind is EventKind.FOLLOW or user not in self.unfollowed:
+            self.unfollowed.discard(user)
+            self.following.add(user)
+        replies = await self.engine.handle(event, Loading(self, answer))
+        if replies:
+            await answer.send(await self._rendered(event.conversation_id, replies))
+
+    async def _file(self, context: Context, action: FetchFile, answer: Answer) -> None:
+        if action.size > MAX_FILE_BYTES:
+            if not context.redelivery:
+                await self._say(context, "line.file.too_large", answer)
+            return
+        try:
+            data = await self.api.content(action.message_id)
+        except Exception as error:
+            log.warning("LINE file %s not fetched: %s", action.message_id, type(error).__name__)
+            await self._say(context, "line.file.failed", answer)
+            return
+        event = Inbound(
+            context.conversation_id,
+            context.event_id,
+            EventKind.FILE,
+            file=data[: MAX_FILE_BYTES + 1],
+            filename=action.filename,
+        )
+        await self._dispatch(event, answer)
+
+    async def _say(self, context: Context, key: str, answer: Answer) -> None:
+        locale = DEFAULT_LOCALE
+        if context.user_id is not None:
+            locale = await self.engine.locale_of(context.conversation_id) or DEFAULT_LOCALE
+        text = translate(locale, key)
+        await answer.send([TextMessage(text=text)])
+
+    # -- pushing -----------------------------------------------------------------------------
+
+    async def push(self, user: str, messages: Sequence[Message], key: str) -> None:
+        if user in self.unfollowed:
+            log.info("LINE push to an unfollowed user left out")
+            return
+        outcome = await self.api.push(user, messages, key)
+        if outcome is Pushed.BLOCKED:
+            log.info("LINE push refused (403): the user blocked the account; no more pushes")
+            self.unfollowed.add(user)
+            self.following.discard(user)
+
+    async def _may_push(self, conversation_id: str, user: str) -> bool:
+        if user in self.unfollowed:
+            return False
+        if user in self.following:
+            return True
+        following = await conversation_following(self.engine, conversation_id)
+        (self.following if following else self.unfollowed).add(user)
+        return following
+
+    async def _rendered(self, conversation_id: str, replies: Sequence[Outbound]) -> list[Message]:
+        locale = DEFAULT_LOCALE
+        if any(isinstance(r, Delivery) for r in replies):  # the only rendering with own words
+            locale = await self.engine.locale_of(conversation_id) or DEFAULT_LOCALE
+        return rendering.render_all(replies, locale)
+
+
+async def conversation_following(engine: Engine, conversation_id: str) -> bool:
+    """Whether the engine's record says the user follows the account (True for a chat never
+    seen). A read through the engine's conversation store, not the database."""
+    conversation = await engine.store.find(conversation_id)
+    return True if conversation is None else bool(conversation.following)
+
+
+def _group_key(event: Event) -> str:
+    source = getattr(event, "source", None)
+    return str(getattr(source, "group_id", None) or getattr(source, "room_id", None) or id(event))
+
+
+def _kind(event: Event) -> str:
+    return str(getattr(event, "type", type(event).__name__))
