@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot import jobs
-from bot.channels import Channels
+from bot.channels import Channels, line
 from bot.web import pki
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.core import Core
@@ -29,6 +29,8 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
     app[CHANNELS] = Channels(engine)
     app.add_routes([*pki.routes(), web.get("/healthz", healthz)])
     # The parts, each mounted by its own module, go here.
+    if core.settings.line_enabled:
+        line.mount(app)
     app.cleanup_ctx.append(jobs.running)
     return app
 
