@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,11 +32,6 @@ from certcore.storage import Database
 from certcore.storage.conversations import ConversationRecords
 
 PASSPHRASE_VARIABLE = "CERTDESK_CA_PASSPHRASE"
-
-
-def process_name() -> str:
-    """This process among all that share the database: its name in conversation leases."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def ca_passphrase(environ: Mapping[str, str] | None = None) -> bytes | None:
@@ -80,10 +74,8 @@ class Core:
         create_ca: bool = False,
         environ: Mapping[str, str] | None = None,
         keywork: KeyWork | None = None,
-        owner: str | None = None,
     ) -> Core:
-        """Open the database and the CA; `create_ca` makes a development CA when there is none.
-        `owner` names this process in conversation leases (default: host and process id)."""
+        """Open the database and the CA; `create_ca` makes a development CA when there is none."""
         files = CAFiles(settings.data_dir)
         passphrase = ca_passphrase(environ)
         rng = rng or system_random()
@@ -130,7 +122,7 @@ class Core:
                 db=db, certificates=certificates, settings=settings, clock=clock
             ),
             audit=AuditLog(db, clock),
-            conversations=ConversationRecords(db, clock, owner or process_name()),
+            conversations=ConversationRecords(db, clock),
             senders=senders,
             clock=clock,
         )
@@ -143,4 +135,5 @@ class Core:
 
     async def close(self) -> None:
         await close_senders(self.senders)
+        self.conversations.close()
         await self.db.close()

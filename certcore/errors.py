@@ -40,6 +40,13 @@ class ConfigurationError(CertdeskError):
     code = "configuration"
 
 
+class ConcurrentUpdate(CertdeskError):
+    """A conversation was saved by another process after this one read it: the event is applied
+    again over the newer state rather than written over it."""
+
+    code = "concurrent_update"
+
+
 class CANotInitialised(CertdeskError):
     code = "ca_not_initialised"
 

@@ -10,7 +10,8 @@ contract the engine needs from it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,29 +20,29 @@ from certcore.i18n import DEFAULT_LOCALE
 from dialogs.messages import Option, Outbound, outbound_from_json, outbound_to_json
 
 
+class StoredTurn(Protocol):
+    """One event's read of its conversation (one round trip), and the save that ends it."""
+
+    recorded: str | None
+    """The replies (JSON) recorded for this event when it was processed before."""
+    values: dict[str, Any] | None
+    """The conversation's saved values; None for a conversation never seen."""
+
+    async def save(self, values: Mapping[str, Any], *, replies: str, now: datetime) -> None:
+        """The new values and the event's replies, together or not at all; raises
+        `certcore.errors.ConcurrentUpdate` when another process saved the conversation since."""
+
+
 class ConversationStorage(Protocol):
     """Where conversation records live: certcore's `ConversationRecords`, or a test double."""
 
-    async def acquire(self, conversation_id: str, initial: Mapping[str, Any]) -> None: ...
-
-    async def release(self, conversation_id: str) -> None: ...
+    def turn(
+        self, conversation_id: str, event_id: str
+    ) -> AbstractAsyncContextManager[StoredTurn]: ...
 
     async def find(self, conversation_id: str) -> dict[str, Any] | None: ...
 
-    async def recorded_replies(self, conversation_id: str, event_id: str) -> str | None: ...
-
     async def last_replies(self, conversation_id: str) -> str | None: ...
-
-    async def save(
-        self,
-        conversation_id: str,
-        *,
-        version: int,
-        values: Mapping[str, Any],
-        event_id: str,
-        replies: str,
-        now: datetime,
-    ) -> None: ...
 
 
 @dataclass
@@ -59,7 +60,6 @@ class Conversation:
     reminders: bool = True
     agent_mode: bool = False
     following: bool = True
-    version: int = 0
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Conversation:
@@ -77,7 +77,6 @@ class Conversation:
             reminders=values["reminders"],
             agent_mode=values["agent_mode"],
             following=values["following"],
-            version=values["version"],
         )
 
     def state_values(self) -> dict[str, Any]:
@@ -105,6 +104,38 @@ def replies_from_json(text: str) -> list[Outbound]:
     return [outbound_from_json(item) for item in json.loads(text)]
 
 
+@dataclass
+class OpenTurn:
+    """An event's conversation, as the engine works on it."""
+
+    conversation: Conversation
+    """Loaded, or new (with the event's language) for a conversation never seen."""
+    recorded: list[Outbound] | None
+    """This event's replies when it was processed before: a redelivery, answered with these."""
+    stored: StoredTurn
+    locale: str
+
+    def reloaded(self) -> Conversation:
+        """The conversation as it was before this event (after a failing step)."""
+        return _conversation(self.conversation.id, self.stored.values, self.locale, None)
+
+    async def save(
+        self, conversation: Conversation, replies: list[Outbound], now: datetime
+    ) -> None:
+        """Store the new state and the event's replies together, or neither."""
+        await self.stored.save(
+            conversation.state_values(), replies=replies_to_json(replies), now=now
+        )
+
+
+def _conversation(
+    conversation_id: str, values: Mapping[str, Any] | None, locale: str, now: datetime | None
+) -> Conversation:
+    if values is None:
+        return Conversation(conversation_id, locale=locale, last_activity_at=now)
+    return Conversation.from_values(values)
+
+
 class ConversationStore:
     """Typed conversations over the storage: what the engine (and a channel resuming a chat)
     reads and writes."""
@@ -112,43 +143,22 @@ class ConversationStore:
     def __init__(self, storage: ConversationStorage) -> None:
         self.storage = storage
 
-    async def acquire(self, conversation_id: str, locale: str, now: datetime) -> None:
-        """Create the conversation if new and take its lease, waiting while another holds it."""
-        initial = Conversation(conversation_id, locale=locale, last_activity_at=now)
-        await self.storage.acquire(conversation_id, initial.state_values())
-
-    async def release(self, conversation_id: str) -> None:
-        await self.storage.release(conversation_id)
+    @asynccontextmanager
+    async def turn(
+        self, conversation_id: str, event_id: str, locale: str, now: datetime
+    ) -> AsyncIterator[OpenTurn]:
+        """One event's unit of work: its recorded replies or its conversation, read in one go
+        (a new conversation speaks `locale`), saved by `OpenTurn.save`."""
+        async with self.storage.turn(conversation_id, event_id) as stored:
+            recorded = None if stored.recorded is None else replies_from_json(stored.recorded)
+            conversation = _conversation(conversation_id, stored.values, locale, now)
+            yield OpenTurn(conversation, recorded, stored, locale)
 
     async def find(self, conversation_id: str) -> Conversation | None:
         values = await self.storage.find(conversation_id)
         return None if values is None else Conversation.from_values(values)
 
-    async def load(self, conversation_id: str) -> Conversation:
-        conversation = await self.find(conversation_id)
-        if conversation is None:
-            raise LookupError(f"no conversation {conversation_id}")
-        return conversation
-
-    async def recorded_replies(self, conversation_id: str, event_id: str) -> list[Outbound] | None:
-        replies = await self.storage.recorded_replies(conversation_id, event_id)
-        return None if replies is None else replies_from_json(replies)
-
     async def last_replies(self, conversation_id: str) -> list[Outbound]:
         """The replies of the conversation's latest event (a delivery's link left out)."""
         replies = await self.storage.last_replies(conversation_id)
         return [] if replies is None else replies_from_json(replies)
-
-    async def save(
-        self, conversation: Conversation, *, event_id: str, replies: list[Outbound], now: datetime
-    ) -> None:
-        """Store the new state and the event's replies together, or neither."""
-        await self.storage.save(
-            conversation.id,
-            version=conversation.version,
-            values=conversation.state_values(),
-            event_id=event_id,
-            replies=replies_to_json(replies),
-            now=now,
-        )
-        conversation.version += 1

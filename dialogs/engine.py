@@ -1,11 +1,15 @@
 """The conversation engine: one inbound event in, the replies out, the state saved.
 
-Order of work for an event: take the conversation's lease (so one conversation's events are
-applied one after another, across processes), answer a redelivered event from its record, apply
-the timeouts, resolve the input (a button, a typed number or label, a global word), hand it to
-the current step, then save the new state and the replies together. A failure inside a step
-never reaches the customer as a traceback and never loses the conversation: the state stays as
-it was before the event, and the customer is asked the same question again.
+One event is one unit of work: one read answers whether it is a redelivery (answered from its
+record) and loads the conversation; then the timeouts, the input resolved (a button, a typed
+number or label, a global word) and the current step, in memory and the services; then one save
+of the new state and the replies together. This process queues one conversation's events in
+arrival order (a lock per conversation, in memory only) and nothing else waits on them, so a
+step that sends a code or signs a revocation stalls no other conversation. Across processes the
+save is refused over a state another one wrote since the read, and the event is applied again
+over that state. A failure inside a step never reaches the customer as a traceback and never
+loses the conversation: the state stays as it was before the event, and the customer is asked
+the same question again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import timedelta
 from functools import cache
 
 from certcore.clock import Clock
+from certcore.errors import ConcurrentUpdate
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
 from dialogs.conversation import Conversation, ConversationStore
 from dialogs.messages import EventKind, Inbound, Outbound, Progress
@@ -25,6 +30,9 @@ from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Turn, decode_choice
 
 log = logging.getLogger("certdesk.dialogs")
+
+SAVE_ATTEMPTS = 3
+"""Applications of one event over a state another process changed meanwhile, before it fails."""
 
 GLOBAL_WORDS = ("menu", "cancel", "help", "agent", "language", "english", "chinese")
 
@@ -60,7 +68,7 @@ class Engine:
 
     async def handle(self, event: Inbound, progress: Progress | None = None) -> list[Outbound]:
         """Apply one event and return its replies; one conversation's events queue up here in
-        arrival order (asyncio locks are fair), and behind the lease for other processes.
+        arrival order (asyncio locks are fair), while other conversations go on in parallel.
         `progress` is the channel's loading sign, shown before a slow step."""
         key = event.conversation_id
         lock, users = self._local.get(key, (asyncio.Lock(), 0))
@@ -91,20 +99,26 @@ class Engine:
         return await self.store.last_replies(conversation_id)
 
     async def _handle_in_order(self, event: Inbound, progress: Progress | None) -> list[Outbound]:
-        store = self.store
-        recorded = await store.recorded_replies(event.conversation_id, event.event_id)
-        if recorded is not None:
-            return recorded
-        await store.acquire(
-            event.conversation_id, normalise_locale(event.locale_hint), self.clock()
-        )
-        try:
-            recorded = await store.recorded_replies(event.conversation_id, event.event_id)
-            if recorded is not None:
-                return recorded
-            conversation = await store.load(event.conversation_id)
-            now = self.clock()
-            turn = Turn(conversation, self.services, self.flows, now, progress)
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                return await self._unit_of_work(event, progress)
+            except ConcurrentUpdate:
+                # Another process saved this conversation after we read it (a second instance
+                # on one SQLite file, or two racing to create it): apply the event again over
+                # the state it left, rather than write over it.
+                if attempt == SAVE_ATTEMPTS:
+                    raise
+                log.info("event %s met a newer state; applying it again", event.event_id)
+        raise AssertionError("unreachable")
+
+    async def _unit_of_work(self, event: Inbound, progress: Progress | None) -> list[Outbound]:
+        """Read (one round trip), apply in memory and the services, save (one round trip)."""
+        now = self.clock()
+        locale = normalise_locale(event.locale_hint)
+        async with self.store.turn(event.conversation_id, event.event_id, locale, now) as opened:
+            if opened.recorded is not None:
+                return opened.recorded
+            turn = Turn(opened.conversation, self.services, self.flows, now, progress)
             try:
                 await self._apply(turn, event)
             except Exception:
@@ -113,19 +127,14 @@ class Engine:
                     event.event_id,
                     event.conversation_id,
                 )
-                conversation = await store.load(event.conversation_id)
-                turn = Turn(conversation, self.services, self.flows, now)
+                turn = Turn(opened.reloaded(), self.services, self.flows, now)
                 turn.say("error.unexpected")
                 await turn.reprompt()
             if event.kind is not EventKind.UNFOLLOW and not turn.replies:
                 turn.say("error.not_understood")
             turn.conversation.last_activity_at = now
-            await store.save(
-                turn.conversation, event_id=event.event_id, replies=turn.replies, now=now
-            )
+            await opened.save(turn.conversation, turn.replies, now)
             return turn.replies
-        finally:
-            await store.release(event.conversation_id)
 
     async def _apply(self, turn: Turn, event: Inbound) -> None:
         conversation = turn.conversation

@@ -444,9 +444,7 @@ def chat(
 
 
 async def _open(settings: Settings, clock: Clock, environ: Mapping[str, str] | None) -> Core:
-    core = await Core.open(
-        settings, clock=clock, create_ca=True, environ=environ, owner=f"console-{os.getpid()}"
-    )
+    core = await Core.open(settings, clock=clock, create_ca=True, environ=environ)
     try:
         if settings.outbox_mode:  # dev mode, like serve: the demo customers in an empty directory
             await load_demo_customers(core.db, clock())

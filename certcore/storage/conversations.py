@@ -2,101 +2,118 @@
 
 Storage only. What the fields mean (a flow, a step, the options on screen) belongs to
 `dialogs`, which hands this module plain values and JSON text; nothing here knows a flow or a
-message. A record is changed by one event at a time: the lease (`lease_owner`/`lease_until`)
-keeps two processes from working on one conversation at once, and `save` stores the new state
-only over the version that was loaded, together with the event's replies, in one transaction.
+message.
+
+One event is one unit of work with two round trips: `turn` reads, in one go, whether the event
+was already processed (its recorded replies) and the conversation's state with its version;
+`save` writes the new state over exactly that version together with the event's record. No lock
+is held in between, so a slow step (a code being sent) stalls nobody: one process orders a
+conversation's events itself (the engine), and a save over a version another process wrote
+meanwhile is refused (`ConcurrentUpdate`), so the engine applies the event again over the newer
+state instead of overwriting it.
+
+On SQLite both round trips go through the database's one writer thread (`GroupCommitter`),
+which commits every waiting event in one transaction; on PostgreSQL the same two statements run
+as async SQLAlchemy transactions (the scale-out backend adds its row lock there).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from certcore.clock import Clock
+from certcore.errors import ConcurrentUpdate
 from certcore.storage.database import Database
+from certcore.storage.groupcommit import Codec, GroupCommitter, compiled
 from certcore.storage.schema import conversation_events, conversations
-
-LEASE = timedelta(seconds=60)
-LEASE_POLL_SECONDS = 0.05
 
 EVENT_RECORDS_KEPT = timedelta(days=7)
 """Platforms redeliver within minutes to hours; a week of event records covers any retry."""
 
+STATE_COLUMNS = tuple(
+    c.name for c in conversations.columns if c.name not in ("id", "version", "created_at")
+)
+_STATE = Codec(conversations)
+_EVENT = Codec(conversation_events)
 
-class ConversationBusy(Exception):
-    """Another process kept the conversation's lease longer than a turn may take."""
+_SELECT_RECORDED = compiled(
+    select(conversation_events.c.replies).where(
+        conversation_events.c.conversation_id == bindparam("cid"),
+        conversation_events.c.event_id == bindparam("eid"),
+    )
+)
+_SELECT_STATE = compiled(select(conversations).where(conversations.c.id == bindparam("cid")))
+_SELECT_LAST = compiled(
+    select(conversation_events.c.replies)
+    .where(conversation_events.c.conversation_id == bindparam("cid"))
+    .order_by(conversation_events.c.received_at.desc())
+    .limit(1)
+)
+_INSERT_STATE = compiled(
+    insert(conversations), column_keys=["id", *STATE_COLUMNS, "version", "created_at"]
+)
+_UPDATE_STATE = compiled(
+    update(conversations)
+    .where(conversations.c.id == bindparam("cid"), conversations.c.version == bindparam("loaded"))
+    .values({name: bindparam("v_" + name) for name in (*STATE_COLUMNS, "version")})
+)
+_INSERT_EVENT = compiled(
+    insert(conversation_events),
+    column_keys=["conversation_id", "event_id", "received_at", "replies"],
+)
 
 
-class ConcurrentUpdate(Exception):
-    """The conversation changed under us although we held its lease (a lease that expired)."""
+@dataclass
+class StoredTurn:
+    """One event's read of its conversation, and the save that ends it."""
+
+    records: ConversationRecords
+    conversation_id: str
+    event_id: str
+    recorded: str | None
+    """The replies (JSON) already recorded for this event: a redelivery, answered from here."""
+    values: dict[str, Any] | None
+    """The conversation's state as last saved; None for a conversation never seen."""
+
+    async def save(self, values: Mapping[str, Any], *, replies: str, now: datetime) -> None:
+        """Store the new state over the version read and the event's replies, together or not
+        at all; `ConcurrentUpdate` when another process saved this conversation meanwhile."""
+        version = None if self.values is None else int(self.values["version"])
+        await self.records._save(self.conversation_id, version, values, self.event_id, replies, now)
 
 
 class ConversationRecords:
-    def __init__(self, db: Database, clock: Clock, owner: str) -> None:
+    def __init__(self, db: Database, clock: Clock, *, group_commit: bool | None = None) -> None:
+        """`group_commit` (default: on SQLite) sends the hot path through the writer thread;
+        off, the same statements run as async SQLAlchemy transactions, as on PostgreSQL."""
         self.db = db
         self.clock = clock
-        self.owner = owner
-        """This process's name in leases."""
+        use_writer = db.is_sqlite if group_commit is None else group_commit
+        self._writer = GroupCommitter(db.url) if use_writer else None
 
-    async def acquire(self, conversation_id: str, initial: Mapping[str, Any]) -> None:
-        """Create the record with `initial` values if new, and take its lease, waiting while
-        another process holds it."""
-        now = self.clock()
-        async with self.db.write() as conn:
-            exists = (
-                await conn.execute(
-                    select(conversations.c.id).where(conversations.c.id == conversation_id)
-                )
-            ).first()
-            if exists is None:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            insert(conversations).values(
-                                id=conversation_id, **initial, version=0, created_at=now
-                            )
-                        )
-                except IntegrityError:
-                    pass  # created by another process a moment ago
-        deadline = asyncio.get_running_loop().time() + LEASE.total_seconds()
-        while True:
-            now = self.clock()
-            async with self.db.write() as conn:
-                taken = await conn.execute(
-                    update(conversations)
-                    .where(
-                        conversations.c.id == conversation_id,
-                        or_(
-                            conversations.c.lease_owner.is_(None),
-                            conversations.c.lease_owner == self.owner,
-                            conversations.c.lease_until < now,
-                        ),
-                    )
-                    .values(lease_owner=self.owner, lease_until=now + LEASE)
-                )
-            if taken.rowcount == 1:
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                raise ConversationBusy(conversation_id)
-            await asyncio.sleep(LEASE_POLL_SECONDS)
-
-    async def release(self, conversation_id: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(conversations)
-                .where(
-                    conversations.c.id == conversation_id, conversations.c.lease_owner == self.owner
-                )
-                .values(lease_owner=None, lease_until=None)
+    @asynccontextmanager
+    async def turn(self, conversation_id: str, event_id: str) -> AsyncIterator[StoredTurn]:
+        """The event's recorded replies, if any, and the conversation's state: one round trip."""
+        if self._writer is not None:
+            recorded, values = await self._writer.read(
+                lambda conn: _read_turn(conn, conversation_id, event_id)
             )
+        else:
+            recorded, values = await self._read_turn_async(conversation_id, event_id)
+        yield StoredTurn(self, conversation_id, event_id, recorded, values)
 
     async def find(self, conversation_id: str) -> dict[str, Any] | None:
         """The record's values (its version included), or None for a conversation never seen."""
+        if self._writer is not None:
+            return await self._writer.read(lambda conn: _read_state(conn, conversation_id))
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
@@ -105,21 +122,10 @@ class ConversationRecords:
             ).first()
         return None if row is None else dict(row._mapping)
 
-    async def recorded_replies(self, conversation_id: str, event_id: str) -> str | None:
-        """The replies (JSON) recorded for this event, or None when it was never processed."""
-        async with self.db.read() as conn:
-            replies: str | None = (
-                await conn.execute(
-                    select(conversation_events.c.replies).where(
-                        conversation_events.c.conversation_id == conversation_id,
-                        conversation_events.c.event_id == event_id,
-                    )
-                )
-            ).scalar()
-        return replies
-
     async def last_replies(self, conversation_id: str) -> str | None:
         """The replies (JSON) of the conversation's latest recorded event, if any."""
+        if self._writer is not None:
+            return await self._writer.read(lambda conn: _read_last(conn, conversation_id))
         async with self.db.read() as conn:
             replies: str | None = (
                 await conn.execute(
@@ -131,34 +137,6 @@ class ConversationRecords:
             ).scalar()
         return replies
 
-    async def save(
-        self,
-        conversation_id: str,
-        *,
-        version: int,
-        values: Mapping[str, Any],
-        event_id: str,
-        replies: str,
-        now: datetime,
-    ) -> None:
-        """Store the new values over `version` and the event's replies together, or neither."""
-        async with self.db.write() as conn:
-            saved = await conn.execute(
-                update(conversations)
-                .where(conversations.c.id == conversation_id, conversations.c.version == version)
-                .values(**values, version=version + 1)
-            )
-            if saved.rowcount != 1:
-                raise ConcurrentUpdate(conversation_id)
-            await conn.execute(
-                insert(conversation_events).values(
-                    conversation_id=conversation_id,
-                    event_id=event_id,
-                    received_at=now,
-                    replies=replies,
-                )
-            )
-
     async def forget_old_events(self) -> int:
         """Drop event records older than `EVENT_RECORDS_KEPT`; returns how many."""
         async with self.db.write() as conn:
@@ -168,3 +146,140 @@ class ConversationRecords:
                 )
             )
         return forgotten.rowcount
+
+    def close(self) -> None:
+        """Stop the writer thread once the events already queued are saved."""
+        if self._writer is not None:
+            self._writer.close()
+
+    # -- the two round trips ------------------------------------------------------------------
+
+    async def _save(
+        self,
+        conversation_id: str,
+        version: int | None,
+        values: Mapping[str, Any],
+        event_id: str,
+        replies: str,
+        now: datetime,
+    ) -> None:
+        if self._writer is not None:
+            await self._writer.write(
+                lambda conn: _write_turn(
+                    conn, conversation_id, version, values, event_id, replies, now
+                )
+            )
+            return
+        state = {name: values[name] for name in STATE_COLUMNS}
+        try:
+            async with self.db.write() as conn:
+                if version is None:
+                    await conn.execute(
+                        insert(conversations).values(
+                            id=conversation_id, **state, version=1, created_at=now
+                        )
+                    )
+                else:
+                    saved = await conn.execute(
+                        update(conversations)
+                        .where(
+                            conversations.c.id == conversation_id,
+                            conversations.c.version == version,
+                        )
+                        .values(**state, version=version + 1)
+                    )
+                    if saved.rowcount != 1:
+                        raise ConcurrentUpdate(conversation_id)
+                await conn.execute(
+                    insert(conversation_events).values(
+                        conversation_id=conversation_id,
+                        event_id=event_id,
+                        received_at=now,
+                        replies=replies,
+                    )
+                )
+        except IntegrityError as error:  # created, or this event saved, by another process
+            raise ConcurrentUpdate(conversation_id) from error
+
+    async def _read_turn_async(
+        self, conversation_id: str, event_id: str
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        async with self.db.read() as conn:
+            recorded: str | None = (
+                await conn.execute(
+                    select(conversation_events.c.replies).where(
+                        conversation_events.c.conversation_id == conversation_id,
+                        conversation_events.c.event_id == event_id,
+                    )
+                )
+            ).scalar()
+            row = (
+                await conn.execute(
+                    select(conversations).where(conversations.c.id == conversation_id)
+                )
+            ).first()
+        return recorded, None if row is None else dict(row._mapping)
+
+
+# -- on the SQLite writer thread ------------------------------------------------------------------
+
+
+def _read_state(conn: sqlite3.Connection, conversation_id: str) -> dict[str, Any] | None:
+    row = _SELECT_STATE.run(conn, {"cid": conversation_id}).fetchone()
+    return None if row is None else _STATE.decode(row)
+
+
+def _read_last(conn: sqlite3.Connection, conversation_id: str) -> str | None:
+    row = _SELECT_LAST.run(conn, {"cid": conversation_id}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _read_turn(
+    conn: sqlite3.Connection, conversation_id: str, event_id: str
+) -> tuple[str | None, dict[str, Any] | None]:
+    row = _SELECT_RECORDED.run(conn, {"cid": conversation_id, "eid": event_id}).fetchone()
+    if row is not None:
+        return str(row[0]), None
+    return None, _read_state(conn, conversation_id)
+
+
+def _write_turn(
+    conn: sqlite3.Connection,
+    conversation_id: str,
+    version: int | None,
+    values: Mapping[str, Any],
+    event_id: str,
+    replies: str,
+    now: datetime,
+) -> None:
+    state = {name: values[name] for name in STATE_COLUMNS}
+    try:
+        if version is None:
+            _INSERT_STATE.run(
+                conn,
+                _STATE.encode({"id": conversation_id, **state, "version": 1, "created_at": now}),
+            )
+        else:
+            saved = _UPDATE_STATE.run(
+                conn,
+                {
+                    "cid": conversation_id,
+                    "loaded": version,
+                    **_STATE.encode({**state, "version": version + 1}, prefix="v_"),
+                },
+            )
+            if saved.rowcount != 1:
+                raise ConcurrentUpdate(conversation_id)
+        _INSERT_EVENT.run(
+            conn,
+            _EVENT.encode(
+                {
+                    "conversation_id": conversation_id,
+                    "event_id": event_id,
+                    "received_at": now,
+                    "replies": replies,
+                }
+            ),
+        )
+    except sqlite3.IntegrityError as error:  # created, or this event saved, by another process
+        raise ConcurrentUpdate(conversation_id) from error

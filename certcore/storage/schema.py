@@ -225,8 +225,7 @@ conversations = Table(
     Column("agent_mode", Boolean, nullable=False),
     Column("following", Boolean, nullable=False),
     Column("version", Integer, nullable=False),
-    Column("lease_owner", String(64), nullable=True),
-    Column("lease_until", UTCDateTime(), nullable=True),
+    # bumps with every event saved: a save over a state another process wrote since is refused
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_conversations_customer_id", "customer_id"),
 )

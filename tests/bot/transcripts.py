@@ -47,7 +47,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 
 from bot.channels.console import Console
 from certcore.audit import Actor
@@ -61,7 +61,7 @@ from certcore.identity import IdKind, classify_id, parse_roc_date
 from certcore.notify import OutgoingMessage, Sender, SendError, SendFailure
 from certcore.pki import RevocationReason, quota_year
 from certcore.pki.records import all_certificates, certificates_of
-from certcore.storage.schema import conversations, dev_outbox, revocation_quota
+from certcore.storage.schema import dev_outbox, revocation_quota
 from dialogs import engine_for
 from dialogs.engine import Engine
 from dialogs.messages import (
@@ -77,6 +77,7 @@ from dialogs.messages import (
 )
 from dialogs.turn import decode_choice
 from tests.dialogs.catalogue import expected_pattern
+from tests.dialogs.scene import link_conversation
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 START = taipei(2026, 11, 24, 10, 0, 0)
@@ -421,15 +422,7 @@ async def _add_customer(session: Session, words: list[str]) -> None:
 
 async def _link(session: Session, id_number: str) -> None:
     assert session.core is not None
-    engine_store = session.engine.store  # type: ignore[union-attr]
-    await engine_store.acquire(session.conversation_id, "zh_TW", session.clock())
-    await engine_store.release(session.conversation_id)
-    async with session.core.db.write() as conn:
-        await conn.execute(
-            update(conversations)
-            .where(conversations.c.id == session.conversation_id)
-            .values(customer_id=id_number, locale=session.locale)
-        )
+    await link_conversation(session.core, session.conversation_id, id_number, session.locale)
 
 
 async def _set_quota(session: Session, id_number: str, used: int) -> None:

@@ -57,11 +57,20 @@ def last_choices(replies: list[Outbound]) -> Choices:
     return next(r for r in reversed(replies) if isinstance(r, Choices))
 
 
-@pytest.fixture
-async def engine(core: Core) -> AsyncIterator[Engine]:
+@pytest.fixture(params=["group-commit", "async"])
+async def engine(core: Core, request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
+    """The engine over both storage paths: SQLite's writer thread, and the async SQLAlchemy
+    transactions PostgreSQL uses (run here on SQLite)."""
     async with core.db.write() as conn:
         await upsert_customers(conn, [WANG], core.clock())
-    yield engine_for(core)
+    if request.param == "group-commit":
+        yield engine_for(core)
+        return
+    records = ConversationRecords(core.db, core.clock, group_commit=False)
+    try:
+        yield engine_for(core, conversations=records)
+    finally:
+        records.close()
 
 
 async def test_follow_greets_and_offers_the_menu(engine: Engine) -> None:
@@ -99,16 +108,18 @@ async def test_racing_events_of_one_conversation_are_applied_in_order(engine: En
     assert says(second, "verify.destination.prompt")
 
 
-async def test_two_processes_share_one_conversation_through_its_lease(
+async def test_two_processes_share_one_conversation_through_the_saved_version(
     engine: Engine, core: Core
 ) -> None:
-    other = engine_for(
-        core, conversations=ConversationRecords(core.db, core.clock, "another-process")
-    )
+    records = ConversationRecords(core.db, core.clock)  # its own SQLite writer, as a process has
+    other = engine_for(core, conversations=records)
     await engine.handle(text("憑證查詢"))
-    first, second = await asyncio.gather(
-        engine.handle(text("A123456789")), other.handle(text("761205"))
-    )
+    try:
+        first, second = await asyncio.gather(
+            engine.handle(text("A123456789")), other.handle(text("761205"))
+        )
+    finally:
+        records.close()
     steps = {says(first, "verify.birth_date.prompt"), says(second, "verify.birth_date.prompt")}
     assert steps == {True, False}  # exactly one of them saw the ID step, whichever went first
 
@@ -222,7 +233,8 @@ async def test_a_flow_that_asked_nothing_leaves_the_answer_to_the_main_menu(core
     mute = Flow(name="logout", first_step="", steps={}, begin=ask_nothing, abandon=abandon)
     engine = Engine(Services.of(core), {**all_flows(), "logout": mute}, core.clock)
     await engine.handle(text(translate("zh_TW", "menu.item.logout")))
-    conversation = await engine.store.load(CONVERSATION)
+    conversation = await engine.store.find(CONVERSATION)
+    assert conversation is not None
     assert (conversation.flow, conversation.step) == ("logout", None)
 
     replies = await engine.handle(text("憑證查詢"))

@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock, taipei
@@ -68,6 +68,7 @@ from dialogs.messages import (
 )
 from dialogs.turn import encode_choice
 from tests.conftest import TEST_PASSPHRASE
+from tests.dialogs.scene import link_conversation
 
 START = taipei(2026, 11, 24, 10, 0, 0)
 CUSTOMER, BIRTH = "A120786753", "761205"
@@ -396,14 +397,7 @@ def _where(run: Run, event: Inbound | None) -> str:
 
 
 async def _link(core: Core, engine: Engine, conversation_id: str) -> None:
-    await engine.store.acquire(conversation_id, "zh_TW", core.clock())
-    await engine.store.release(conversation_id)
-    async with core.db.write() as conn:
-        await conn.execute(
-            update(conversations)
-            .where(conversations.c.id == conversation_id)
-            .values(customer_id=CUSTOMER)
-        )
+    await link_conversation(core, conversation_id, CUSTOMER)
 
 
 @dataclass(frozen=True)
