@@ -145,17 +145,20 @@ class Line:
         assert await self.deliver(self.text_event(user, text)) == 200
         return self.fake.texts_to(user)[before:]
 
-    async def tap(self, user: str, label: str) -> list[str]:
-        """Tap the quick reply with this label on the newest question."""
+    async def tap(self, user: str, label: str | int) -> list[str]:
+        """Tap the quick reply with this label (or at this 1-based place) on the newest
+        question."""
         before = len(self.fake.messages_to(user))
         data = self.quick_reply(user, label)
         event = self.event(user, "postback", postback={"data": data})
         assert await self.deliver(event) == 200
         return self.fake.texts_to(user)[before:]
 
-    def quick_reply(self, user: str, label: str) -> str:
+    def quick_reply(self, user: str, label: str | int) -> str:
         for message in reversed(self.fake.messages_to(user)):
             items = (message.get("quickReply") or {}).get("items") or []
+            if items and isinstance(label, int):
+                return str(items[label - 1]["action"]["data"])
             if items:
                 for item in items:
                     if item["action"]["label"] == label:
