@@ -2,10 +2,11 @@
 
 Every minute: recover stale pending certificate records, keep the CRL fresh, re-sign OCSP
 responses that near their nextUpdate, close expired certificate deliveries (erasing their
-files) and forget event records older than a week. Every second: notice revocations made by
-other processes through the CRL number, so no stale "good" outlives a second. At start, OCSP
-responses for every unexpired certificate are pre-signed a batch at a time. A failing round is
-logged and the next one tries again: the service keeps serving.
+files), forget event records older than a week and web chat logs older than a month. Every
+second: notice revocations made by other processes through the CRL number, so no stale "good"
+outlives a second. At start, OCSP responses for every unexpired certificate are pre-signed a
+batch at a time. A failing round is logged and the next one tries again: the service keeps
+serving.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from bot.web.keys import CORE
 from certcore.core import Core
+from certcore.storage import ChatLog
 
 log = logging.getLogger("certdesk.jobs")
 
@@ -53,6 +55,7 @@ async def upkeep(core: Core) -> None:
     if erased:
         log.info("closed %d expired certificate deliveries and erased their files", erased)
     await core.conversations.forget_old_events()
+    await ChatLog(core.db, core.clock).forget_old()
 
 
 async def watch_revocations(core: Core) -> None:

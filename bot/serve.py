@@ -33,6 +33,16 @@ async def _until_stopped() -> None:
             loop.remove_signal_handler(signum)
 
 
+def started_lines(host: str, port: int, *, dev: bool) -> list[str]:
+    """Where a person opens the web chat (and, in dev mode, reads the codes)."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    base = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    lines = [f"Web chat: {base}/"]
+    if dev:
+        lines.append(f"Development outbox: {base}/dev/outbox")
+    return lines
+
+
 async def serve(settings: Settings, *, host: str, port: int) -> None:
     if settings.outbox_mode and not is_loopback_host(host):
         raise ConfigurationError(
@@ -57,6 +67,8 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         log.info("CertDesk listening on http://%s:%d/ (data in %s)", host, port, settings.data_dir)
+        for line in started_lines(host, runner.addresses[0][1], dev=settings.outbox_mode):
+            print(line, flush=True)  # for the person who ran `make run`, after the log lines
         await _until_stopped()
         log.info("CertDesk stopping")
     finally:

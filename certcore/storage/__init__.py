@@ -4,8 +4,17 @@ owns the table (`certcore.pki.records` for certificates, `certcore.customers.dir
 customers, …); `schema` is what they all query."""
 
 from certcore.storage import schema
+from certcore.storage.chatlog import ChatEntry, ChatLog
 from certcore.storage.database import MIGRATIONS_DIR, Database
 from certcore.storage.locks import lock_customer
 from certcore.storage.types import UTCDateTime
 
-__all__ = ["MIGRATIONS_DIR", "Database", "UTCDateTime", "lock_customer", "schema"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "ChatEntry",
+    "ChatLog",
+    "Database",
+    "UTCDateTime",
+    "lock_customer",
+    "schema",
+]
