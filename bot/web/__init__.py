@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bot import jobs
 from bot.channels import Channels, line
-from bot.web import pki
+from bot.web import download, pki
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.core import Core
 from dialogs import Engine, engine_for
@@ -29,6 +29,7 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
     app[CHANNELS] = Channels(engine)
     app.add_routes([*pki.routes(), web.get("/healthz", healthz)])
     # The parts, each mounted by its own module, go here.
+    download.mount(app)
     if core.settings.line_enabled:
         line.mount(app)
     app.cleanup_ctx.append(jobs.running)
