@@ -12,8 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot import jobs
-from bot.channels import Channels, line
-from bot.web import download, pki
+from bot.channels import Channels, line, telegram
+from bot.web import chat, dev, download, pki
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.core import Core
 from dialogs import Engine, engine_for
@@ -30,8 +30,13 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
     app.add_routes([*pki.routes(), web.get("/healthz", healthz)])
     # The parts, each mounted by its own module, go here.
     download.mount(app)
+    chat.mount(app)  # after download: its /static/download/ files keep their own headers
+    if core.settings.outbox_mode:
+        dev.mount(app)
     if core.settings.line_enabled:
         line.mount(app)
+    if core.settings.telegram_enabled:
+        telegram.mount(app)
     app.cleanup_ctx.append(jobs.running)
     return app
 
