@@ -1,0 +1,103 @@
+"""The Bot API client: python-telegram-bot's `Bot`, pointed at Telegram or at a fake.
+
+PTB is used as a typed client only (`Bot`'s methods, `Update.de_json`); its `Application`,
+handlers and persistence are not, since conversation state lives in CertDesk's database and
+must be shared with every other channel and instance.
+
+The bot token is part of every Bot API URL, and httpx logs every request's URL (PTB logs the
+base URL too, and puts the token into an `InvalidToken` message): a filter on those loggers
+writes `<token>` instead, so the token never reaches a log (DESIGN §9).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot
+from telegram.request import HTTPXRequest
+
+from certcore.config import Settings
+
+TELEGRAM_API = "https://api.telegram.org"
+SEND_POOL = 64
+"""Connections for sends: well above the ~30 messages a second Telegram allows overall, so a
+burst of concurrent sends does not wait on PTB's pool (its default pool timeout is 1 s)."""
+CLIENT_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "telegram",
+    "telegram.Bot",
+    "telegram.request.BaseRequest",
+    "telegram.request.HTTPXRequest",
+)
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces the given secrets in a record's message by `<token>`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken log call: leave it to the logging module
+            return True
+        redacted = redact(text, self.secrets)
+        if redacted != text:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact(text: str, secrets: set[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<token>")
+    return text
+
+
+_REDACT = RedactSecrets()
+
+
+def hide_from_logs(secret: str) -> None:
+    """From now on, no record of the HTTP client's or PTB's loggers shows `secret`."""
+    _REDACT.secrets.add(secret)
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
+def api_base(settings: Settings) -> str:
+    return (settings.telegram_api_base or TELEGRAM_API).rstrip("/")
+
+
+def make_bot(settings: Settings) -> Bot:
+    """The Bot for these settings: one connection pool for sends, one connection for
+    getUpdates (whose long-poll wait PTB adds to its read timeout per call)."""
+    token = settings.telegram_bot_token
+    hide_from_logs(token)
+    base = api_base(settings)
+    timeout = float(settings.send_timeout_seconds)
+    return Bot(
+        token,
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+        request=HTTPXRequest(
+            connection_pool_size=SEND_POOL,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            connect_timeout=timeout,
+            pool_timeout=timeout,
+            media_write_timeout=max(timeout, 20.0),
+        ),
+        get_updates_request=HTTPXRequest(
+            connection_pool_size=1,
+            read_timeout=timeout,
+            connect_timeout=timeout,
+            pool_timeout=timeout,
+        ),
+    )
