@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot import jobs
-from bot.channels import Channels, line
+from bot.channels import Channels, line, telegram
 from bot.web import chat, dev, download, pki
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.core import Core
@@ -35,6 +35,8 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
         dev.mount(app)
     if core.settings.line_enabled:
         line.mount(app)
+    if core.settings.telegram_enabled:
+        telegram.mount(app)
     app.cleanup_ctx.append(jobs.running)
     return app
 
