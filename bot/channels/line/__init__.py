@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from linebot.v3 import WebhookParser
 
+from bot.channels.line import richmenu
 from bot.channels.line.adapter import LineChannel
 from bot.channels.line.api import LineApi
 from bot.channels.line.webhook import LINE, PARSER, webhook
@@ -47,4 +48,4 @@ def mount(app: web.Application, *, api: LineApi | None = None) -> LineChannel:
     return channel
 
 
-__all__ = ["LINE", "WEBHOOK_PATH", "LineApi", "LineChannel", "mount"]
+__all__ = ["LINE", "WEBHOOK_PATH", "LineApi", "LineChannel", "mount", "richmenu"]
