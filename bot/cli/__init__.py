@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.cli import audit, ca, cert, customers, notify, serve
+from bot.cli import audit, ca, cert, customers, line, notify, serve
 from bot.cli.common import EXIT_BROKEN, EXIT_USAGE, Commands, Handler, Parser
 from bot.cli.notify import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT
 from certcore.config import load_settings
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="CertDesk: the broker's certificate center in chat.",
     )
     commands = Commands(parser.add_subparsers(title="commands", metavar="COMMAND"), options)
-    for group in (serve, ca, cert, customers, audit, notify):  # in the order --help lists them
+    # in the order --help lists them
+    for group in (serve, ca, cert, customers, audit, notify, line):
         group.register(commands)
     return parser
