@@ -4,6 +4,7 @@ owns the table (`certcore.pki.records` for certificates, `certcore.customers.dir
 customers, …); `schema` is what they all query."""
 
 from certcore.storage import schema
+from certcore.storage.accountlinks import AccountLinks
 from certcore.storage.chatlog import ChatEntry, ChatLog
 from certcore.storage.database import MIGRATIONS_DIR, Database
 from certcore.storage.locks import lock_customer
@@ -11,6 +12,7 @@ from certcore.storage.types import UTCDateTime
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "AccountLinks",
     "ChatEntry",
     "ChatLog",
     "Database",
