@@ -141,7 +141,7 @@ class FakeTelegramApi:
                 web.get("/file/bot{token}/{path:.+}", self._download),
             ]
         )
-        self.server = TestServer(app, host="127.0.0.1")
+        self.server = TestServer(app, host="127.0.0.1", access_log=None)
         await self.server.start_server()
         return self.base_url
 

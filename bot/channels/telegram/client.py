@@ -6,17 +6,21 @@ must be shared with every other channel and instance.
 
 The bot token is part of every Bot API URL, and httpx logs every request's URL (PTB logs the
 base URL too, and puts the token into an `InvalidToken` message): a filter on those loggers
-writes `<token>` instead, so the token never reaches a log (DESIGN §9).
+writes `<token>` instead, so the token never reaches a log (DESIGN §9). PTB's debug log shows
+every call's parameters and result, a delivered .pfx's file name (the customer's ID number)
+among them: the same filter masks ID numbers there (`A120XXX53`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
 from certcore.config import Settings
+from certcore.masking import mask_id
 
 TELEGRAM_API = "https://api.telegram.org"
 SEND_POOL = 64
@@ -31,17 +35,18 @@ CLIENT_LOGGERS = (
     "telegram.request.HTTPXRequest",
 )
 
+_FULL_ID = re.compile(r"(?<![A-Za-z0-9])[A-Z][1289A-D][0-9]{8}(?![A-Za-z0-9])")
+"""A national ID or resident number, as it appears in a .pfx file name."""
+
 
 class RedactSecrets(logging.Filter):
-    """Replaces the given secrets in a record's message by `<token>`."""
+    """Replaces the given secrets in a record's message by `<token>`, and masks ID numbers."""
 
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         try:
             text = record.getMessage()
         except Exception:  # a broken log call: leave it to the logging module
@@ -56,7 +61,7 @@ def redact(text: str, secrets: set[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<token>")
-    return text
+    return _FULL_ID.sub(lambda found: mask_id(found.group(0)), text)
 
 
 _REDACT = RedactSecrets()
