@@ -26,7 +26,7 @@ from dialogs.messages import (
     outbound_from_json,
     outbound_to_json,
 )
-from dialogs.services import HandoffDesk, NoAgentDesk, Services
+from dialogs.services import HandoffDesk, Linker, NoAgentDesk, Services
 
 
 def engine_for(
@@ -34,11 +34,12 @@ def engine_for(
     *,
     handoff: HandoffDesk | None = None,
     conversations: ConversationStorage | None = None,
+    linker: Linker | None = None,
 ) -> Engine:
-    """The engine with every flow over the services of `core`."""
-    return Engine(
-        Services.of(core, handoff=handoff, conversations=conversations), all_flows(), core.clock
-    )
+    """The engine with every flow over the services of `core`; `linker` is a channel's own way
+    of linking a chat (LINE Account Link), offered before the ID number is asked in chat."""
+    services = Services.of(core, handoff=handoff, conversations=conversations, linker=linker)
+    return Engine(services, all_flows(), core.clock)
 
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "HandoffDesk",
     "Inbound",
     "Link",
+    "Linker",
     "NoAgentDesk",
     "Option",
     "Outbound",

@@ -151,6 +151,10 @@ class Engine:
             turn.say("welcome")
             await turn.menu()
             return
+        if event.kind is EventKind.LINKED:  # a channel's own linking page (LINE Account Link)
+            linked = self.flows["link"].steps["account_linked"]
+            await linked.handle(turn, Input(choice=event.choice))
+            return
         if await self._timed_out(turn):
             return
         if event.kind is EventKind.DELIVERED:

@@ -22,6 +22,9 @@ class EventKind(StrEnum):
     UNFOLLOW = "unfollow"
     DELIVERED = "delivered"
     """The channel handed the customer their certificate file; `choice` holds the delivery id."""
+    LINKED = "linked"
+    """The channel verified who the customer is on its own page (LINE Account Link), after the
+    engine's `Linker` offered it; `choice` holds the customer's ID number."""
 
 
 @dataclass(frozen=True)

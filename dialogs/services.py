@@ -27,6 +27,17 @@ class HandoffDesk(Protocol):
     async def request(self, turn: Turn) -> None: ...
 
 
+class Linker(Protocol):
+    """A channel's own way of linking a chat (LINE Account Link: the customer types their ID
+    number on the broker's page, not into the chat's history). The link flow asks it first."""
+
+    async def offer(self, turn: Turn) -> bool:
+        """Offer it for this conversation (say how, e.g. a button to the page) and return True;
+        False for a conversation it does not serve (the flow then asks in chat). The channel
+        completes the link later with an `EventKind.LINKED` event."""
+        ...
+
+
 class NoAgentDesk:
     """Until agents can take over a chat: tell the customer how to reach support."""
 
@@ -47,6 +58,7 @@ class Services:
     faq: Faq
     handoff: HandoffDesk
     conversations: ConversationStorage
+    linker: Linker | None = None
 
     @classmethod
     def of(
@@ -55,6 +67,7 @@ class Services:
         *,
         handoff: HandoffDesk | None = None,
         conversations: ConversationStorage | None = None,
+        linker: Linker | None = None,
     ) -> Services:
         """The services of an opened core; `conversations` replaces the core's own storage
         (a test that plays a second process)."""
@@ -70,4 +83,5 @@ class Services:
             faq=Faq.load(Path(settings.faq_file) if settings.faq_file else None),
             handoff=handoff or NoAgentDesk(),
             conversations=conversations or core.conversations,
+            linker=linker,
         )

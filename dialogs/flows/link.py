@@ -19,15 +19,24 @@ from dialogs.flows.verification import (
 )
 from dialogs.turn import Flow, Input, Step, Turn
 
-ID_NUMBER, DONE = "id_number", "linked"
+ID_NUMBER, DONE, ACCOUNT_LINKED = "id_number", "linked", "account_linked"
 
 
 async def ask_id_number(turn: Turn) -> None:
+    """The ID number, typed in chat; or, where the channel links chats on its own page (LINE
+    Account Link), the way to that page instead."""
+    linker = turn.services.linker
+    if linker is not None and await linker.offer(turn):
+        turn.data["linker"] = True
+        return
     turn.say("link.id.prompt")
 
 
 async def on_id_number(turn: Turn, answer: Input) -> None:
     turn.forget_input()
+    if turn.data.get("linker"):  # this chat links on the channel's page: offer it again
+        await ask_id_number(turn)
+        return
     id_number = normalise_id(answer.text)
     if classify_id(id_number) is None:
         turn.say("link.id.invalid")
@@ -57,6 +66,34 @@ async def link_chat(turn: Turn) -> None:
         await turn.menu()
 
 
+async def linked_elsewhere(turn: Turn, answer: Input) -> None:
+    """`EventKind.LINKED`: the channel's page verified the customer (ID number, birth date and a
+    code, spent there); tie the chat to them, audited as the chat's own linking is, and go
+    where the customer wanted when the link flow sent them there."""
+    customer = await turn.services.customers.get(answer.choice or "")
+    if customer is None:  # the channel checked its nonce; guard the invariant anyway
+        turn.say("error.unexpected")
+        await turn.reprompt()
+        return
+    await turn.services.audit.record(
+        actor(turn), action="conversation.linked", subject=mask_id(customer.id_number)
+    )
+    turn.conversation.customer_id = customer.id_number
+    turn.say("link.done", name=customer.name)
+    flow = turn.conversation.flow
+    then = turn.data.get("then") if flow == "link" else None
+    if then:
+        await turn.start(then)
+    elif flow in (None, "link"):
+        await turn.menu()
+    else:  # linked while in another flow: carry on with it
+        await turn.reprompt()
+
+
+async def nothing(turn: Turn) -> None:  # pragma: no cover - ACCOUNT_LINKED asks nothing
+    return
+
+
 async def never(turn: Turn, answer: Input) -> None:  # pragma: no cover - DONE asks nothing
     await turn.menu()
 
@@ -70,6 +107,7 @@ FLOW = Flow(
         ID_NUMBER: Step(ask_id_number, on_id_number),
         **verification_steps(after=DONE),
         DONE: Step(link_chat, never),
+        ACCOUNT_LINKED: Step(nothing, linked_elsewhere),
     },
 )
 
