@@ -368,12 +368,14 @@
     const pending = addPending(label);
     const payload = Object.assign({ id: clientId() }, body);
     try {
+      let answer;
       try {
-        await api("POST", sessionPath("/messages"), payload);
+        answer = await api("POST", sessionPath("/messages"), payload);
       } catch (e) {
         if (e.status) throw e;
-        await api("POST", sessionPath("/messages"), payload); // a network blip: retry, same id
+        answer = await api("POST", sessionPath("/messages"), payload); // a blip: same id again
       }
+      if (answer && answer.locale && answer.locale !== lang) applyLang(answer.locale);
       await sync();
       if (pending.isConnected) pending.remove();
     } catch (e) {
