@@ -359,12 +359,16 @@ def form_key_matches(request: web.Request, token: str, fields: object) -> bool:
 
 
 def same_site(request: web.Request) -> bool:
-    """`Sec-Fetch-Site` and `Origin`, when the browser sends them, name this site."""
+    """`Sec-Fetch-Site` and `Origin`, when the browser sends them, name this site.
+
+    `Origin: null` says nothing: browsers send it for a form posted from a page whose referrer
+    policy is `no-referrer`, as this one's is (so that the token never leaks in a Referer).
+    """
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     return origin in own_origins(request)
 

@@ -131,9 +131,9 @@ def para(text: str, css: str, *, id_: str = "", hidden: bool = False) -> str:
     return f'<p class="{esc(css)}"{ident}{" hidden" if hidden else ""}>{esc(text)}</p>'
 
 
-def text_block(text: str, *, heading_level: int | None = None) -> str:
+def text_block(text: str) -> str:
     """A catalogue text as markup: numbered lines as an ordered list, bullets as a list, the
-    other lines as paragraphs (the first one a heading when asked)."""
+    other lines as paragraphs."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     parts: list[str] = []
     numbered: list[str] = []
@@ -147,7 +147,7 @@ def text_block(text: str, *, heading_level: int | None = None) -> str:
             parts.append("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in bullets) + "</ul>")
             bullets.clear()
 
-    for index, line in enumerate(lines):
+    for line in lines:
         step = re.match(r"^\d+\.\s*(.*)$", line)
         bullet = re.match(r"^[•‧]\s*(.*)$", line)
         if step is not None:
@@ -160,10 +160,7 @@ def text_block(text: str, *, heading_level: int | None = None) -> str:
             bullets.append(bullet.group(1))
         else:
             flush()
-            if index == 0 and heading_level is not None:
-                parts.append(f"<h{heading_level}>{esc(line)}</h{heading_level}>")
-            else:
-                parts.append(f"<p>{esc(line)}</p>")
+            parts.append(f"<p>{esc(line)}</p>")
     flush()
     return "".join(parts)
 
@@ -200,6 +197,7 @@ class Page:
             '<meta name="robots" content="noindex, nofollow">'
             f"{refresh}"
             f"<title>{esc(self.title)} – {esc(t.t('brand.name'))}</title>"
+            f'<link rel="icon" href="{STATIC}/favicon.svg" type="image/svg+xml">'
             f'<link rel="stylesheet" href="{STATIC}/download.css">'
             f'<script src="{STATIC}/download.js" defer></script>'
             "</head>"
@@ -342,14 +340,13 @@ def format_option(t: Words, fmt: Pkcs12Format, *, checked: bool, recommended: bo
 def import_section(t: Words, platform: Platform) -> str:
     first, others = import_help_order(platform)
     shown = "".join(
-        f'<div class="help" data-platform="{name}">'
-        f"{text_block(t.t(IMPORT_HELP[name]), heading_level=3)}</div>"
+        f'<div class="help" data-platform="{name}">{help_block(t.t(IMPORT_HELP[name]), open_=True)}'
+        "</div>"
         for name in first
     )
     folded = "".join(
-        f'<details class="help" data-platform="{name}">'
-        f"<summary>{esc(_first_line(t.t(IMPORT_HELP[name])))}</summary>"
-        f"{text_block(_after_first_line(t.t(IMPORT_HELP[name])))}</details>"
+        f'<details class="help" data-platform="{name}">{help_block(t.t(IMPORT_HELP[name]))}'
+        "</details>"
         for name in others
     )
     return (
@@ -362,12 +359,25 @@ def import_section(t: Words, platform: Platform) -> str:
     )
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0].rstrip("：:")
+_HEAD = re.compile(
+    r"^(?P<head>[^（(：:]+?)\s*(?:[（(](?P<aside>[^）)]*)[）)])?\s*[：:]\s*(?P<rest>.*)$"
+)
 
 
-def _after_first_line(text: str) -> str:
-    return "\n".join(text.strip().splitlines()[1:])
+def help_block(text: str, *, open_: bool = False) -> str:
+    """An import help text: its first line's title as a heading (or a `<summary>`), what that
+    line says besides (「Chrome 與 Edge 使用作業系統的憑證存放區」) as the first paragraph."""
+    lines = text.strip().splitlines()
+    head, remark = lines[0].strip(), ""
+    match = _HEAD.match(head)
+    if match is not None:
+        head = match.group("head")
+        aside = match.group("aside") or ""
+        if aside and aside[-1] not in "。.":
+            aside += "." if aside.isascii() else "。"
+        remark = " ".join(p for p in (aside, match.group("rest")) if p)
+    title = f"<h3>{esc(head)}</h3>" if open_ else f"<summary>{esc(head)}</summary>"
+    return title + text_block("\n".join([remark, *lines[1:]]))
 
 
 @dataclass(frozen=True)

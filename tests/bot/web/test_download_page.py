@@ -241,7 +241,8 @@ async def test_the_platform_decides_the_recommended_format_and_the_help(
     # The platform's import help is shown open, before the folded others.
     first_help = re.search(r'<div class="help" data-platform="(\w+)">', body)
     assert first_help is not None
-    help_text = translate("zh_TW", help_key).splitlines()[0]
+    help_text = re.split(r"[（：]", translate("zh_TW", help_key).splitlines()[0])[0]
+    assert f"<h3>{help_text}</h3>" in text
     assert text.index(help_text) < text.index("其他平台的匯入說明")
     if system is ClientSystem.WINDOWS_10:
         # A User-Agent cannot tell 1709 apart: the page says how to check.
@@ -324,7 +325,8 @@ async def test_an_unknown_format_reshows_the_form(site: Site) -> None:
         (None, {}),  # no form key
         ("0" * 64, {}),  # a wrong one
         ("", {"Origin": "https://evil.example"}),
-        ("", {"Origin": "null"}),
+        ("", {"Origin": "null", "Sec-Fetch-Site": "cross-site"}),
+        ("", {"Origin": "http://127.0.0.1:1"}),  # another port is another site
         ("", {"Sec-Fetch-Site": "cross-site"}),
         ("", {"Sec-Fetch-Site": "same-site"}),
     ],
@@ -339,6 +341,15 @@ async def test_a_post_without_the_form_key_or_from_another_site_is_refused(
     body = unescaped(await response.text())
     assert translate("zh_TW", "download.forbidden.title") in body
     assert await site.state(token) is DeliveryState.OPEN
+
+
+async def test_a_null_origin_from_the_page_itself_is_accepted(site: Site) -> None:
+    """Chromium posts the form with `Origin: null` (the page's referrer policy is no-referrer)
+    and `Sec-Fetch-Site: same-origin`."""
+    token = await open_delivery(site.core)
+    response = await site.post(token, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/x-pkcs12"
 
 
 async def test_a_form_key_belongs_to_its_own_delivery(site: Site) -> None:

@@ -105,6 +105,7 @@
   if (
     form.getAttribute("data-system") === "win10" &&
     navigator.userAgentData &&
+    navigator.userAgentData.platform === "Windows" &&
     typeof navigator.userAgentData.getHighEntropyValues === "function"
   ) {
     navigator.userAgentData
