@@ -21,8 +21,9 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from bot.channels.webchat import Session
 from bot.web import CHANNELS, create_app
-from bot.web.chat import MAX_BODY, MAX_TEXT, SESSIONS_PER_WINDOW
+from bot.web.chat import MAX_BODY, MAX_TEXT, SESSIONS_PER_WINDOW, WEBCHAT
 from certcore.audit import Actor
 from certcore.config import Settings, load_settings
 from certcore.core import Core
@@ -199,6 +200,11 @@ async def test_link_apply_delivery_and_the_certificate_table(
     # … and the session's own reading opens it again, working.
     history = await chat.history()
     assert history[-1]["link"]["url"] == url
+    # Any other key opens nothing: the link is left out rather than shown broken.
+    stranger = Session(chat.conversation_id, key=Session.of("x" * 43).key)
+    entries = await ChatLog(core.db, core.clock).after(chat.conversation_id, 0)
+    shown = [client.app[WEBCHAT].shown(entry, stranger) for entry in entries]
+    assert [m["link"] for m in shown if m is not None] == [None] * len(entries)
     assert says(history[-1], "apply.delivery")
 
     # The download page hands the file over: the confirmation is pushed into this chat.
