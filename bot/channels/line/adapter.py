@@ -48,10 +48,12 @@ DRAIN_SECONDS = 5.0
 
 class AccountLinkHandler:
     """What the channel asks of Account Link (see `account_link`): the event an `accountLink`
-    result becomes, or None with the line to say."""
+    result becomes, or the catalogue key of the line to say instead, or None for nothing."""
 
-    async def complete(self, context: Context, result: AccountLinked) -> Inbound | str:
-        return "line.link.failed"
+    async def complete(self, context: Context, result: AccountLinked) -> Inbound | str | None:
+        """Without Account Link configured, an `accountLink` event links nothing and is left
+        unanswered."""
+        return None
 
 
 class Answer:
@@ -171,10 +173,10 @@ class LineChannel(ChannelAdapter[Message | None]):
                 await self._say(context, action.key, answer)
         elif isinstance(action, AccountLinked):
             outcome = await self.account_link.complete(context, action)
-            if isinstance(outcome, str):
-                await self._say(context, outcome, answer)
-            else:
+            if isinstance(outcome, Inbound):
                 await self._dispatch(outcome, answer)
+            elif outcome is not None and not context.redelivery:
+                await self._say(context, outcome, answer)
 
     async def _dispatch(self, event: Inbound, answer: Answer) -> None:
         user = answer.context.user_id
