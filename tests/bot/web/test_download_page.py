@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import select
@@ -96,7 +96,7 @@ class Recorder(ChannelAdapter[str]):
 
 @dataclass
 class Site:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     core: Core
     recorder: Recorder
 
