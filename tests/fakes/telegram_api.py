@@ -141,8 +141,8 @@ class FakeTelegramApi:
                 web.get("/file/bot{token}/{path:.+}", self._download),
             ]
         )
-        self.server = TestServer(app, host="127.0.0.1", access_log=None)
-        await self.server.start_server()
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server(access_log=None)  # its URLs hold the token
         return self.base_url
 
     @property
@@ -302,6 +302,7 @@ class FakeTelegramApi:
         params, files = await _read_params(request)
         call = Call(method, params, files)
         self.calls.append(call)
+        self._changed.set()
         try:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")

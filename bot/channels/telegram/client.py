@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 from telegram import Bot
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
 
 from certcore.config import Settings
 from certcore.masking import mask_id
+
+# PTB's own RetryAfter reads its deprecated int-valued `retry_after` while it is being built;
+# CertDesk reads the value as a timedelta-or-seconds (`adapter.retry_after_seconds`).
+warnings.filterwarnings(
+    "ignore", message=r".*attribute `retry_after`", category=PTBDeprecationWarning
+)
 
 TELEGRAM_API = "https://api.telegram.org"
 SEND_POOL = 64
