@@ -187,7 +187,9 @@ class WebChat(ChannelAdapter[Message | None]):
         transaction; returns the replies as the page shows them, with their seqs. A retried
         `event_id` gets the rows it wrote the first time."""
         session = self._sessions.get(conversation_id, Session(conversation_id))
-        locale = await self.engine.locale_of(conversation_id) or DEFAULT_LOCALE
+        locale = DEFAULT_LOCALE
+        if any(isinstance(reply, Delivery) for reply in replies):  # the link's label is ours
+            locale = await self.engine.locale_of(conversation_id) or DEFAULT_LOCALE
         rows: list[Message] = []
         if said is not None:
             if any(isinstance(reply, ForgetInput) for reply in replies):
