@@ -48,7 +48,8 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -80,7 +81,8 @@ log = logging.getLogger("certdesk.download")
 CHANNEL = "download"
 """The audit trail's word for this page (`Actor.channel`)."""
 PATH_PREFIX = "/d/"
-STATIC_DIR = pages.__file__.rsplit("/", 1)[0] + "/static/download"
+STATIC_DIR = Path(__file__).resolve().parent / "static" / "download"
+"""Package data of bot (`web/static/**/*` in pyproject.toml)."""
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 """What `secrets.token_urlsafe` makes; anything else is not looked up."""
 PKCS12_TYPE = "application/x-pkcs12"
@@ -268,8 +270,9 @@ def customer_actor(delivery: Delivery) -> Actor:
     return Actor(name=f"customer@{delivery.requester}"[:64], channel=CHANNEL)
 
 
-def _field(fields: object, name: str) -> str:
-    value = fields.get(name) if hasattr(fields, "get") else None
+def _field(fields: Mapping[str, object], name: str) -> str:
+    """A text field's value; "" when it is missing or a file."""
+    value = fields.get(name)
     return value if isinstance(value, str) else ""
 
 
@@ -353,7 +356,7 @@ def form_key(app: web.Application, token: str) -> str:
     return hmac.new(app[FORM_KEY], token.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def form_key_matches(request: web.Request, token: str, fields: object) -> bool:
+def form_key_matches(request: web.Request, token: str, fields: Mapping[str, object]) -> bool:
     sent = _field(fields, "form_key")
     return bool(sent) and hmac.compare_digest(sent.encode(), form_key(request.app, token).encode())
 

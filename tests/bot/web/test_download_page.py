@@ -42,8 +42,9 @@ from certcore.pki import (
     recommended_format,
 )
 from certcore.storage.schema import audit_log
-from dialogs import Engine, Outbound
-from dialogs.messages import Choices, Text
+from dialogs import Engine, EventKind, Inbound, Outbound
+from dialogs.messages import Choices, Delivery, Text
+from tests.dialogs.scene import link_conversation
 from tests.pkitools import openssl_pkcs12_info, parse_pkcs12_info
 
 CUSTOMER = "A123456789"
@@ -532,3 +533,72 @@ def test_the_attachment_name_has_an_ascii_fallback_and_a_utf8_form(
     filename: str, expected: str
 ) -> None:
     assert content_disposition(filename) == expected
+
+
+# -- with the chat -------------------------------------------------------------------------
+
+
+async def test_an_application_in_chat_ends_here_and_the_chat_says_it_is_done(
+    site: Site, tmp_path: Path
+) -> None:
+    """The apply flow through the engine hands over a Delivery; its link opens this page, the
+    password issues the file, and the conversation's channel is told 「憑證申請完成」."""
+    conversation = "recorded:bob"
+    await link_conversation(site.core, conversation, CUSTOMER)
+    channels = site.client.app[CHANNELS]
+    events = iter(range(1, 100))
+
+    async def act(kind: EventKind, **values: str) -> list[Outbound]:
+        event = Inbound(conversation, f"e2e-{next(events)}", kind, **values)  # type: ignore[arg-type]
+        return await channels.dispatch(event)
+
+    async def tap(replies: list[Outbound], key: str) -> list[Outbound]:
+        (question,) = [r for r in replies if isinstance(r, Choices)][-1:]
+        (option,) = [o for o in question.options if o.key.split(":", 1)[1] == key]
+        return await act(EventKind.CHOICE, choice=option.key)
+
+    assert site.core.outbox is not None
+    seen = await site.core.outbox.last_id()
+    replies = await tap(await act(EventKind.TEXT, text="選單"), "apply")
+    replies = await tap(replies, "agree")
+    replies = await tap(await act(EventKind.TEXT, text="800101"), "sms")
+    replies = await tap(replies, "send")
+    (sent,) = await site.core.outbox.since(seen)
+    code = re.search(r"[A-Z]{4}-(\d{6})", sent.body)
+    assert code is not None
+    replies = await tap(await act(EventKind.TEXT, text=code.group(1)), "issue")
+    (delivery,) = [r for r in replies if isinstance(r, Delivery)]
+    path = "/" + delivery.url.split("/", 3)[3]
+    assert path == f"/d/{delivery.delivery_id}"
+
+    page = await site.client.get(path)
+    assert page.status == 200
+    key = re.search(r'name="form_key" value="([0-9a-f]+)"', await page.text())
+    assert key is not None
+    fields = {"password": PASSWORD, "password_confirm": PASSWORD, "format": "standard"}
+    response = await site.client.post(path, data={**fields, "form_key": key.group(1)})
+    assert response.status == 200
+    pfx = tmp_path / attachment_name(response)
+    pfx.write_bytes(await response.read())
+    assert "MAC: sha256" in openssl_pkcs12_info(pfx, PASSWORD)
+    done = translate("zh_TW", "delivery.done.apply").split("\n")[0]
+    await wait_for(lambda: any(done in t for t in site.recorder.texts()))
+
+
+async def test_a_double_submit_issues_one_certificate(site: Site) -> None:
+    token = await open_delivery(site.core)
+    key = await site.form_key(token)
+    first, second = await asyncio.gather(
+        site.post(token, form_key=key), site.post(token, form_key=key)
+    )
+    statuses = sorted([first.status, second.status])
+    assert statuses in ([200, 200], [200, 409]), statuses
+    files = [await r.read() for r in (first, second) if r.status == 200]
+    assert all(f == files[0] for f in files)  # the second, if any, is the same file again
+    async with site.core.db.read() as conn:
+        issued = (
+            await conn.execute(
+                select(audit_log.c.details).where(audit_log.c.action == "delivery.downloaded")
+            )
+        ).all()
+    assert '"download": 1' in issued[0].details and len(issued) == len(files)
