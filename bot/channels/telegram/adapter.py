@@ -465,6 +465,10 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
     def describe(self, error: BaseException) -> str:
         return redact(f"{type(error).__name__}: {error}", self._secrets)
 
+    async def idle(self) -> None:
+        """Return once every update and push taken so far is worked off (for tests)."""
+        await self.lanes.idle()
+
     async def close(self) -> None:
         await self.lanes.close(SHUTDOWN_GRACE)
 

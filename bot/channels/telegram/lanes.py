@@ -31,6 +31,8 @@ class Lanes:
     def __init__(self) -> None:
         self._queues: dict[int, deque[tuple[Job, asyncio.Future[Any] | None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.closed = False
 
     def submit(self, chat_id: int, job: Job) -> None:
@@ -47,12 +49,17 @@ class Lanes:
         """Lanes with work queued or running."""
         return len(self._queues)
 
+    async def idle(self) -> None:
+        """Return once no lane has work (at once when none has)."""
+        await self._idle.wait()
+
     def _enqueue(self, chat_id: int, job: Job, future: asyncio.Future[Any] | None) -> None:
         if self.closed:
             raise LanesClosed("the Telegram channel is shutting down")
         queue = self._queues.get(chat_id)
         if queue is None:
             queue = self._queues[chat_id] = deque()
+            self._idle.clear()
             task = asyncio.create_task(self._drain(chat_id, queue), name=f"telegram-lane-{chat_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -83,6 +90,8 @@ class Lanes:
                     future.cancel()
             if self._queues.get(chat_id) is queue:
                 del self._queues[chat_id]
+            if not self._queues:
+                self._idle.set()
 
     async def close(self, grace: float) -> None:
         """Take no more work; let the lanes finish within `grace` seconds, cancel the rest."""

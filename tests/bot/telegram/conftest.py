@@ -83,11 +83,7 @@ class Telegram:
         return status
 
     async def idle(self, timeout: float = 30.0) -> None:
-        async def settled() -> None:
-            while self.channel.lanes.busy():
-                await asyncio.sleep(0.005)
-
-        await asyncio.wait_for(settled(), timeout)
+        await asyncio.wait_for(self.channel.idle(), timeout)
 
     async def text(self, chat: int, text: str, **values: Any) -> dict[str, Any]:
         update = self.fake.message(chat, text, **values)

@@ -3,11 +3,13 @@ groups, 429 with `retry_after`, 403 blocked, a 5xx, and what the bot sets up at 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from bot.channels.telegram.adapter import TelegramChannel
+from bot.channels.telegram.limits import SendLimiter
 from bot.web import CHANNELS, ENGINE
 from dialogs import Delivery, EventKind, Inbound
 from tests.bot.telegram.conftest import CHAT, PUBLIC_URL, SECRET, Telegram
@@ -195,3 +197,33 @@ async def test_the_token_never_reaches_a_log(telegram_app) -> None:
         logging.getLogger().removeHandler(keeper)
     assert any("sendMessage" in r for r in records)  # the client did log its calls
     assert not [r for r in records if TOKEN in r or TOKEN.partition(":")[2] in r]
+
+
+async def test_many_chats_at_once_each_in_order(telegram_app) -> None:
+    tg = await telegram_app()
+    chats = [CHAT + n for n in range(1, 25)]
+    updates = [tg.fake.message(chat, "/start") for chat in chats]
+    statuses = await asyncio.gather(*(tg.post(update) for update in updates))
+    assert set(statuses) == {200}
+    await tg.idle()
+    for chat in chats:
+        tg.expect(chat, "welcome", MENU)
+
+
+async def test_the_send_limiter_paces_one_chat(telegram_app) -> None:
+    """The channel's sends go through its limiter: with a one-message burst, the second
+    message of a reply waits a second (on the limiter's clock, not the wall's)."""
+    tg = await telegram_app()
+    slept: list[float] = []
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    tg.channel.limiter = SendLimiter(
+        per_chat_rate=1, per_chat_burst=1, clock=lambda: now[0], sleep=sleep
+    )
+    await tg.text(CHAT, "/start")
+    tg.expect(CHAT, "welcome", MENU)
+    assert slept == [pytest.approx(1.0)]
