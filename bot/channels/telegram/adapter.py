@@ -48,6 +48,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import ChannelAdapter
 from bot.channels.telegram.client import redact
+from bot.channels.telegram.export import ExportDesk
 from bot.channels.telegram.lanes import Lanes, LanesClosed
 from bot.channels.telegram.limits import SendLimiter
 from bot.channels.telegram.render import CallbackKeys, Outgoing, render
@@ -119,8 +120,6 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(engine)
-        from bot.channels.telegram.export import ExportDesk  # the desk calls back into here
-
         self.core = core
         self.bot = bot
         self.limiter = limiter or SendLimiter()
@@ -221,12 +220,14 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
 
     async def _on_callback(self, query: CallbackQuery, event_id: str) -> None:
         message = query.message
+        private = message is not None and message.chat.type == ChatType.PRIVATE
         chat_id = message.chat.id if message is not None else 0
+        if private:
+            self.unreachable.discard(chat_id)  # a tap: the customer reaches us again
         # Every callback query is answered first: the customer's button stops spinning.
         await self.call(chat_id, lambda: self.bot.answer_callback_query(query.id), limited=False)
-        if message is None or message.chat.type != ChatType.PRIVATE:
+        if not private:
             return  # an inline message, or a group: nothing here is ever shown there
-        self.unreachable.discard(chat_id)
         data = query.data or ""
         hint = query.from_user.language_code if query.from_user else None
         if self.exports.owns(data):
