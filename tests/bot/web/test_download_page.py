@@ -20,7 +20,7 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.serialization import pkcs12
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.channels import ChannelAdapter
 from bot.web import create_app
@@ -40,8 +40,9 @@ from certcore.pki import (
     DeliveryState,
     Pkcs12Format,
     recommended_format,
+    token_hash,
 )
-from certcore.storage.schema import audit_log
+from certcore.storage.schema import audit_log, deliveries
 from dialogs import Engine, EventKind, Inbound, Outbound
 from dialogs.messages import Choices, Delivery, Text
 from tests.dialogs.scene import link_conversation
@@ -602,3 +603,48 @@ async def test_a_double_submit_issues_one_certificate(site: Site) -> None:
             )
         ).all()
     assert '"download": 1' in issued[0].details and len(issued) == len(files)
+
+
+async def test_a_certificate_being_made_gets_a_page_that_refreshes(site: Site) -> None:
+    token = await open_delivery(site.core)
+    key = await site.form_key(token)
+    async with site.core.db.write() as conn:  # as while another request issues it
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.token_hash == token_hash(token))
+            .values(state=DeliveryState.ISSUING.value)
+        )
+    response, body = await site.page(token)
+    assert response.status == 200
+    assert '<meta http-equiv="refresh" content="3">' in body
+    assert translate("zh_TW", "download.issuing.title") in unescaped(body)
+    posted = await site.post(token, form_key=key)
+    assert posted.status == 409
+    assert translate("zh_TW", "download.issuing.title") in unescaped(await posted.text())
+
+
+async def test_markup_in_the_address_is_escaped(site: Site) -> None:
+    response = await site.client.get("/d/%3Cscript%3Ealert(1)%3C%2Fscript%3E?lang=%22%3E%3Cb%3E")
+    assert response.status == 404
+    body = await response.text()
+    assert "<script>alert" not in body and "<b>" not in body
+
+
+class Failing(Recorder):
+    name = "failing"
+
+    async def send(self, conversation_id: str, replies: Sequence[Outbound]) -> None:
+        raise ConnectionError("the chat platform is down")
+
+
+async def test_a_chat_that_cannot_be_told_does_not_hold_the_file_back(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing = Failing(site.client.app[ENGINE])
+    site.client.app[CHANNELS].add(failing)
+    token = await open_delivery(site.core, requester="failing:carol")
+    response = await site.post(token)
+    assert response.status == 200 and len(await response.read()) > 1000
+    await wait_for(lambda: any("telling failing:carol failed" in m for m in caplog.messages))
+    ours = [r.getMessage() for r in caplog.records if r.name != "aiohttp.access"]
+    assert not [m for m in ours if token in m]  # (the test server's access log names paths)
