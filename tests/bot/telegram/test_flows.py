@@ -141,14 +141,20 @@ async def test_application_delivered_as_a_document(telegram_app) -> None:
     assert not any("Secret42" in s.text for s in tg.fake.sent)
 
 
-async def test_document_mode_the_cancel_button_leaves_the_link(telegram_app) -> None:
-    tg = await telegram_app(telegram_delivery="document")
+async def offered_document(tg: Telegram) -> Sent:
+    """Link, apply, and reach the export password's prompt (returned)."""
     await link(tg)
     await tg.tap(CHAT, "apply")
     await verified(tg, CHAT, "apply.consent")
     tg.expect(CHAT, "apply.ready")
     await tg.tap(CHAT, "issue")
     _, prompt = tg.expect(CHAT, "apply.delivery", "telegram.export.prompt")
+    return prompt
+
+
+async def test_document_mode_the_cancel_button_leaves_the_link(telegram_app) -> None:
+    tg = await telegram_app(telegram_delivery="document")
+    prompt = await offered_document(tg)
     update = tg.fake.callback(CHAT, prompt.callback_data[0], message=prompt)
     assert await tg.send(update) == 200
     tg.expect(CHAT, "telegram.export.cancelled")
@@ -232,3 +238,35 @@ async def test_english_speaker_and_commands(telegram_app) -> None:
     tg.expect(CHAT, "telegram.unsupported", locale="en")
     conversation = await tg.server.app[ENGINE].store.find(f"telegram:{CHAT}")
     assert conversation is not None and conversation.locale == "en"
+
+
+async def test_document_mode_three_failures_end_the_entry(telegram_app) -> None:
+    tg = await telegram_app(telegram_delivery="document")
+    await offered_document(tg)
+    for typed in ("ab", "中文密碼", "abcd1234", "abcd9999"):
+        await tg.text(CHAT, typed)
+    tg.expect(
+        CHAT,
+        "telegram.export.invalid",
+        "telegram.export.invalid",
+        "telegram.export.again",
+        "telegram.export.gave_up",  # the third failure: a mismatch
+    )
+    # The ID number and two birth dates (linking, applying), and the four tries, deleted.
+    assert len(tg.fake.deleted) == 3 + 4
+    typed = await tg.text(CHAT, "abcd1235")  # not a password any more: an ordinary message
+    assert tg.new(CHAT)
+    assert typed["message"]["message_id"] not in {m for _, m in tg.fake.deleted}
+    assert not tg.fake.called("sendDocument")
+
+
+async def test_document_mode_after_the_window_nothing_is_issued(telegram_app, clock) -> None:
+    tg = await telegram_app(telegram_delivery="document")
+    await offered_document(tg)
+    await tg.text(CHAT, "abcd1234")
+    tg.expect(CHAT, "telegram.export.again")
+    clock.advance(minutes=16)
+    await tg.text(CHAT, "abcd1234")
+    tg.expect(CHAT, "telegram.export.expired")
+    assert not tg.fake.called("sendDocument")
+    assert len(tg.fake.deleted) == 3 + 2
