@@ -298,6 +298,10 @@ def form_body(view: FormView) -> str:
 def environment_section(t: Words, platform: Platform, chosen: Pkcs12Format) -> str:
     system = platform.system
     advice = t.t(ADVICE[system])
+
+    def detected(which: ClientSystem) -> str:
+        return t.t("download.environment.detected", system=t.t(SYSTEM_NAME[which]))
+
     refine = ""
     if system is ClientSystem.WINDOWS_10:
         # Shown by the script when the browser's client hints say Windows 10 before 1709.
@@ -311,8 +315,8 @@ def environment_section(t: Words, platform: Platform, chosen: Pkcs12Format) -> s
     return (
         '<section class="environment" aria-labelledby="environment-title">'
         f'<h2 id="environment-title">{esc(t.t("download.environment.title"))}</h2>'
-        + para(t.t("download.environment.detected", system=t.t(SYSTEM_NAME[system])), "detected")
-        + f'<p class="advice" id="advice">{esc(advice)}</p>'
+        + f'<p class="detected" id="detected" data-old="{esc(detected(ClientSystem.WINDOWS_OLD))}">'
+        f"{esc(detected(system))}</p>" + f'<p class="advice" id="advice">{esc(advice)}</p>'
         f"{refine}"
         '<fieldset class="formats">'
         f"<legend>{esc(t.t('download.format.legend'))}</legend>"

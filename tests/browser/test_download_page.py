@@ -194,6 +194,10 @@ async def test_client_hints_move_an_early_windows_10_to_the_compatible_file(
         await expect(page.locator("#format-compatible .badge")).to_be_visible()
         await expect(page.locator("#advice-old")).to_be_visible()
         await expect(page.locator("#advice")).to_be_hidden()
+        older = t("en", "environment.system.win_old")
+        await expect(page.locator("#detected")).to_have_text(
+            t("en", "download.environment.detected", system=older)
+        )
         await shot(page, screenshots, "win10-1607")
     finally:
         await context.close()

@@ -120,6 +120,8 @@
         while (standard.firstChild) {
           compatible.appendChild(standard.firstChild);
         }
+        var detected = document.getElementById("detected");
+        detected.textContent = detected.getAttribute("data-old");
         document.getElementById("advice").hidden = true;
         document.getElementById("advice-check").hidden = true;
         document.getElementById("advice-old").hidden = false;
