@@ -227,3 +227,41 @@ async def test_the_send_limiter_paces_one_chat(telegram_app) -> None:
     await tg.text(CHAT, "/start")
     tg.expect(CHAT, "welcome", MENU)
     assert slept == [pytest.approx(1.0)]
+
+
+async def test_every_other_kind_of_update_is_taken_quietly(telegram_app) -> None:
+    tg = await telegram_app()
+    fake = tg.fake
+    base = fake.message(CHAT, "hello")["message"]
+    group = fake.message(-100777, "hi", kind="group")["message"]
+    sticker = {
+        "file_id": "CAACAgIAAxkBAAEB",
+        "file_unique_id": "AgADsticker",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
+    odd = [
+        {"edited_message": {**base, "edit_date": base["date"] + 5, "text": "A123456789"}},
+        {"channel_post": {**group, "chat": {"id": -100888, "type": "channel", "title": "C"}}},
+        {
+            "message_reaction": {
+                "chat": base["chat"],
+                "message_id": base["message_id"],
+                "date": base["date"],
+                "old_reaction": [],
+                "new_reaction": [{"type": "emoji", "emoji": "👍"}],
+            }
+        },
+        {"inline_query": {"id": "1", "from": base["from"], "query": "x", "offset": ""}},
+        {"something_new_from_telegram": {"x": 1}},
+        {"message": {"message_id": 1}},  # missing what PTB needs: unreadable, still 200
+    ]
+    for body in odd:
+        assert await tg.send({"update_id": fake.next_update_id(), **body}) == 200
+    assert not fake.sent
+    # A sticker in a private chat gets a polite line.
+    assert await tg.send(fake.message(CHAT, None, sticker=sticker)) == 200
+    tg.expect(CHAT, "telegram.unsupported")
