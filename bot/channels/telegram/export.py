@@ -53,7 +53,6 @@ CANCEL = "tg:export:cancel"
 @dataclass
 class PendingExport:
     token: str = field(repr=False)
-    url: str = field(repr=False)
     expires_at: datetime
     locale: str
     first: str | None = field(default=None, repr=False)
@@ -87,7 +86,7 @@ class ExportDesk:
         if described is None or described.state is not DeliveryState.OPEN:
             return
         self._pending[chat_id] = PendingExport(
-            token=token, url=delivery.url, expires_at=described.expires_at, locale=locale
+            token=token, expires_at=described.expires_at, locale=locale
         )
         until = f"{described.expires_at.astimezone(TAIPEI):%H:%M}"
         button = InlineKeyboardButton(

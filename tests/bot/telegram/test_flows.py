@@ -270,3 +270,18 @@ async def test_document_mode_after_the_window_nothing_is_issued(telegram_app, cl
     tg.expect(CHAT, "telegram.export.expired")
     assert not tg.fake.called("sendDocument")
     assert len(tg.fake.deleted) == 3 + 2
+
+
+async def test_a_restart_mid_flow_continues_where_it_was(telegram_app) -> None:
+    """The conversation lives in the database: a new process (engine, channel, lanes) over the
+    same database takes the next update where the last one left the chat."""
+    first = await telegram_app()
+    await first.text(CHAT, "/start")
+    first.expect(CHAT, "welcome", MENU)
+    await first.tap(CHAT, "query")
+    first.expect(CHAT, "link.id.prompt")
+    await first.server.close()  # the app's cleanup: lanes finished, client closed
+    second = await telegram_app()
+    second.seen = dict(first.seen)
+    await second.text(CHAT, CUSTOMER)
+    second.expect(CHAT, "verify.birth_date.prompt")
