@@ -20,7 +20,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
-from linebot.v3.messaging import Message, TextMessage
 from linebot.v3.webhooks import Event
 
 from bot.channels.base import ChannelAdapter
@@ -36,6 +35,7 @@ from bot.channels.line.events import (
     context_of,
     interpret,
 )
+from bot.channels.line.render import LineMessage
 from certcore.i18n import DEFAULT_LOCALE, translate
 from certcore.pki import MAX_FILE_BYTES
 from dialogs import Delivery, Engine, EventKind, Inbound, Outbound
@@ -68,7 +68,7 @@ class Answer:
     def no_more_replies(self) -> None:
         self.reply_token = None
 
-    async def send(self, messages: Sequence[Message]) -> None:
+    async def send(self, messages: Sequence[LineMessage]) -> None:
         for batch in rendering.batches(messages):
             index, self.batch = self.batch, self.batch + 1
             token, self.reply_token = self.reply_token, None
@@ -94,7 +94,7 @@ class Loading:
             await self.channel.api.loading(user)
 
 
-class LineChannel(ChannelAdapter[Message | None]):
+class LineChannel(ChannelAdapter[LineMessage | None]):
     name = CHANNEL
 
     def __init__(
@@ -111,7 +111,7 @@ class LineChannel(ChannelAdapter[Message | None]):
 
     # -- the contract ------------------------------------------------------------------------
 
-    def render(self, message: Outbound) -> Message | None:
+    def render(self, message: Outbound) -> LineMessage | None:
         return rendering.render(message)
 
     async def send(self, conversation_id: str, replies: Sequence[Outbound]) -> None:
@@ -216,11 +216,11 @@ class LineChannel(ChannelAdapter[Message | None]):
         if context.user_id is not None:
             locale = await self.engine.locale_of(context.conversation_id) or DEFAULT_LOCALE
         text = translate(locale, key)
-        await answer.send([TextMessage(text=text)])
+        await answer.send([rendering.text_message(text)])
 
     # -- pushing -----------------------------------------------------------------------------
 
-    async def push(self, user: str, messages: Sequence[Message], key: str) -> None:
+    async def push(self, user: str, messages: Sequence[LineMessage], key: str) -> None:
         if user in self.unfollowed:
             log.info("LINE push to an unfollowed user left out")
             return
@@ -239,7 +239,9 @@ class LineChannel(ChannelAdapter[Message | None]):
         (self.following if following else self.unfollowed).add(user)
         return following
 
-    async def _rendered(self, conversation_id: str, replies: Sequence[Outbound]) -> list[Message]:
+    async def _rendered(
+        self, conversation_id: str, replies: Sequence[Outbound]
+    ) -> list[LineMessage]:
         locale = DEFAULT_LOCALE
         if any(isinstance(r, Delivery) for r in replies):  # the only rendering with own words
             locale = await self.engine.locale_of(conversation_id) or DEFAULT_LOCALE

@@ -7,6 +7,10 @@ a Flex bubble whose `altText` is the plain-text rendering, shown in notification
 Flex is not; a link or a certificate delivery is a Flex bubble with a URI button, since a
 buttons template cuts its text at 160 characters. A `ForgetInput` renders as nothing: LINE
 cannot delete a customer's message.
+
+The messages are LINE's own JSON (the Messaging API's message objects), built as plain dicts:
+line-bot-sdk's pydantic models would cost more to build and serialise than the rest of a turn
+(the tests check every rendering against the SDK's models and the fake API's limits).
 """
 
 from __future__ import annotations
@@ -14,19 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from linebot.v3.messaging import (
-    FlexContainer,
-    FlexMessage,
-    Message,
-    PostbackAction,
-    QuickReply,
-    QuickReplyItem,
-    TextMessage,
-)
-
 from bot.channels.console import render_table
 from certcore.i18n import DEFAULT_LOCALE, translate
 from dialogs import Choices, Delivery, ForgetInput, Link, Outbound, Table, Text
+
+LineMessage = dict[str, Any]
+"""One message object of LINE's Messaging API, as JSON."""
 
 MAX_MESSAGES = 5
 """Messages per reply or push request."""
@@ -46,10 +43,10 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
 
 
-def render(message: Outbound, locale: str = DEFAULT_LOCALE) -> Message | None:
+def render(message: Outbound, locale: str = DEFAULT_LOCALE) -> LineMessage | None:
     """One neutral message as one LINE message; None for what LINE shows nothing of."""
     if isinstance(message, Text):
-        return TextMessage(text=clip(message.text, MAX_TEXT))
+        return text_message(message.text)
     if isinstance(message, Choices):
         return render_choices(message)
     if isinstance(message, Table):
@@ -60,7 +57,7 @@ def render(message: Outbound, locale: str = DEFAULT_LOCALE) -> Message | None:
         )
     if isinstance(message, Delivery):
         if not message.url:  # a redelivered record: the one-time link is not kept
-            return TextMessage(text=clip(message.text, MAX_TEXT))
+            return text_message(message.text)
         label = translate(locale, "line.delivery.button")
         return uri_bubble(message.text, label, message.url, alt=message.text)
     if isinstance(message, ForgetInput):
@@ -68,11 +65,11 @@ def render(message: Outbound, locale: str = DEFAULT_LOCALE) -> Message | None:
     raise TypeError(f"not an outbound message: {type(message).__name__}")
 
 
-def render_all(replies: Iterable[Outbound], locale: str = DEFAULT_LOCALE) -> list[Message]:
+def render_all(replies: Iterable[Outbound], locale: str = DEFAULT_LOCALE) -> list[LineMessage]:
     return [r for reply in replies if (r := render(reply, locale)) is not None]
 
 
-def batches(messages: Sequence[Message]) -> list[list[Message]]:
+def batches(messages: Sequence[LineMessage]) -> list[list[LineMessage]]:
     """The messages in requests of at most five, in order."""
     return [list(messages[i : i + MAX_MESSAGES]) for i in range(0, len(messages), MAX_MESSAGES)]
 
@@ -84,24 +81,30 @@ def typed_fallback(choices: Choices) -> str:
     return "\n".join(lines)
 
 
-def render_choices(choices: Choices) -> TextMessage:
+def text_message(text: str) -> LineMessage:
+    return {"type": "text", "text": clip(text, MAX_TEXT) or " "}
+
+
+def render_choices(choices: Choices) -> LineMessage:
     items = [
-        QuickReplyItem(
-            action=PostbackAction(
-                label=clip(option.label, MAX_LABEL),
-                data=option.key[:MAX_POSTBACK_DATA],
-                displayText=clip(option.label, MAX_DISPLAY_TEXT),
-            )
-        )
+        {
+            "type": "action",
+            "action": {
+                "type": "postback",
+                "label": clip(option.label, MAX_LABEL),
+                "data": option.key[:MAX_POSTBACK_DATA],
+                "displayText": clip(option.label, MAX_DISPLAY_TEXT),
+            },
+        }
         for option in choices.options[:MAX_QUICK_REPLIES]
     ]
-    return TextMessage(
-        text=clip(typed_fallback(choices), MAX_TEXT),
-        quickReply=QuickReply(items=items) if items else None,
-    )
+    message = text_message(typed_fallback(choices))
+    if items:
+        message["quickReply"] = {"items": items}
+    return message
 
 
-def render_table_flex(table: Table) -> FlexMessage:
+def render_table_flex(table: Table) -> LineMessage:
     """The certificate table as one bubble: the title, then per row `column  value` lines."""
     body: list[dict[str, Any]] = [
         {"type": "text", "text": table.title or " ", "weight": "bold", "size": "md", "wrap": True}
@@ -138,12 +141,10 @@ def render_table_flex(table: Table) -> FlexMessage:
         "size": "giga",
         "body": {"type": "box", "layout": "vertical", "contents": body},
     }
-    return FlexMessage(
-        altText=clip(render_table(table), MAX_ALT_TEXT), contents=FlexContainer.from_dict(bubble)
-    )
+    return {"type": "flex", "altText": clip(render_table(table), MAX_ALT_TEXT), "contents": bubble}
 
 
-def uri_bubble(text: str, label: str, url: str, *, alt: str) -> FlexMessage:
+def uri_bubble(text: str, label: str, url: str, *, alt: str) -> LineMessage:
     """A text and one button that opens `url`."""
     bubble = {
         "type": "bubble",
@@ -165,6 +166,4 @@ def uri_bubble(text: str, label: str, url: str, *, alt: str) -> FlexMessage:
             ],
         },
     }
-    return FlexMessage(
-        altText=clip(alt or label, MAX_ALT_TEXT), contents=FlexContainer.from_dict(bubble)
-    )
+    return {"type": "flex", "altText": clip(alt or label, MAX_ALT_TEXT), "contents": bubble}
