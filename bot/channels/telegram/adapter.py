@@ -134,7 +134,7 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
         """Chats that blocked the bot: nothing is sent to them until they write again."""
         self.groups_told: OrderedDict[int, float] = OrderedDict()
         self.exports = ExportDesk(self)
-        self._secrets = {core.settings.telegram_bot_token}
+        self._secrets = {core.settings.telegram_bot_token, core.settings.telegram_webhook_secret}
 
     # -- updates in ---------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ must be shared with every other channel and instance.
 
 The bot token is part of every Bot API URL, and httpx logs every request's URL (PTB logs the
 base URL too, and puts the token into an `InvalidToken` message): a filter on those loggers
-writes `<token>` instead, so the token never reaches a log (DESIGN §9). PTB's debug log shows
+writes `<token>` instead, so the token (and the webhook's secret, a parameter of setWebhook)
+never reaches a log (DESIGN §9). PTB's debug log shows
 every call's parameters and result, a delivered .pfx's file name (the customer's ID number)
 among them: the same filter masks ID numbers there (`A120XXX53`).
 """
@@ -93,6 +94,8 @@ def make_bot(settings: Settings) -> Bot:
     getUpdates (whose long-poll wait PTB adds to its read timeout per call)."""
     token = settings.telegram_bot_token
     hide_from_logs(token)
+    if settings.telegram_webhook_secret:  # PTB logs setWebhook's parameters, the secret too
+        hide_from_logs(settings.telegram_webhook_secret)
     base = api_base(settings)
     timeout = float(settings.send_timeout_seconds)
     return Bot(

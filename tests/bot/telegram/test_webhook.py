@@ -179,7 +179,7 @@ async def test_a_url_telegram_refuses_goes_into_the_text(telegram_app) -> None:
     assert sends_of(tg)[-2:] == [400, 200]
 
 
-async def test_the_token_never_reaches_a_log(telegram_app) -> None:
+async def test_the_token_and_the_secret_never_reach_a_log(telegram_app) -> None:
     records: list[str] = []
 
     class Keep(logging.Handler):
@@ -196,7 +196,9 @@ async def test_the_token_never_reaches_a_log(telegram_app) -> None:
     finally:
         logging.getLogger().removeHandler(keeper)
     assert any("sendMessage" in r for r in records)  # the client did log its calls
-    assert not [r for r in records if TOKEN in r or TOKEN.partition(":")[2] in r]
+    assert any("setWebhook" in r for r in records)
+    leaked = [r for r in records if TOKEN.partition(":")[2] in r or SECRET in r]
+    assert not leaked
 
 
 async def test_many_chats_at_once_each_in_order(telegram_app) -> None:
