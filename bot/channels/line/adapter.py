@@ -18,7 +18,7 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from linebot.v3.webhooks import Event
 
@@ -108,6 +108,8 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         self.following: set[str] = set()
         """Users known in this process to follow (a FOLLOW, or an event of theirs)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._order: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Per user: the lock that keeps one event's answer sent before the next event's."""
 
     # -- the contract ------------------------------------------------------------------------
 
@@ -187,9 +189,26 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         elif event.kind is EventKind.FOLLOW or user not in self.unfollowed:
             self.unfollowed.discard(user)
             self.following.add(user)
-        replies = await self.engine.handle(event, Loading(self, answer))
-        if replies:
-            await answer.send(await self._rendered(event.conversation_id, replies))
+        async with self._in_order(user):
+            replies = await self.engine.handle(event, Loading(self, answer))
+            if replies:
+                await answer.send(await self._rendered(event.conversation_id, replies))
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, user: str) -> AsyncIterator[None]:
+        """One user's events answered one after another, in arrival order (asyncio locks are
+        fair): the engine orders the turns, this orders their answers too."""
+        lock, users = self._order.get(user, (asyncio.Lock(), 0))
+        self._order[user] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._order[user]
+            if users == 1:
+                del self._order[user]
+            else:
+                self._order[user] = (lock, users - 1)
 
     async def _file(self, context: Context, action: FetchFile, answer: Answer) -> None:
         if action.size > MAX_FILE_BYTES:
@@ -225,10 +244,16 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
             log.info("LINE push to an unfollowed user left out")
             return
         outcome = await self.api.push(user, messages, key)
-        if outcome is Pushed.BLOCKED:
+        if outcome is Pushed.BLOCKED and user not in self.unfollowed:
             log.info("LINE push refused (403): the user blocked the account; no more pushes")
             self.unfollowed.add(user)
             self.following.discard(user)
+            # As an unfollow: the engine keeps it, so another process or a restart knows too.
+            blocked = Inbound(f"{CHANNEL}:{user}", f"line-403-{uuid.uuid4()}", EventKind.UNFOLLOW)
+            try:
+                await self.engine.handle(blocked)
+            except Exception:  # the engine never raises for a step; guard the storage anyway
+                log.warning("LINE: the blocked user's unfollow was not recorded", exc_info=True)
 
     async def _may_push(self, conversation_id: str, user: str) -> bool:
         if user in self.unfollowed:

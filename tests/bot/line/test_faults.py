@@ -4,6 +4,7 @@ unknown token, a 5xx) pushed instead; 403 on a push stops pushing to that user."
 
 from __future__ import annotations
 
+from bot.channels.line.adapter import conversation_following
 from dialogs import Text
 from tests.bot.line.conftest import Line
 from tests.bot.line.test_flows import assert_keys
@@ -63,6 +64,8 @@ async def test_403_on_a_push_stops_pushing_to_that_user(line: Line) -> None:
     assert calls(line, "/v2/bot/message/push") == [403]
     await line.channel.send(CONVERSATION, [Text("再一次提醒")])
     assert calls(line, "/v2/bot/message/push") == [403]  # not tried again
+    # Kept as an unfollow by the engine: a new process does not push either.
+    assert not await conversation_following(line.channel.engine, CONVERSATION)
 
 
 async def test_more_than_five_messages_go_as_a_reply_then_a_push(line: Line) -> None:

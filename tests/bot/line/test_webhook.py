@@ -4,6 +4,7 @@ without personal data, redelivery answered by push from the record, follow and u
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.web import CHANNELS
-from dialogs import EventKind, Inbound, Text
+from dialogs import EventKind, Inbound, Outbound, Text
 from tests.bot.line.conftest import Line, sign
 from tests.bot.line.test_flows import assert_keys, link
 
@@ -124,3 +125,32 @@ async def test_unfollow_stops_every_push_and_refollow_greets(line: Line) -> None
     assert_keys(line.fake.texts_to(USER)[-2:], "welcome", "menu.prompt")
     await line.channel.send(f"line:{USER}", [Text("提醒")])
     assert line.fake.texts_to(USER)[-1] == "提醒"
+
+
+async def test_the_200_comes_before_the_work_and_cleanup_ends_it_cleanly(line: Line) -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+    engine = line.channel.engine
+    original = engine.handle
+
+    async def slow(event: Inbound, progress: object = None) -> list[Outbound]:
+        started.set()
+        await release.wait()
+        return await original(event)
+
+    engine.handle = slow  # type: ignore[assignment, method-assign]
+    body = json.dumps({"destination": "Ubot", "events": [line.text_event(USER, "選單")]})
+    raw = body.encode()
+    assert await line.post(raw, sign(raw)) == 200  # answered while the turn has not run
+    await asyncio.wait_for(started.wait(), 5)
+    assert line.fake.sent == []
+    release.set()
+    await line.channel.idle()
+    assert_keys(line.fake.texts_to(USER), "menu.prompt")
+    # A turn still running at shutdown is waited for, then cancelled without an error.
+    release.clear()
+    started.clear()
+    assert await line.post(raw.replace(b"01J", b"02J"), sign(raw.replace(b"01J", b"02J"))) == 200
+    await asyncio.wait_for(started.wait(), 5)
+    await line.channel.drain(timeout=0.05)
+    assert not line.channel._tasks
