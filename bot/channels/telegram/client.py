@@ -8,8 +8,9 @@ The bot token is part of every Bot API URL, and httpx logs every request's URL (
 base URL too, and puts the token into an `InvalidToken` message): a filter on those loggers
 writes `<token>` instead, so the token (and the webhook's secret, a parameter of setWebhook)
 never reaches a log (DESIGN §9). PTB's debug log shows
-every call's parameters and result, a delivered .pfx's file name (the customer's ID number)
-among them: the same filter masks ID numbers there (`A120XXX53`).
+every call's parameters and result, a download link's one-time token and a delivered .pfx's
+file name (the customer's ID number) among them: the same filter writes `/d/<token>` for the
+link and masks ID numbers (`A120XXX53`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ CLIENT_LOGGERS = (
     "telegram.request.HTTPXRequest",
 )
 
+_DELIVERY_LINK = re.compile(r"/d/[A-Za-z0-9_-]{16,}")
+"""A one-time download link's token, in a URL button PTB logs with the call's parameters."""
 _FULL_ID = re.compile(r"(?<![A-Za-z0-9])[A-Z][1289A-D][0-9]{8}(?![A-Za-z0-9])")
 """A national ID or resident number, as it appears in a .pfx file name."""
 
@@ -70,6 +73,7 @@ def redact(text: str, secrets: set[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "<token>")
+    text = _DELIVERY_LINK.sub("/d/<token>", text)
     return _FULL_ID.sub(lambda found: mask_id(found.group(0)), text)
 
 

@@ -4,6 +4,8 @@ deleted messages)."""
 
 from __future__ import annotations
 
+import logging
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -88,9 +90,23 @@ async def test_application_through_the_download_link(telegram_app) -> None:
     await tg.tap(CHAT, "apply")
     await verified(tg, CHAT, "apply.consent")
     tg.expect(CHAT, "apply.ready")
-    await tg.tap(CHAT, "issue")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    keeper = Keep(level=logging.DEBUG)
+    logging.getLogger().addHandler(keeper)
+    try:
+        await tg.tap(CHAT, "issue")
+    finally:
+        logging.getLogger().removeHandler(keeper)
     (delivery,) = tg.expect(CHAT, "apply.delivery")
     token = token_of(delivery)
+    # The link's one-time token is a secret: the client's logs show the call, not the token.
+    assert any("/d/<token>" in r for r in records)
+    assert not [r for r in records if token in r]
     # The download page's part: the password set there, the file handed over, the chat told.
     await tg.core.deliveries.fulfil(token, "abc123", actor=Actor("customer", "web"))
     await tg.server.app[CHANNELS].dispatch(
