@@ -3,6 +3,8 @@ survives the API's errors, and confirms the offset when it stops."""
 
 from __future__ import annotations
 
+import logging
+
 from bot.channels.telegram import POLLER
 from tests.bot.telegram.conftest import CHAT
 
@@ -14,6 +16,14 @@ async def test_long_polling_delivers_an_update_end_to_end(telegram_app, fake_tg)
     fake.webhook = {"url": "https://old.example/telegram/webhook"}  # left by an earlier run
     fake.fail("getUpdates", 502, "Bad Gateway")
     fake.fail("setMyCommands", 500, "Internal Server Error")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    keeper = Keep(level=logging.DEBUG)
+    logging.getLogger().addHandler(keeper)
     tg = await telegram_app(public_url=LAPTOP, telegram_webhook_secret="")
     await fake.wait_for(lambda: len(fake.called("getUpdates")) >= 2)
     assert fake.webhook is None and fake.called("deleteWebhook")
@@ -22,6 +32,15 @@ async def test_long_polling_delivers_an_update_end_to_end(telegram_app, fake_tg)
     await fake.wait_for(lambda: len(fake.to(CHAT)) >= 2)
     await tg.idle()
     tg.expect(CHAT, "welcome", "menu.prompt")
+    secretive = fake.message(CHAT, "Pa55word761205")
+    fake.queue(secretive)
+    await fake.wait_for(lambda: len(fake.to(CHAT)) >= 3)
+    await tg.idle()
+    assert tg.new(CHAT)
+    logging.getLogger().removeHandler(keeper)
+    assert any("getUpdates" in r for r in records)
+    assert not [r for r in records if "Pa55word761205" in r]  # what customers type: never
+    update = secretive
     # The next poll asks past the update taken, and the webhook endpoint is shut (no secret).
     await fake.wait_for(
         lambda: any(
