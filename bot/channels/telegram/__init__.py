@@ -40,7 +40,8 @@ POLLER = web.AppKey("telegram_poller", Poller)
 COMMAND_LANGUAGES = (("zh_TW", None), ("en", "en"), ("zh_TW", "zh"))
 """(catalogue locale, Telegram `language_code`): the default list is Chinese, as the broker's
 customers mostly are, with English and Chinese lists for those languages' Telegram apps."""
-STARTUP_BACKOFF = Backoff(1.0, 60.0)
+STARTUP_BACKOFF_CAP = 60.0
+"""The longest pause between two tries of a start-up step (Telegram unreachable for a while)."""
 
 
 def mount(app: web.Application) -> TelegramChannel:
@@ -90,7 +91,7 @@ async def start(app: web.Application) -> None:
 
 async def persist(channel: TelegramChannel, what: str, step: Callable[[], Awaitable[Any]]) -> None:
     """Run a start-up step until it succeeds, with a growing pause between tries."""
-    backoff = Backoff(channel.backoff_base, STARTUP_BACKOFF.cap)
+    backoff = Backoff(channel.backoff_base, STARTUP_BACKOFF_CAP)
     while True:
         try:
             await step()
