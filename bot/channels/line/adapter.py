@@ -42,6 +42,8 @@ from dialogs import Delivery, Engine, EventKind, Inbound, Outbound
 
 log = logging.getLogger("certdesk.line")
 
+WORKERS = 64
+"""Events worked on at once: enough to keep the database's writer and LINE's API busy."""
 DRAIN_SECONDS = 5.0
 """At shutdown, how long events still being worked on may take before they are cancelled."""
 
@@ -108,6 +110,8 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         self.following: set[str] = set()
         """Users known in this process to follow (a FOLLOW, or an event of theirs)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        """The workers."""
+        self._queue: asyncio.Queue[list[tuple[Context, Event]]] = asyncio.Queue()
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per user: the lock that keeps one event's answer sent before the next event's."""
 
@@ -129,32 +133,49 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
     # -- webhook events ----------------------------------------------------------------------
 
     def accept(self, events: Sequence[Event]) -> None:
-        """Work on a webhook's events after the 200: in order for each source, the sources in
-        parallel, each as a task the app finishes (or cancels) at shutdown."""
+        """Queue a webhook's events for after the 200: in order for each source (one queue
+        item per source), worked off first come, first served by a bounded set of workers, so
+        a burst waits its turn instead of every event slowing every other."""
         by_source: dict[str, list[tuple[Context, Event]]] = defaultdict(list)
         for event in events:
             context = context_of(event)
             by_source[context.user_id or _group_key(event)].append((context, event))
+        if len(self._tasks) < WORKERS:
+            for _ in range(WORKERS - len(self._tasks)):
+                task = asyncio.create_task(self._worker())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         for items in by_source.values():
-            task = asyncio.create_task(self._work(items))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._queue.put_nowait(items)
+
+    async def _worker(self) -> None:
+        while True:
+            items = await self._queue.get()
+            try:
+                await self._work(items)
+            finally:
+                self._queue.task_done()
 
     async def drain(self, timeout: float = DRAIN_SECONDS) -> None:
-        """Let the events being worked on finish, then cancel what is left."""
+        """Let the queued events be worked off (for `timeout` at most), then stop the workers;
+        an event still running then is cancelled, and one not begun is left (LINE redelivers
+        what it had no 200 for, and these had one: they are logged as dropped)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+        left = self._queue.qsize()
+        if left:
+            log.warning("LINE: %d queued event batches dropped at shutdown", left)
         tasks = set(self._tasks)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
 
     async def idle(self) -> None:
         """Until every accepted event is worked off (tests, the benchmark)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._queue.join()
 
     async def _work(self, items: list[tuple[Context, Event]]) -> None:
         for context, event in items:

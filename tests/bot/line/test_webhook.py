@@ -153,4 +153,4 @@ async def test_the_200_comes_before_the_work_and_cleanup_ends_it_cleanly(line: L
     assert await line.post(raw.replace(b"01J", b"02J"), sign(raw.replace(b"01J", b"02J"))) == 200
     await asyncio.wait_for(started.wait(), 5)
     await line.channel.drain(timeout=0.05)
-    assert not line.channel._tasks
+    assert not line.channel._tasks and line.channel._queue.empty()
