@@ -35,7 +35,7 @@ def mount(app: web.Application, *, api: LineApi | None = None) -> LineChannel:
         account_link = linking.mount(app, api)
     channel = LineChannel(app[ENGINE], api, account_link=account_link)
     app[LINE] = channel
-    app[PARSER] = WebhookParser(settings.line_channel_secret)
+    app[PARSER] = channel.parser = WebhookParser(settings.line_channel_secret)
     app[CHANNELS].add(channel)
     app.router.add_post(WEBHOOK_PATH, webhook)
 

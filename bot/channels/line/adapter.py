@@ -20,6 +20,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 
+from linebot.v3 import WebhookParser
 from linebot.v3.webhooks import Event
 
 from bot.channels.base import ChannelAdapter
@@ -111,7 +112,9 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         """Users known in this process to follow (a FOLLOW, or an event of theirs)."""
         self._tasks: set[asyncio.Task[None]] = set()
         """The workers."""
-        self._queue: asyncio.Queue[list[tuple[Context, Event]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, str] | list[tuple[Context, Event]]] = asyncio.Queue()
+        self.parser: WebhookParser | None = None
+        """Set by `mount`: what reads the bodies `accept_signed` queued."""
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per user: the lock that keeps one event's answer sent before the next event's."""
 
@@ -132,29 +135,52 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
 
     # -- webhook events ----------------------------------------------------------------------
 
+    def accept_signed(self, body: str, signature: str) -> None:
+        """Queue a webhook's body, its signature checked, to be parsed after the 200."""
+        self._start()
+        self._queue.put_nowait((body, signature))
+
     def accept(self, events: Sequence[Event]) -> None:
         """Queue a webhook's events for after the 200: in order for each source (one queue
         item per source), worked off first come, first served by a bounded set of workers, so
         a burst waits its turn instead of every event slowing every other."""
+        self._start()
         by_source: dict[str, list[tuple[Context, Event]]] = defaultdict(list)
         for event in events:
             context = context_of(event)
             by_source[context.user_id or _group_key(event)].append((context, event))
+        for items in by_source.values():
+            self._queue.put_nowait(items)
+
+    def _start(self) -> None:
         if len(self._tasks) < WORKERS:
             for _ in range(WORKERS - len(self._tasks)):
                 task = asyncio.create_task(self._worker())
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        for items in by_source.values():
-            self._queue.put_nowait(items)
 
     async def _worker(self) -> None:
         while True:
-            items = await self._queue.get()
+            job = await self._queue.get()
             try:
-                await self._work(items)
+                if isinstance(job, tuple):
+                    self._parse(*job)
+                else:
+                    await self._work(job)
             finally:
                 self._queue.task_done()
+
+    def _parse(self, body: str, signature: str) -> None:
+        """A queued body's events, queued in turn (behind what was queued before them; a
+        source's events stay in order, since bodies are parsed in arrival order)."""
+        if self.parser is None:
+            return
+        try:
+            events = self.parser.parse(body, signature)
+        except Exception as error:  # signed, so from LINE, but not a webhook payload
+            log.warning("LINE webhook body not parsed: %s", type(error).__name__)
+            return
+        self.accept(events)
 
     async def drain(self, timeout: float = DRAIN_SECONDS) -> None:
         """Let the queued events be worked off (for `timeout` at most), then stop the workers;

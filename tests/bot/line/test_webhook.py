@@ -154,3 +154,15 @@ async def test_the_200_comes_before_the_work_and_cleanup_ends_it_cleanly(line: L
     await asyncio.wait_for(started.wait(), 5)
     await line.channel.drain(timeout=0.05)
     assert not line.channel._tasks and line.channel._queue.empty()
+
+
+async def test_a_signed_body_that_is_no_webhook_is_acknowledged_and_logged(
+    line: Line, caplog: pytest.LogCaptureFixture
+) -> None:
+    for raw in (b"not json", b'{"destination": "Ubot"}', b'{"events": [42]}'):
+        with caplog.at_level(logging.WARNING, logger="certdesk.line"):
+            assert await line.post(raw, sign(raw)) == 200
+            await line.channel.idle()
+    assert line.fake.requests == []
+    assert caplog.text.count("LINE webhook body not parsed") == 3
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
