@@ -45,6 +45,9 @@ log = logging.getLogger("certdesk.line")
 
 WORKERS = 64
 """Events worked on at once: enough to keep the database's writer and LINE's API busy."""
+QUEUE_BOUND = 512
+"""Queued bodies and batches beyond which the webhook waits for room before answering."""
+BACKPRESSURE_SECONDS = 1.0
 DRAIN_SECONDS = 5.0
 """At shutdown, how long events still being worked on may take before they are cancelled."""
 
@@ -113,6 +116,7 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         self._tasks: set[asyncio.Task[None]] = set()
         """The workers."""
         self._queue: asyncio.Queue[tuple[str, str] | list[tuple[Context, Event]]] = asyncio.Queue()
+        self._room = asyncio.Event()
         self.parser: WebhookParser | None = None
         """Set by `mount`: what reads the bodies `accept_signed` queued."""
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -135,9 +139,18 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
 
     # -- webhook events ----------------------------------------------------------------------
 
-    def accept_signed(self, body: str, signature: str) -> None:
-        """Queue a webhook's body, its signature checked, to be parsed after the 200."""
+    async def accept_signed(self, body: str, signature: str) -> None:
+        """Queue a webhook's body, its signature checked, to be parsed after the 200.
+
+        When the queue is long (a burst larger than the workers keep up with) the webhook waits
+        up to `BACKPRESSURE_SECONDS` for room before it answers, well inside LINE's 2 seconds:
+        the sender slows down to what is worked off instead of the queue growing without end
+        (after that wait the body is queued anyway: a 200 late is a redelivery, not a loss)."""
         self._start()
+        if self._queue.qsize() >= QUEUE_BOUND:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), BACKPRESSURE_SECONDS)
         self._queue.put_nowait((body, signature))
 
     def accept(self, events: Sequence[Event]) -> None:
@@ -162,6 +175,8 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
     async def _worker(self) -> None:
         while True:
             job = await self._queue.get()
+            if self._queue.qsize() < QUEUE_BOUND:
+                self._room.set()
             try:
                 if isinstance(job, tuple):
                     self._parse(*job)

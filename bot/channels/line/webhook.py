@@ -34,7 +34,7 @@ async def webhook(request: web.Request) -> web.Response:
         return _refused(401, "bad signature")
     if not request.app[PARSER].signature_validator.validate(body, signature):
         return _refused(401, "bad signature")
-    request.app[LINE].accept_signed(body, signature)
+    await request.app[LINE].accept_signed(body, signature)
     return web.json_response({})
 
 

@@ -166,3 +166,29 @@ async def test_a_signed_body_that_is_no_webhook_is_acknowledged_and_logged(
     assert line.fake.requests == []
     assert caplog.text.count("LINE webhook body not parsed") == 3
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_full_queue_slows_the_webhook_but_still_answers_and_loses_nothing(
+    line: Line, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.channels.line import adapter
+
+    monkeypatch.setattr(adapter, "QUEUE_BOUND", 1)
+    monkeypatch.setattr(adapter, "WORKERS", 1)
+    monkeypatch.setattr(adapter, "BACKPRESSURE_SECONDS", 0.05)
+    release = asyncio.Event()
+    engine = line.channel.engine
+    original = engine.handle
+
+    async def held(event: Inbound, progress: object = None) -> list[Outbound]:
+        await release.wait()
+        return await original(event)
+
+    engine.handle = held  # type: ignore[method-assign]
+    for _ in range(4):
+        body = json.dumps({"destination": "Ubot", "events": [line.text_event(USER, "選單")]})
+        raw = body.encode()
+        assert await line.post(raw, sign(raw)) == 200
+    release.set()
+    await line.channel.idle()
+    assert len(line.fake.messages_to(USER)) == 4
