@@ -2,6 +2,7 @@
 
     POST /api/chat/sessions                          → {"session": "<secret>"}
     POST /api/chat/sessions/{session}/messages       {"text": …} | {"action": …} [, "id": …]
+    POST /api/chat/sessions/{session}/files          a certificate file's bytes (憑證資料檢核)
     GET  /api/chat/sessions/{session}/messages?after=<seq>
     GET  /api/chat/sessions/{session}/events?after=<seq>   server-sent events, one per message
 
@@ -26,12 +27,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from string import Template
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from bot.channels.webchat import Session, WebChat, new_session
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, normalise_locale, translate
+from certcore.pki import MAX_FILE_BYTES
 from certcore.storage import ChatLog
 from dialogs import EventKind, Inbound
 
@@ -45,6 +48,7 @@ MAX_BODY = 20 * 1024
 `MAX_TEXT` CJK characters written as JSON `\\uXXXX` escapes take 6 bytes each."""
 MAX_TEXT = 3000
 MAX_ACTION = 100
+MAX_FILENAME = 200
 SESSIONS_PER_WINDOW = 10
 SESSION_WINDOW_SECONDS = 60.0
 """New sessions per client address: a page makes one, a reload none."""
@@ -86,6 +90,7 @@ UI_KEYS = (
     "restart",
     "restart_confirm",
     "table_scroll",
+    "attach",
 )
 """The page's own words (`webchat.ui.<key>`), in both languages for the language switch."""
 
@@ -152,6 +157,7 @@ def mount(app: web.Application) -> None:
             web.post("/api/chat/sessions", create_session),
             web.post("/api/chat/sessions/{session}/messages", post_message),
             web.get("/api/chat/sessions/{session}/messages", get_messages),
+            web.post("/api/chat/sessions/{session}/files", post_file),
             web.get("/api/chat/sessions/{session}/events", events),
             web.static("/static/", STATIC_DIR),
         ]
@@ -272,15 +278,21 @@ async def page(request: web.Request) -> web.Response:
 # -- the API ---------------------------------------------------------------------------------
 
 
-async def _json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    """The request's JSON object, read at most `MAX_BODY` bytes far."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
+async def _body(request: web.Request, limit: int) -> bytes:
+    """The request's body, read at most `limit` bytes far (413 beyond)."""
+    if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large")
     raw = bytearray()
-    while chunk := await request.content.read(MAX_BODY + 1 - len(raw)):
+    while chunk := await request.content.read(limit + 1 - len(raw)):
         raw.extend(chunk)
-        if len(raw) > MAX_BODY:
+        if len(raw) > limit:
             raise ApiError(413, "too_large")
+    return bytes(raw)
+
+
+async def _json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object, read at most `MAX_BODY` bytes far."""
+    raw = await _body(request, MAX_BODY)
     if not raw.strip():
         if optional:
             return {}
@@ -372,6 +384,30 @@ async def post_message(request: web.Request) -> web.Response:
             raise ApiError(400, "missing_input")
         event = Inbound(conversation, event_id, EventKind.CHOICE, choice=action)
         said = adapter.said(session, label=await adapter.choice_label(session, action))
+    replies = await request.app[ENGINE].handle(event)
+    messages = await adapter.record(conversation, replies, said=said, event_id=event_id)
+    locale = await request.app[ENGINE].locale_of(conversation) or DEFAULT_LOCALE
+    return web.json_response({"messages": messages, "locale": locale})
+
+
+async def post_file(request: web.Request) -> web.Response:
+    """A certificate file for 憑證資料檢核: the raw bytes, its name in `X-Filename` (URL-encoded,
+    never in the URL itself: a file is often named after its holder's ID number)."""
+    adapter = request.app[WEBCHAT]
+    session = await _known_session(request)
+    if request.content_type not in ("application/octet-stream", ""):
+        raise ApiError(415, "unsupported_media_type")
+    data = await _body(request, MAX_FILE_BYTES)
+    if not data:
+        raise ApiError(400, "empty_file")
+    filename = unquote(request.headers.get("X-Filename", "")).strip()[:MAX_FILENAME]
+    client_id = request.headers.get("X-Message-Id")
+    if client_id is not None and not _CLIENT_ID.fullmatch(client_id):
+        raise ApiError(400, "bad_id")
+    event_id = f"web-{client_id}" if client_id else f"web-{uuid.uuid4()}"
+    conversation = session.conversation_id
+    event = Inbound(conversation, event_id, EventKind.FILE, file=data, filename=filename)
+    said = adapter.said(session, text=filename or "file")
     replies = await request.app[ENGINE].handle(event)
     messages = await adapter.record(conversation, replies, said=said, event_id=event_id)
     locale = await request.app[ENGINE].locale_of(conversation) or DEFAULT_LOCALE

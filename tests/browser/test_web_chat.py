@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Browser, Locator, Page, expect
 
 from bot.web import CHANNELS, create_app
@@ -257,15 +258,32 @@ async def test_by_keyboard_alone(
     await page.keyboard.press("Enter")
     await expect(page.locator(".msg.customer .text").last).to_have_text(target, timeout=WAIT_MS)
     await chat.expect_last("guide.prompt")
-    # The focus moves on to the next question's first option (or to the input): no mouse.
-    on_next = "document.activeElement.matches('button.choice:not([disabled]), #input')"
-    assert await page.evaluate(on_next)
+    # The focus moves on to the next question's first option: Enter again picks it, no mouse.
+    await expect(page.locator("button.choice:focus")).to_have_count(1)
     # Typing: the input is labelled, Enter sends.
     await page.get_by_label(chat.t("webchat.ui.input_label")).focus()
     await page.keyboard.type("選單")
     await page.keyboard.press("Enter")
     await chat.expect_last("menu.prompt")
     await chat.shot("2-after-keyboard")
+    # 憑證資料檢核 with a file sent through the attach button.
+    await chat.tap("check")
+    await chat.expect_last("check.prompt")
+    await expect(page.locator("#attach")).to_be_enabled()
+    # after a tap the focus settles on the next question's first option: wait for it
+    await expect(page.locator("button.choice:focus")).to_have_count(1)
+    # The attach button is a real, labelled button in the Tab order; it opens the file input,
+    # which is given the file here (a file chooser is the browser's own dialog, not the page's).
+    attach = page.get_by_role("button", name=chat.t("webchat.ui.attach"))
+    await attach.focus()
+    assert await page.evaluate("document.activeElement.id") == "attach"
+    der = core.ca.certificate.public_bytes(serialization.Encoding.DER)
+    await page.locator("#file").set_input_files(
+        {"name": "ca.cer", "mimeType": "application/pkix-cert", "buffer": der}
+    )
+    await chat.expect_last("check.ca_certificate")
+    await expect(page.locator(".msg.customer .text").last).to_have_text("ca.cer")
+    await chat.shot("3-file-checked")
 
 
 async def test_the_conversation_survives_a_reload_and_switches_language(

@@ -18,6 +18,8 @@
   const sendButton = document.getElementById("send");
   const langSwitch = document.getElementById("lang-switch");
   const restartButton = document.getElementById("restart");
+  const attachButton = document.getElementById("attach");
+  const fileInput = document.getElementById("file");
 
   let lang = document.body.dataset.lang;
   let session = null;
@@ -51,6 +53,9 @@
     document.querySelectorAll("[data-ui-label]").forEach(function (el) {
       el.setAttribute("aria-label", t(el.dataset.uiLabel));
     });
+    document.querySelectorAll("[data-ui-title]").forEach(function (el) {
+      el.title = t(el.dataset.uiTitle);
+    });
     langSwitch.textContent = t("switch_to");
     langSwitch.setAttribute("aria-label", t("switch_label") + ": " + t("switch_to"));
     langSwitch.lang = next === "en" ? "zh-Hant-TW" : "en";
@@ -68,7 +73,12 @@
       cache: "no-store",
       credentials: "same-origin",
     };
-    if (body !== undefined) {
+    if (body instanceof Blob) {
+      options.headers["Content-Type"] = "application/octet-stream";
+      options.headers["X-Filename"] = encodeURIComponent(body.name || "");
+      options.headers["X-Message-Id"] = clientId();
+      options.body = body;
+    } else if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
@@ -216,7 +226,7 @@
     if (first) {
       refreshChoices();
       scrollTo(first);
-      focusNext();
+      if (!busy) focusNext(); // while a send is on, its end moves the focus (options enabled)
     }
   }
 
@@ -358,6 +368,7 @@
     busy = value;
     sendButton.disabled = value;
     langSwitch.disabled = value;
+    attachButton.disabled = value;
     refreshChoices();
   }
 
@@ -366,14 +377,16 @@
     setBusy(true);
     setStatus("");
     const pending = addPending(label);
-    const payload = Object.assign({ id: clientId() }, body);
+    const payload = body instanceof Blob ? null : Object.assign({ id: clientId() }, body);
     try {
+      const path = sessionPath(body instanceof Blob ? "/files" : "/messages");
+      const sent = body instanceof Blob ? body : payload;
       let answer;
       try {
-        answer = await api("POST", sessionPath("/messages"), payload);
+        answer = await api("POST", path, sent);
       } catch (e) {
-        if (e.status) throw e;
-        answer = await api("POST", sessionPath("/messages"), payload); // a blip: same id again
+        if (e.status || body instanceof Blob) throw e;
+        answer = await api("POST", path, sent); // a network blip: the same id again
       }
       if (answer && answer.locale && answer.locale !== lang) applyLang(answer.locale);
       await sync();
@@ -416,6 +429,16 @@
     input.style.height = Math.min(input.scrollHeight, 160) + "px";
   }
   input.addEventListener("input", autoGrow);
+
+  attachButton.addEventListener("click", function () {
+    fileInput.click();
+  });
+
+  fileInput.addEventListener("change", function () {
+    const file = fileInput.files && fileInput.files[0];
+    fileInput.value = "";
+    if (file) send(file, file.name);
+  });
 
   langSwitch.addEventListener("click", function () {
     // The engine understands the language words in any language: it switches the conversation

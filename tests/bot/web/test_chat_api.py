@@ -15,10 +15,12 @@ import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
 from bot.channels.webchat import Session
@@ -29,6 +31,7 @@ from certcore.config import Settings, load_settings
 from certcore.core import Core
 from certcore.customers import load_demo_customers
 from certcore.i18n import translate
+from certcore.pki import MAX_FILE_BYTES
 from certcore.storage import ChatLog
 from certcore.storage.schema import chat_messages
 from dialogs import EventKind, Inbound
@@ -501,3 +504,34 @@ async def test_no_outbox_pages_with_a_real_sender(core: Core, settings: Settings
         assert (await other.get("/dev/outbox")).status == 404
         assert (await other.get("/dev/outbox.json")).status == 404
         assert (await other.get("/")).status == 200
+
+
+# -- a certificate file (憑證資料檢核) ---------------------------------------------------------
+
+
+async def test_a_certificate_file_is_checked(client: TestClient[Any, Any], core: Core) -> None:
+    chat = await new_chat(client)
+    await chat.tap("check")
+    url = f"{chat.base}/files"
+    der = core.ca.certificate.public_bytes(serialization.Encoding.DER)
+    name = f"{CUSTOMER}.cer"  # named after its holder: only in a header, sealed in the log
+    response = await client.post(
+        url,
+        data=der,
+        headers={"Content-Type": "application/octet-stream", "X-Filename": quote(name)},
+    )
+    assert response.status == 200, await response.text()
+    replies = (await response.json())["messages"]
+    assert says(replies[0], "check.ca_certificate")
+    said = [m for m in await chat.history() if m["from"] == "customer"]
+    assert said[-1]["text"] == name
+    async with core.db.read() as conn:
+        stored = " ".join(r.message for r in (await conn.execute(select(chat_messages))).all())
+    assert CUSTOMER not in stored
+
+    garbage = await client.post(url, data=b"not a certificate")
+    assert says((await garbage.json())["messages"][0], "check.not_certificate")
+    await assert_error(await client.post(url, data=b""), 400, "empty_file")
+    too_big = b"x" * (MAX_FILE_BYTES + 1)
+    await assert_error(await client.post(url, data=too_big), 413, "too_large")
+    await assert_error(await client.post(url, json={"text": "a"}), 415, "unsupported_media_type")
