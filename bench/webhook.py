@@ -193,12 +193,35 @@ def fake_api_app() -> web.Application:
     return app
 
 
+FLOOR_WORKERS = 64
+FLOOR_QUEUE_BOUND = 512
+FLOOR_BACKPRESSURE_SECONDS = 1.0
+"""The LINE channel's own worker count and flow control (bot/channels/line/adapter.py)."""
 FLOOR_SELECT = "SELECT version FROM conversations WHERE id = ?"
 FLOOR_UPDATE = (
     "UPDATE conversations SET seq = seq + 1, version = version + 1 WHERE id = ? AND version = ?"
 )
 FLOOR_INSERT_STATE = "INSERT INTO conversations (id, seq, version) VALUES (?, 1, 1)"
 FLOOR_INSERT_EVENT = "INSERT INTO conversation_events (conversation_id, event_id) VALUES (?, ?)"
+
+
+def menu_reply() -> list[dict[str, Any]]:
+    """The LINE messages the server answers 選單 with (the main menu and its quick replies),
+    rendered once with the server's own renderer: the floor sends the same reply, so the
+    comparison is of the work in between, not of the size of what is sent."""
+    from bot.channels.line.render import render_all
+    from certcore.i18n import translate
+    from dialogs import Choices, Option
+    from dialogs.flows.menu import MENU_ITEMS
+    from dialogs.turn import encode_choice
+
+    menu = Choices(
+        translate("zh_TW", "menu.prompt"),
+        tuple(
+            Option(encode_choice(1, key), translate("zh_TW", label)) for key, label in MENU_ITEMS
+        ),
+    )
+    return [dict(message) for message in render_all([menu], "zh_TW")]
 
 
 def floor_app(database: str, api: str) -> web.Application:
@@ -216,7 +239,9 @@ def floor_app(database: str, api: str) -> web.Application:
         )
     writer = GroupCommitter(f"sqlite:///{database}")
     parser = WebhookParser(SECRET)
-    tasks: set[asyncio.Task[None]] = set()
+    queue: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+    room = asyncio.Event()
+    workers: list[asyncio.Task[None]] = []
     session: list[ClientSession] = []
 
     def apply(conn: sqlite3.Connection, conversation: str, event_id: str) -> None:
@@ -227,9 +252,11 @@ def floor_app(database: str, api: str) -> web.Application:
             conn.execute(FLOOR_UPDATE, (conversation, row[0]))
         conn.execute(FLOOR_INSERT_EVENT, (conversation, event_id))
 
+    messages = menu_reply()
+
     async def work(conversation: str, event_id: str, reply_token: str) -> None:
         await writer.write(lambda conn: apply(conn, conversation, event_id))
-        body = {"replyToken": reply_token, "messages": [{"type": "text", "text": "OK"}]}
+        body = {"replyToken": reply_token, "messages": messages}
         async with session[0].post(
             f"{api}/v2/bot/message/reply", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as answer:
@@ -241,18 +268,37 @@ def floor_app(database: str, api: str) -> web.Application:
             events = parser.parse(body, request.headers.get("X-Line-Signature", ""))
         except Exception:
             return web.Response(status=401)
+        if queue.qsize() >= FLOOR_QUEUE_BOUND:  # the server's flow control, not a weaker one
+            room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(room.wait(), FLOOR_BACKPRESSURE_SECONDS)
         for event in events:
-            task = asyncio.create_task(
-                work(event.source.user_id, event.webhook_event_id, event.reply_token)
-            )
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            queue.put_nowait((event.source.user_id, event.webhook_event_id, event.reply_token))
         return web.Response(text="OK")
+
+    async def worker() -> None:
+        # A fixed pool of workers and the server's backpressure (the webhook waits for room in
+        # a long queue before its 200): a task per event, or answers that outrun the work, let
+        # a burst slow every event, and the floor should be the best simple handler.
+        while True:
+            conversation, event_id, reply_token = await queue.get()
+            if queue.qsize() < FLOOR_QUEUE_BOUND:
+                room.set()
+            try:
+                await work(conversation, event_id, reply_token)
+            except Exception as exc:  # a failed reply is this event's loss, not the worker's
+                print(f"floor: reply failed: {exc!r}", file=sys.stderr)
+            finally:
+                queue.task_done()
 
     async def lifecycle(app: web.Application) -> Any:
         session.append(ClientSession(connector=TCPConnector(limit=64)))
+        workers.extend(asyncio.create_task(worker()) for _ in range(FLOOR_WORKERS))
         yield
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await queue.join()
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         await session[0].close()
         writer.close()
 
