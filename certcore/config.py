@@ -72,6 +72,9 @@ class Settings:
     delivery_max_downloads: int = 3
     faq_file: str = ""
     """The broker's FAQ catalogue (TOML); empty means the shipped `dialogs/faq.toml`."""
+    intents_file: str = ""
+    """The broker's intent catalogue (TOML): what free text can mean, with example phrasings;
+    empty means the shipped `dialogs/intents.toml`."""
     flow_idle_minutes: int = 10
     sensitive_flow_minutes: int = 30
 

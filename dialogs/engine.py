@@ -24,17 +24,18 @@ from certcore.clock import Clock
 from certcore.errors import ConcurrentUpdate
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
 from dialogs.conversation import Conversation, ConversationStore
+from dialogs.flows.understand import could_be_words, warn
+from dialogs.flows.words import GLOBAL_WORDS, act_on_word
 from dialogs.messages import EventKind, Inbound, Outbound, Progress
 from dialogs.services import Services
 from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Turn, decode_choice
+from dialogs.understanding import IntentKind
 
 log = logging.getLogger("certdesk.dialogs")
 
 SAVE_ATTEMPTS = 3
 """Applications of one event over a state another process changed meanwhile, before it fails."""
-
-GLOBAL_WORDS = ("menu", "cancel", "help", "agent", "language", "english", "chinese")
 
 
 @cache
@@ -140,12 +141,12 @@ class Engine:
         conversation = turn.conversation
         if event.kind is EventKind.UNFOLLOW:
             conversation.following = False
-            await self._abandon(turn)
+            await turn.abandon()
             turn.end()
             return
         if event.kind is EventKind.FOLLOW:
             conversation.following = True
-            await self._abandon(turn)  # the menu below ends any flow: void its code first
+            await turn.abandon()  # the menu below ends any flow: void its code first
             if event.locale_hint:
                 conversation.locale = normalise_locale(event.locale_hint)
             turn.say("welcome")
@@ -154,6 +155,12 @@ class Engine:
         if event.kind is EventKind.LINKED:  # a channel's own linking page (LINE Account Link)
             linked = self.flows["link"].steps["account_linked"]
             await linked.handle(turn, Input(choice=event.choice))
+            return
+        if event.kind is EventKind.MENU:  # always on screen: taken whatever runs or timed out
+            await turn.abandon()
+            turn.end()
+            item = Input(choice=event.choice) if event.choice else Input(text=event.text)
+            await self.flows["menu"].steps["main"].handle(turn, item)
             return
         if await self._timed_out(turn):
             return
@@ -171,7 +178,7 @@ class Engine:
             # A flow with no current step has asked nothing (its `begin` neither asked a question
             # nor left it), so no step can take the answer: as `Turn.reprompt` does, the main
             # menu takes it, after the flow is left as on "menu" (its code voided).
-            await self._abandon(turn)
+            await turn.abandon()
             turn.end()
         await self.flows["menu"].steps["main"].handle(turn, answer)
 
@@ -188,7 +195,7 @@ class Engine:
         )
         if not (idle or too_long):
             return False
-        await self._abandon(turn)
+        await turn.abandon()
         limit = self.idle_limit if idle else self.sensitive_limit
         turn.say(
             "flow.timed_out" if idle else "flow.too_long",
@@ -196,12 +203,6 @@ class Engine:
         )
         await turn.menu()
         return True
-
-    async def _abandon(self, turn: Turn) -> None:
-        """Let the running flow clean up (void its one-time code) before it is left."""
-        flow = self.flows.get(turn.conversation.flow or "")
-        if flow is not None and flow.abandon is not None:
-            await flow.abandon(turn)
 
     async def _resolve(self, turn: Turn, event: Inbound) -> Input | None:
         """Turn a tap, a typed number or label, or a global word into the step's input."""
@@ -219,33 +220,24 @@ class Engine:
         text = event.text
         word = global_word(text)
         if word is not None:
-            await self._global(turn, word)
+            await act_on_word(turn, word)
             return None
         choice = _typed_choice(conversation, text)
         if choice is not None:
             return Input(choice=choice, text=text)
+        if conversation.step is not None and could_be_words(text):
+            # Inside a step only what is surely a global word (我要取消, 回主選單, 找真人) or the
+            # warning about someone asking for a code leaves it; anything else is the answer.
+            reading = self.services.matcher.read(text)
+            intent = reading.clear
+            sure = reading.guesses[0].score >= self.services.matcher.catalogue.confidence.in_step
+            if intent is not None and sure and intent.kind is IntentKind.GLOBAL:
+                await act_on_word(turn, intent.id)
+                return None
+            if intent is not None and sure and intent.kind is IntentKind.WARNING:
+                await warn(turn)
+                return None
         return Input(text=text)
-
-    async def _global(self, turn: Turn, word: str) -> None:
-        conversation = turn.conversation
-        if word in ("menu", "cancel"):
-            if conversation.flow is not None:
-                await self._abandon(turn)
-                turn.say("flow.cancelled" if word == "cancel" else "flow.left")
-            await turn.menu()
-        elif word == "help":
-            turn.say(f"help.step.{conversation.flow or 'menu'}")
-            await turn.reprompt()
-        elif word == "agent":
-            await self.services.handoff.request(turn)
-        elif word == "language":
-            conversation.locale = "en" if conversation.locale == "zh_TW" else "zh_TW"
-            turn.say("settings.language.changed")
-            await turn.reprompt()
-        else:
-            conversation.locale = "en" if word == "english" else "zh_TW"
-            turn.say("settings.language.changed")
-            await turn.reprompt()
 
 
 def _typed_choice(conversation: Conversation, text: str) -> str | None:

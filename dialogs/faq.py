@@ -1,15 +1,15 @@
 """常見問題: questions and answers from a catalogue the broker edits, not from code.
 
 The catalogue is a TOML file (`dialogs/faq.toml` by default, `faq_file` in the settings): each
-entry has a question, an answer and keywords per language, and may have a short title per
-language (the label in a list of questions). Idle free text is matched against
-the keywords, so a customer who types "忘記密碼" gets that answer straight away.
+entry has a question, an answer and example phrasings per language, and may have a short title
+per language (the label in a list of questions). Each entry is an intent of the intent
+catalogue (`dialogs.understanding`), so a customer who types 「匯出密碼忘了怎麼辦」 gets that
+answer straight away.
 """
 
 from __future__ import annotations
 
 import tomllib
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,16 +26,13 @@ class FaqEntry:
     id: str
     question: dict[str, str]
     answer: dict[str, str]
-    keywords: dict[str, tuple[str, ...]]
+    phrasings: dict[str, tuple[str, ...]]
+    """How customers ask it, per language: the entry's phrasings in the intent catalogue."""
     title: dict[str, str] = field(default_factory=dict)
     """A short label per language for a list of questions; the question when not given."""
 
     def label(self, locale: str) -> str:
         return self.title.get(locale) or self.question[locale]
-
-
-def _fold(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _titles(raw: object, path: Path, number: int) -> dict[str, str]:
@@ -67,8 +64,8 @@ class Faq:
                     id=str(raw["id"]),
                     question={loc: str(raw["question"][loc]) for loc in SUPPORTED_LOCALES},
                     answer={loc: str(raw["answer"][loc]) for loc in SUPPORTED_LOCALES},
-                    keywords={
-                        loc: tuple(str(k) for k in raw.get("keywords", {}).get(loc, ()))
+                    phrasings={
+                        loc: tuple(str(k) for k in raw.get("phrasings", {}).get(loc, ()))
                         for loc in SUPPORTED_LOCALES
                     },
                     title=_titles(raw.get("title", {}), path, number),
@@ -82,20 +79,6 @@ class Faq:
 
     def get(self, entry_id: str) -> FaqEntry | None:
         return self._by_id.get(entry_id)
-
-    def match(self, text: str, locale: str) -> FaqEntry | None:
-        """The entry whose keyword (in any language) appears in the text; the longest wins."""
-        folded = _fold(text)
-        if not folded:
-            return None
-        best: tuple[int, FaqEntry] | None = None
-        for entry in self.entries:
-            for keywords in entry.keywords.values():
-                for keyword in keywords:
-                    key = _fold(keyword)
-                    if key and key in folded and (best is None or len(key) > best[0]):
-                        best = (len(key), entry)
-        return best[1] if best else None
 
     def answer_message(self, entry: FaqEntry, locale: str) -> Text:
         return Text(f"{entry.question[locale]}\n\n{entry.answer[locale]}")

@@ -16,6 +16,7 @@ from certcore.otp import OtpService
 from certcore.pki import CertificateService, DeliveryService
 from dialogs.conversation import ConversationStorage
 from dialogs.faq import Faq
+from dialogs.understanding import Matcher, load_matcher
 
 if TYPE_CHECKING:
     from dialogs.turn import Turn
@@ -56,6 +57,8 @@ class Services:
     deliveries: DeliveryService
     audit: AuditLog
     faq: Faq
+    matcher: Matcher
+    """What free text means (the intent catalogue, with the FAQ's entries)."""
     handoff: HandoffDesk
     conversations: ConversationStorage
     linker: Linker | None = None
@@ -72,6 +75,7 @@ class Services:
         """The services of an opened core; `conversations` replaces the core's own storage
         (a test that plays a second process)."""
         settings = core.settings
+        faq_file = Path(settings.faq_file) if settings.faq_file else None
         return cls(
             settings=settings,
             customers=core.customers,
@@ -80,7 +84,10 @@ class Services:
             certificates=core.certificates,
             deliveries=core.deliveries,
             audit=core.audit,
-            faq=Faq.load(Path(settings.faq_file) if settings.faq_file else None),
+            faq=Faq.load(faq_file),
+            matcher=load_matcher(
+                Path(settings.intents_file) if settings.intents_file else None, faq_file
+            ),
             handoff=handoff or NoAgentDesk(),
             conversations=conversations or core.conversations,
             linker=linker,

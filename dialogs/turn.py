@@ -170,6 +170,12 @@ class Turn:
         else:
             await self.goto(flow.first_step)
 
+    async def abandon(self) -> None:
+        """Let the running flow clean up (void its one-time code) before it is left."""
+        flow = self.flows.get(self.conversation.flow or "")
+        if flow is not None and flow.abandon is not None:
+            await flow.abandon(self)
+
     def end(self) -> None:
         conversation = self.conversation
         conversation.flow = conversation.step = conversation.flow_started_at = None

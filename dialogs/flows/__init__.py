@@ -16,6 +16,7 @@ from dialogs.flows import (
     renew,
     revoke,
     settings,
+    understand,
 )
 from dialogs.turn import Flow
 
@@ -36,5 +37,6 @@ def all_flows() -> dict[str, Flow]:
         guide.FLOW,
         faq.FLOW,
         settings.FLOW,
+        understand.FLOW,
     ]
     return {flow.name: flow for flow in flows}

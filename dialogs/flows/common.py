@@ -8,6 +8,7 @@ from certcore.audit import Actor
 from certcore.clock import TAIPEI
 from certcore.customers import Customer
 from certcore.pki import CertificateRecord
+from dialogs.flows.understand import could_be_words, understand
 from dialogs.turn import Input, Turn
 
 
@@ -34,11 +35,14 @@ async def current_certificate(turn: Turn, customer_id: str) -> CertificateRecord
 
 async def go_to_chosen_flow(turn: Turn, answer: Input) -> None:
     """The answer to "what next?": an option named after a flow starts it, "menu" shows the
-    menu, and anything else asks the same question again."""
+    menu, words are read as at the main menu, and anything else asks the same question again."""
     if answer.choice == "menu":
         await turn.menu()
     elif answer.choice is not None and answer.choice in turn.flows:
         await turn.start(answer.choice)
+    elif answer.text and could_be_words(answer.text):
+        turn.end()
+        await understand(turn, answer.text)
     else:
         turn.say("verify.choose_an_option")
         await turn.reprompt()

@@ -8,6 +8,7 @@ customer says which system they use and gets the recommendation in words.
 
 from __future__ import annotations
 
+from dialogs.flows.understand import elsewhere
 from dialogs.turn import Flow, Input, Step, Turn
 
 SYSTEMS = (
@@ -53,8 +54,7 @@ async def on_system(turn: Turn, answer: Input) -> None:
     elif choice == "menu":
         await turn.menu()
     else:
-        turn.say("environment.choose")
-        await turn.reprompt()
+        await elsewhere(turn, answer, "environment.choose")
 
 
 FLOW = Flow(

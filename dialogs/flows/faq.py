@@ -1,12 +1,15 @@
 """常見問題: the broker's FAQ catalogue (dialogs/faq.py) as a list of questions in chat.
 
-A tap shows the answer; typed words are matched against the catalogue's keywords, as at the
-main menu. After an answer the list is offered again, with the main menu.
+A tap shows the answer; typed words are read as at the main menu (`dialogs.flows.understand`):
+a question of the catalogue is answered here, anything else is taken as the menu would. After
+an answer the list is offered again, with the main menu.
 """
 
 from __future__ import annotations
 
+from dialogs.flows.understand import understand
 from dialogs.turn import Flow, Input, Step, Turn
+from dialogs.understanding import IntentKind
 
 CHOOSE, MORE = "question", "more"
 MENU_KEY = "menu"
@@ -36,8 +39,15 @@ async def on_question(turn: Turn, answer: Input) -> None:
         return
     if answer.choice is not None:
         entry = faq.get(answer.choice)
+    elif answer.text:
+        intent = turn.services.matcher.read(answer.text).clear
+        entry = faq.get(intent.id) if intent is not None and intent.kind is IntentKind.FAQ else None
+        if entry is None:
+            turn.end()
+            await understand(turn, answer.text)
+            return
     else:
-        entry = faq.match(answer.text, turn.locale) if answer.text else None
+        entry = None
     if entry is None:
         turn.ask_text(turn.t("faq.no_match"), _options(turn))
         return

@@ -6,6 +6,7 @@ settings, so the guide says what this deployment actually does.
 
 from __future__ import annotations
 
+from dialogs.flows.understand import elsewhere
 from dialogs.turn import Flow, Input, Step, Turn
 
 TOPICS = (
@@ -56,8 +57,7 @@ async def on_topic(turn: Turn, answer: Input) -> None:
     elif choice == "menu":
         await turn.menu()
     else:
-        turn.say("guide.choose")
-        await turn.reprompt()
+        await elsewhere(turn, answer, "guide.choose")
 
 
 FLOW = Flow(

@@ -6,6 +6,7 @@ platform, the computer check (which .pfx format suits the system) or the main me
 
 from __future__ import annotations
 
+from dialogs.flows.understand import elsewhere
 from dialogs.turn import Flow, Input, Step, Turn
 
 PLATFORMS = (
@@ -45,8 +46,7 @@ async def on_platform(turn: Turn, answer: Input) -> None:
     elif choice == "menu":
         await turn.menu()
     else:
-        turn.say("import_help.choose")
-        await turn.reprompt()
+        await elsewhere(turn, answer, "import_help.choose")
 
 
 FLOW = Flow(

@@ -113,7 +113,15 @@ FLOW = Flow(
 
 
 async def logout(turn: Turn) -> None:
-    """登出: unlink this chat from the customer; reminders stop with it."""
+    """登出: unlink this chat from the customer; reminders stop with it. Reached by a typed
+    number or words rather than a tap, it is confirmed first."""
+    if turn.conversation.customer_id is not None and turn.data.get("confirm"):
+        await turn.goto(CONFIRM_LOGOUT)
+        return
+    await log_out(turn)
+
+
+async def log_out(turn: Turn) -> None:
     if turn.conversation.customer_id is None:
         turn.say("logout.not_linked")
     else:
@@ -127,4 +135,25 @@ async def logout(turn: Turn) -> None:
     await turn.menu()
 
 
-LOGOUT = Flow(name="logout", first_step="", steps={}, begin=logout)
+async def ask_confirm_logout(turn: Turn) -> None:
+    turn.ask("logout.confirm", [("yes", "logout.button.confirm"), ("no", "logout.button.keep")])
+
+
+async def on_confirm_logout(turn: Turn, answer: Input) -> None:
+    if answer.choice == "yes":
+        await log_out(turn)
+    elif answer.choice == "no":
+        turn.say("logout.kept")
+        await turn.menu()
+    else:
+        turn.say("verify.choose_an_option")
+        await ask_confirm_logout(turn)
+
+
+CONFIRM_LOGOUT = "confirm"
+LOGOUT = Flow(
+    name="logout",
+    first_step=CONFIRM_LOGOUT,
+    steps={CONFIRM_LOGOUT: Step(ask_confirm_logout, on_confirm_logout)},
+    begin=logout,
+)

@@ -1,14 +1,16 @@
-"""The main menu (the portal's left-hand 憑證中心 menu) and what idle free text leads to.
+"""The main menu (the portal's left-hand 憑證中心 menu).
 
-When no flow runs, a tapped or typed menu item starts its flow; other text is looked up in the
-FAQ catalogue, so "忘記密碼" gets an answer without a menu in between; a file is taken for a
-certificate to check (憑證資料檢核).
+When no flow runs, a tapped menu item starts its flow, and so does one typed by its number or
+label (登出 typed is confirmed first: 「11」 alone must not log a chat out); other text is read
+for what it means (`dialogs.flows.understand`); a file is taken for a certificate to check
+(憑證資料檢核).
 """
 
 from __future__ import annotations
 
 from certcore.i18n import SUPPORTED_LOCALES, translate
 from dialogs.flows.check import check_sent_file
+from dialogs.flows.understand import understand
 from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Step, Turn
 
@@ -44,8 +46,12 @@ def typed_menu_item(text: str) -> str | None:
 
 async def on_menu(turn: Turn, answer: Input) -> None:
     choice = answer.choice or typed_menu_item(answer.text)
+    typed = bool(answer.text)
     if choice == "agent":
         await turn.services.handoff.request(turn)
+        return
+    if choice == "logout" and typed:
+        await turn.start("logout", confirm=True)
         return
     if choice is not None and choice in turn.flows:
         await turn.start(choice)
@@ -53,10 +59,8 @@ async def on_menu(turn: Turn, answer: Input) -> None:
     if answer.file is not None:  # a certificate file sent without asking first: check it
         await check_sent_file(turn, answer)
         return
-    entry = turn.services.faq.match(answer.text, turn.locale) if answer.text else None
-    if entry is not None:
-        turn.send(turn.services.faq.answer_message(entry, turn.locale))
-        await ask_menu(turn)
+    if answer.text:
+        await understand(turn, answer.text)
         return
     turn.say("menu.not_understood")
     await ask_menu(turn)

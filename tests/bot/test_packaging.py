@@ -179,10 +179,11 @@ def chat(installed: Installed, tmp_path: Path, lines: list[str], *args: str) -> 
 
 
 def forgot_password(locale: str) -> tuple[str, str]:
-    """A keyword of the shipped FAQ's forgotten-password entry and the answer it leads to."""
+    """A phrasing of the shipped FAQ's forgotten-password entry and the answer it leads to (the
+    wheel must ship both catalogues, the FAQ and the intents, for the question to be read)."""
     entry = Faq.load().get("forgot-password")
     assert entry is not None
-    return entry.keywords[locale][0], entry.answer[locale]
+    return entry.phrasings[locale][0], entry.answer[locale]
 
 
 def assert_translated(out: str, locale: str) -> None:

@@ -16,6 +16,7 @@ the key's text in the conversation's language, with any `{placeholder}` standing
     @locale en                  from here on the conversation speaks en (after a switch in it)
 
     > text 憑證查詢               type text
+    > say 我要申請憑證 | I want a certificate   type the first in Chinese, the second in English
     > tap send                  tap the option with this key on the last question
     > number 2                  type an option's number
     > label verify.button.send  type an option's label, in the conversation's language
@@ -293,6 +294,12 @@ class Transcript:
         argument = argument.strip()
         if verb == "text":
             return await session.send(session.event(EventKind.TEXT, text=argument))
+        if verb == "say":
+            chinese, bar, english = argument.partition(" | ")
+            if not bar:
+                raise AssertionError(f"{where}\nsay needs a Chinese and an English text")
+            text = english if session.locale == "en" else chinese
+            return await session.send(session.event(EventKind.TEXT, text=text.strip()))
         if verb in ("tap", "number", "label"):
             choices = session.last_choices
             if choices is None:

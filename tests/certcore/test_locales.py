@@ -38,7 +38,7 @@ KEY_METHOD_ARGUMENT = {"t": 0, "say": 0, "ask": 0}
 # family (at least one key with that prefix exists): list it here to check it fully.
 DYNAMIC_KEYS: dict[str, Callable[[], Iterable[str]]] = {
     "otp.purpose.": lambda: [operation.value for operation in Operation],
-    "global.": lambda: importlib.import_module("dialogs.engine").GLOBAL_WORDS,
+    "global.": lambda: importlib.import_module("dialogs.flows.words").GLOBAL_WORDS,
     "verify.send.failed.": lambda: [reason.value for reason in SendFailure],
     "verify.birth_date.": lambda: [problem.name.lower() for problem in RocDateProblem],
     # `help` in the middle of a flow explains that flow's step; outside one, the menu.

@@ -254,7 +254,7 @@ async def test_unfollow_is_recorded_and_answers_nothing(engine: Engine, core: Co
 
 
 def test_every_global_word_has_synonyms_in_both_languages() -> None:
-    from dialogs.engine import GLOBAL_WORDS
+    from dialogs.flows.words import GLOBAL_WORDS
 
     for word in GLOBAL_WORDS:
         for locale in ("zh_TW", "en"):

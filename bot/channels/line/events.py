@@ -35,7 +35,6 @@ from linebot.v3.webhooks import (
 )
 
 from bot.channels.base import channel_of
-from certcore.i18n import translate
 from dialogs import EventKind, Inbound
 from dialogs.flows.menu import MENU_ITEMS
 
@@ -145,7 +144,10 @@ def interpret(event: Event, context: Context) -> Action:
     if isinstance(event, PostbackEvent):
         data = event.postback.data or "" if event.postback is not None else ""
         if data.startswith(RICH_MENU_PREFIX):
-            return inbound(EventKind.TEXT, text=rich_menu_text(data))
+            item = data.removeprefix(RICH_MENU_PREFIX)
+            if item in _MENU_LABELS:
+                return inbound(EventKind.MENU, choice=item)
+            return inbound(EventKind.MENU, text=item)  # words the tap stands for (憑證匯出備份)
         return inbound(EventKind.CHOICE, choice=data)
     if isinstance(event, FollowEvent):
         return inbound(EventKind.FOLLOW)
@@ -157,14 +159,6 @@ def interpret(event: Event, context: Context) -> Action:
             str(getattr(link, "result", "") or ""), str(getattr(link, "nonce", "") or "")
         )
     return IGNORE
-
-
-def rich_menu_text(data: str) -> str:
-    """A rich menu tap as the menu item typed (the engine takes a typed item at the menu);
-    unknown keys pass through as text, which the engine answers as any text."""
-    key = data.removeprefix(RICH_MENU_PREFIX)
-    label = _MENU_LABELS.get(key)
-    return translate("zh_TW", label) if label else key
 
 
 def _in_group(event: Event) -> Action:

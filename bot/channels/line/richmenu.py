@@ -2,10 +2,10 @@
 
 The image is rendered with Pillow and Noto Sans CJK (Debian's fonts-noto-cjk) at LINE's full
 size, 2500×1686, as six tiles of 833×843 in the portal's order, and saved as a PNG well under
-LINE's 1 MB. Each tile's tap is a postback `menu:<item>` that the channel turns into the menu
-item typed (see `events.rich_menu_text`), which the engine takes at the menu; 憑證匯出備份 is
-typed as itself, which the FAQ answers (the .pfx can only be downloaded when issued: back it
-up then). The tap also shows the item's name in the chat (`displayText`).
+LINE's 1 MB. Each tile's tap is a postback `menu:<item>` that the channel turns into a MENU
+event, which leaves any running flow and takes the item as the main menu would; 憑證匯出備份
+stands for its own words, which the FAQ answers (the .pfx can only be downloaded when issued:
+back it up then). The tap also shows the item's name in the chat (`displayText`).
 """
 
 from __future__ import annotations

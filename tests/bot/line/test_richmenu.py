@@ -77,6 +77,18 @@ async def test_every_tap_is_understood_by_the_engine(line: Line) -> None:
         await line.say(USER, "選單")  # back to the menu for the next tap
 
 
+async def test_a_tap_in_the_middle_of_a_flow_takes_the_item(line: Line) -> None:
+    """The rich menu is always on screen: a tap at the ID-number prompt leaves the linking
+    for the tapped item, instead of being read as an ID number."""
+    await line.say(USER, "憑證查詢")
+    assert reads(line.fake.texts_to(USER)[-1], "link.id.prompt")
+    before = len(line.fake.messages_to(USER))
+    await line.deliver(line.event(USER, "postback", postback={"data": "menu:import_help"}))
+    texts = line.fake.texts_to(USER)[before:]
+    assert reads(texts[0], "import_help.prompt"), texts
+    assert not any(reads(t, "link.id.invalid") for t in texts), texts
+
+
 async def test_the_command_creates_the_menu_and_sets_it_as_default(
     fake_line: FakeLineApi, line_environ: dict[str, str], tmp_path: Path
 ) -> None:

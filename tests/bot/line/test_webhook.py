@@ -50,7 +50,7 @@ async def test_the_sdk_corpus_goes_through_signed_as_is(
     # first (200) and answers the others 409, already accepted. Nothing reaches a group.
     [sent] = line.fake.sent
     assert sent.to == user and sent.via == "push" and sent.retry_key
-    assert_keys([m["text"] for m in sent.messages], "menu.not_understood", "menu.prompt")
+    assert_keys([m["text"] for m in sent.messages], "understand.out_of_scope", "menu.prompt")
     pushes = [r for r in line.fake.requests if r.path == "/v2/bot/message/push"]
     assert [r.status for r in pushes][1:] == [409] * (len(pushes) - 1)
     assert {r.body["to"] for r in pushes} == {user}
