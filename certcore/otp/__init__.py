@@ -14,7 +14,7 @@ from certcore.otp.rules import (
     parse_entry,
     send_refusal,
 )
-from certcore.otp.service import OtpSent, OtpService, spend_verification
+from certcore.otp.service import OtpSent, OtpService, record_link, spend_verification
 
 __all__ = [
     "Binding",
@@ -29,6 +29,7 @@ __all__ = [
     "new_code",
     "new_prefix",
     "parse_entry",
+    "record_link",
     "send_refusal",
     "spend_verification",
 ]

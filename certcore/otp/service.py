@@ -397,6 +397,20 @@ class OtpService:
             )
 
 
+async def record_link(
+    conn: AsyncConnection, audit: AuditTrail, actor: Actor, binding: Binding
+) -> None:
+    """Audit that the conversation the code was bound to is now the customer's, inside the
+    transaction that spends the code (linking, or the operation a newcomer verified for)."""
+    await audit.append(
+        conn,
+        actor,
+        action="conversation.linked",
+        subject=mask_id(binding.customer_id),
+        details={"operation": binding.operation.value, "conversation": binding.conversation_id},
+    )
+
+
 async def spend_verification(
     conn: AsyncConnection, binding: Binding, receipt: int, now: datetime
 ) -> None:

@@ -23,7 +23,7 @@ from certcore.clock import Clock
 from certcore.config import Settings
 from certcore.errors import CertdeskError
 from certcore.masking import mask_id
-from certcore.otp import Binding, Operation, spend_verification
+from certcore.otp import Binding, Operation, record_link, spend_verification
 from certcore.pki.issuance import CertificateService, IssuedCertificate
 from certcore.pki.pkcs12 import Pkcs12Format, check_export_password
 from certcore.pki.records import CertificateRecord
@@ -102,8 +102,11 @@ class DeliveryService:
         requester: str,
         actor: Actor,
         renewal_of: str | None = None,
+        links_conversation: bool = False,
     ) -> DeliveryTicket:
-        """Spend the verified code of an application or renewal on a new delivery."""
+        """Spend the verified code of an application or renewal on a new delivery; with
+        `links_conversation` the code also links the chat it was bound to (a newcomer's one
+        identity check), recorded in the same transaction."""
         if binding.operation not in (Operation.APPLY, Operation.RENEW):
             raise ValueError("deliveries are for applications and renewals")
         token = secrets.token_urlsafe(32)
@@ -131,6 +134,8 @@ class DeliveryService:
                 subject=mask_id(binding.customer_id),
                 details={"operation": binding.operation.value, "renewal_of": renewal_of},
             )
+            if links_conversation:
+                await record_link(conn, self.audit, actor, binding)
         url = f"{self.settings.public_url.rstrip('/')}/d/{token}"
         return DeliveryTicket(token=token, url=url, expires_at=now + self.window)
 

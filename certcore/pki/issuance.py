@@ -31,7 +31,7 @@ from certcore.errors import (
 )
 from certcore.identity import classify_id
 from certcore.masking import mask_id
-from certcore.otp import Binding, Operation, spend_verification
+from certcore.otp import Binding, Operation, record_link, spend_verification
 from certcore.pki.authority import (
     CertificateAuthority,
     CustomerKey,
@@ -133,11 +133,14 @@ class CertificateService:
         actor: Actor,
         online: bool,
         verification: tuple[Binding, int] | None = None,
+        links_conversation: bool = False,
     ) -> CertificateRecord:
         """Revoke; an `online` (customer self-service) revocation spends a quota slot.
 
         `verification` is the customer's verified one-time code (binding and receipt); it is
-        spent in the same transaction, so a code authorises exactly one revocation.
+        spent in the same transaction, so a code authorises exactly one revocation. With
+        `links_conversation` the code also links the chat it was bound to (a newcomer's one
+        identity check), recorded in the same transaction.
         """
         async with self.db.write() as conn:
             now = self.clock()
@@ -167,6 +170,8 @@ class CertificateService:
                     "online": online,
                 },
             )
+            if links_conversation and verification is not None:
+                await record_link(conn, self.audit, actor, verification[0])
             await publish_crl(conn, self.ca, self.settings, now)
             revoked = await get_certificate(conn, record.serial)
         assert revoked is not None

@@ -1,5 +1,8 @@
 """憑證申請 (manual 一): consent, ROC date, one-time code, then 「立即申請憑證」 and the delivery.
 
+A chat not linked yet gives its ID number after the consent, and the one code both authorises
+the application and links the chat (see `dialogs.flows.verification`).
+
 A customer who already holds a certificate that counts as their one valid certificate is shown
 it and offered what the portal offers (更新 inside the renewal window, 註銷), not a second one.
 The delivery is opened only with this flow's verified code for the `apply` operation; the key
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from enum import Enum
 
 from certcore.clock import taipei_text
 from certcore.errors import OtpNoActiveCode
@@ -23,9 +27,12 @@ from dialogs.flows.common import actor, current_certificate, linked_customer
 from dialogs.flows.query import certificate_table
 from dialogs.flows.verification import (
     BIRTH_DATE,
+    ID_NUMBER,
     SEND,
     abandon,
     binding,
+    is_newcomer,
+    link_newcomer,
     verification_steps,
     verified_receipt,
 )
@@ -38,17 +45,47 @@ HELD, CONSENT, READY = "held", "consent", "ready"
 
 
 async def begin(turn: Turn) -> None:
-    customer = await linked_customer(turn)
-    if customer is None:  # the directory no longer has this customer: link again
-        turn.conversation.customer_id = None
-        await turn.start("link", then="apply")
-        return
-    turn.data["id_number"] = customer.id_number
     turn.data["operation"] = Operation.APPLY.value
-    if await current_certificate(turn, customer.id_number) is not None:
+    whose = await whose_chat(turn, "apply")
+    if whose is Whose.ELSEWHERE:
+        return
+    if whose is Whose.LINKED and await current_certificate(turn, turn.data["id_number"]):
         await turn.goto(HELD)
         return
-    await turn.goto(CONSENT)
+    await turn.goto(CONSENT)  # a newcomer gives the ID number after it
+
+
+class Whose(Enum):
+    LINKED = "linked"
+    """The chat is a customer's: `id_number` is noted."""
+    NEWCOMER = "newcomer"
+    """Not linked: the flow's one identity check asks the ID number and links the chat."""
+    ELSEWHERE = "elsewhere"
+    """Sent to the channel's own linking page first; it comes back to the flow."""
+
+
+async def whose_chat(turn: Turn, flow: str) -> Whose:
+    """Whose chat this is, for an operation that needs a customer. Where the channel links
+    chats on its own page (LINE Account Link, so that the ID number is never typed into the
+    chat's history), a chat not linked goes there first instead of being a newcomer."""
+    customer = await linked_customer(turn)
+    if customer is not None:
+        turn.data["id_number"] = customer.id_number
+        return Whose.LINKED
+    turn.conversation.customer_id = None  # none, or one the directory no longer has
+    if turn.services.linker is not None:
+        await turn.start("link", then=flow)
+        return Whose.ELSEWHERE
+    turn.data["newcomer"] = True
+    return Whose.NEWCOMER
+
+
+async def holds_none(turn: Turn) -> bool:
+    """A newcomer's identity matched: one who holds a valid certificate is shown it instead."""
+    if is_newcomer(turn) and await current_certificate(turn, turn.data["id_number"]):
+        await turn.goto(HELD)
+        return False
+    return True
 
 
 # -- a valid certificate is already held ---------------------------------------------------
@@ -90,16 +127,16 @@ def consent_step(text_key: str, reminder_key: str, button_key: str) -> Step:
 
     async def ask_consent(turn: Turn) -> None:
         customer = await linked_customer(turn)
-        turn.ask(
-            text_key,
-            [("agree", button_key)],
-            name=customer.name if customer else "",
-            brand=turn.t("brand.name"),
+        greeting = (
+            turn.t("consent.greeting.named", name=customer.name)
+            if customer
+            else turn.t("consent.greeting")
         )
+        turn.ask(text_key, [("agree", button_key)], greeting=greeting, brand=turn.t("brand.name"))
 
     async def on_consent(turn: Turn, answer: Input) -> None:
         if answer.choice == "agree":
-            await turn.goto(BIRTH_DATE)
+            await turn.goto(ID_NUMBER if is_newcomer(turn) else BIRTH_DATE)
             return
         # A date typed before agreeing (the portal has both on one screen) is not taken:
         # the consent comes first. Ask again, briefly, with the button.
@@ -146,6 +183,7 @@ async def hand_over(turn: Turn, *, text_key: str, renewal_of: str | None) -> Non
             requester=turn.conversation.id,
             actor=actor(turn),
             renewal_of=renewal_of,
+            links_conversation=is_newcomer(turn),
         )
     except OtpNoActiveCode:
         # The verification is too old (or was spent): verify again before anything is issued.
@@ -153,6 +191,8 @@ async def hand_over(turn: Turn, *, text_key: str, renewal_of: str | None) -> Non
         turn.say("apply.verification_expired")
         await turn.goto(SEND)
         return
+    if is_newcomer(turn):
+        await link_newcomer(turn)
     settings = turn.services.settings
     turn.send(
         Delivery(
@@ -190,13 +230,12 @@ FLOW = Flow(
     name="apply",
     first_step=CONSENT,
     sensitive=True,
-    needs_link=True,
     begin=begin,
     abandon=abandon,
     steps={
         HELD: Step(ask_held, on_held),
         CONSENT: consent_step("apply.consent", "apply.consent.reminder", "apply.button.agree"),
-        **verification_steps(after=READY, announce=False),
+        **verification_steps(after=READY, announce=False, checked=holds_none),
         READY: Step(ask_ready, on_ready),
     },
 )

@@ -12,6 +12,7 @@ from certcore.otp import Operation
 from dialogs.flows.common import actor
 from dialogs.flows.verification import (
     BIRTH_DATE,
+    ID_NUMBER,
     abandon,
     binding,
     verification_steps,
@@ -19,7 +20,7 @@ from dialogs.flows.verification import (
 )
 from dialogs.turn import Flow, Input, Step, Turn
 
-ID_NUMBER, DONE, ACCOUNT_LINKED = "id_number", "linked", "account_linked"
+DONE, ACCOUNT_LINKED = "linked", "account_linked"
 
 
 async def ask_id_number(turn: Turn) -> None:
@@ -104,8 +105,8 @@ FLOW = Flow(
     sensitive=True,
     abandon=abandon,
     steps={
-        ID_NUMBER: Step(ask_id_number, on_id_number),
         **verification_steps(after=DONE),
+        ID_NUMBER: Step(ask_id_number, on_id_number),  # this flow's own: the channel's page first
         DONE: Step(link_chat, never),
         ACCOUNT_LINKED: Step(nothing, linked_elsewhere),
     },

@@ -11,28 +11,26 @@ from __future__ import annotations
 from certcore.clock import taipei_text
 from certcore.otp import Operation
 from certcore.pki import CertificateRecord, CertificateStatus
-from dialogs.flows.apply import consent_step, hand_over
-from dialogs.flows.common import (
-    current_certificate,
-    go_to_chosen_flow,
-    linked_customer,
-)
-from dialogs.flows.verification import abandon, verification_steps
+from dialogs.flows.apply import Whose, consent_step, hand_over, whose_chat
+from dialogs.flows.common import current_certificate, go_to_chosen_flow
+from dialogs.flows.verification import abandon, is_newcomer, verification_steps
 from dialogs.turn import Flow, Input, Step, Turn
 
 NOTHING, CONSENT, READY = "nothing_to_renew", "consent", "ready"
 
 
 async def begin(turn: Turn) -> None:
-    customer = await linked_customer(turn)
-    if customer is None:  # the directory no longer has this customer: link again
-        turn.conversation.customer_id = None
-        await turn.start("link", then="renew")
-        return
-    turn.data["id_number"] = customer.id_number
     turn.data["operation"] = Operation.RENEW.value
-    if await renewable(turn) is not None:
+    whose = await whose_chat(turn, "renew")
+    if whose is Whose.NEWCOMER:
+        await turn.goto(CONSENT)  # the ID number after it; what to renew once it matched
+    elif whose is Whose.LINKED and await renewable(turn) is not None:
         await turn.goto(CONSENT)
+
+
+async def renewable_now(turn: Turn) -> bool:
+    """A newcomer's identity matched: go on only with a certificate to renew now."""
+    return not is_newcomer(turn) or await renewable(turn) is not None
 
 
 async def renewable(turn: Turn) -> CertificateRecord | None:
@@ -102,13 +100,12 @@ FLOW = Flow(
     name="renew",
     first_step=CONSENT,
     sensitive=True,
-    needs_link=True,
     begin=begin,
     abandon=abandon,
     steps={
         NOTHING: Step(ask_nothing, go_to_chosen_flow),
         CONSENT: consent_step("renew.consent", "renew.consent.reminder", "renew.button.agree"),
-        **verification_steps(after=READY, announce=False),
+        **verification_steps(after=READY, announce=False, checked=renewable_now),
         READY: Step(ask_ready, on_ready),
     },
 )

@@ -1,5 +1,8 @@
 """憑證註銷 (manual 三): the 線上憑證註銷同意書, ROC date, one-time code, reason, 確認註銷.
 
+A chat not linked yet gives its ID number and birth date first (the consent names the
+customer), and the one code both authorises the revocation and links the chat.
+
 Online revocation is limited per calendar year (Taipei); once the quota is spent the customer
 gets the manual's branch instructions and the offer of an agent, and nothing starts. The quota
 is checked before the consent and enforced again, atomically, by the certificate service when
@@ -19,18 +22,22 @@ from certcore.identity import roc_year
 from certcore.masking import mask_id
 from certcore.otp import Operation
 from certcore.pki import RevocationReason
+from dialogs.flows.apply import Whose, whose_chat
 from dialogs.flows.common import (
     actor,
     current_certificate,
     go_to_chosen_flow,
-    linked_customer,
     today,
 )
 from dialogs.flows.verification import (
     BIRTH_DATE,
+    ID_NUMBER,
     SEND,
     abandon,
     binding,
+    is_newcomer,
+    link_newcomer,
+    to_destination,
     verification_steps,
     verified_receipt,
 )
@@ -55,22 +62,36 @@ REASONS: dict[str, str] = {
 
 
 async def begin(turn: Turn) -> None:
-    customer = await linked_customer(turn)
-    if customer is None:  # the directory no longer has this customer: link again
-        turn.conversation.customer_id = None
-        await turn.start("link", then="revoke")
-        return
-    turn.data["id_number"] = customer.id_number
     turn.data["operation"] = Operation.REVOKE.value
-    record = await current_certificate(turn, customer.id_number)
+    whose = await whose_chat(turn, "revoke")
+    if whose is Whose.NEWCOMER:
+        # The consent names the customer and their ID: it comes once the birth date matched.
+        await turn.goto(ID_NUMBER)
+    elif whose is Whose.LINKED and await revocable(turn):
+        await turn.goto(CONSENT)
+
+
+async def revocable(turn: Turn) -> bool:
+    """A certificate to revoke and a revocation left this year; otherwise say so (False)."""
+    id_number = turn.data["id_number"]
+    record = await current_certificate(turn, id_number)
     if record is None:
         await turn.goto(NOTHING)
-        return
+        return False
     turn.data["serial"] = record.serial
-    if await turn.services.certificates.revocations_left(customer.id_number) == 0:
+    if await turn.services.certificates.revocations_left(id_number) == 0:
         await turn.goto(QUOTA)
-        return
-    await turn.goto(CONSENT)
+        return False
+    return True
+
+
+async def consent_after_identity(turn: Turn) -> bool:
+    """A newcomer's identity matched: the certificate and the quota, then the consent."""
+    if not is_newcomer(turn):
+        return True
+    if await revocable(turn):
+        await turn.goto(CONSENT)
+    return False
 
 
 # -- nothing to revoke ----------------------------------------------------------------------
@@ -106,9 +127,9 @@ async def on_quota(turn: Turn, answer: Input) -> None:
 
 
 async def ask_consent(turn: Turn) -> None:
-    customer = await linked_customer(turn)
-    day = today(turn)
     id_number = turn.data["id_number"]
+    customer = await turn.services.customers.get(id_number)
+    day = today(turn)
     turn.ask(
         "revoke.consent",
         [("agree", "revoke.button.agree")],
@@ -124,6 +145,9 @@ async def ask_consent(turn: Turn) -> None:
 
 
 async def on_consent(turn: Turn, answer: Input) -> None:
+    if answer.choice == "agree" and is_newcomer(turn):  # the birth date matched before
+        await to_destination(turn)
+        return
     if answer.choice == "agree":
         await turn.goto(BIRTH_DATE)
         return
@@ -187,6 +211,7 @@ async def revoke(turn: Turn) -> None:
             actor=actor(turn),
             online=True,
             verification=(binding(turn), receipt),
+            links_conversation=is_newcomer(turn),
         )
     except RevocationQuotaExhausted:
         # Spent from another chat since this flow began; nothing was revoked or spent.
@@ -203,6 +228,8 @@ async def revoke(turn: Turn) -> None:
         turn.say("revoke.already_revoked", serial=turn.data["serial"])
         await turn.goto(NOTHING)
         return
+    if is_newcomer(turn):
+        await link_newcomer(turn)
     await turn.goto(DONE)
 
 
@@ -218,14 +245,13 @@ FLOW = Flow(
     name="revoke",
     first_step=CONSENT,
     sensitive=True,
-    needs_link=True,
     begin=begin,
     abandon=abandon,
     steps={
         NOTHING: Step(ask_nothing, go_to_chosen_flow),
         QUOTA: Step(ask_quota, on_quota),
         CONSENT: Step(ask_consent, on_consent),
-        **verification_steps(after=REASON),
+        **verification_steps(after=REASON, checked=consent_after_identity),
         REASON: Step(ask_reason, on_reason),
         CONFIRM: Step(ask_confirm, on_confirm),
         DONE: Step(ask_done, go_to_chosen_flow),

@@ -5,9 +5,15 @@
 e-mail, masked), 「點我發送驗證碼」, and the code itself. Each flow puts these steps between its
 own first step (consent, or the ID number when linking) and its action, and names the step to
 go to once the code is verified.
+
+A chat not linked yet that applies, renews or revokes is a newcomer: the ID number is asked
+first (`ID_NUMBER`), and the one code, bound to the operation, both authorises it and links
+the chat when the operation is done (`link_newcomer`), instead of two checks in a row.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from certcore.clock import taipei_text
 from certcore.customers import IdentityOutcome
@@ -22,14 +28,15 @@ from certcore.errors import (
     OtpVoided,
     OtpWrongCode,
 )
-from certcore.identity import RocDateError, parse_roc_date
+from certcore.identity import RocDateError, classify_id, normalise_id, parse_roc_date
 from certcore.masking import mask_account, mask_email, mask_mobile
 from certcore.notify import Medium, mask_destination
 from certcore.otp import Binding, Operation
 from dialogs.flows.common import actor, today
 from dialogs.turn import Input, Step, Turn
 
-BIRTH_DATE, ACCOUNT, DESTINATION, SEND, CODE = (
+ID_NUMBER, BIRTH_DATE, ACCOUNT, DESTINATION, SEND, CODE = (
+    "id_number",
     "birth_date",
     "account",
     "destination",
@@ -58,12 +65,46 @@ async def abandon(turn: Turn) -> None:
         await turn.services.otp.cancel(binding(turn))
 
 
-def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
-    """The steps from the birth date to a verified code; then `after` is asked.
+IdentityChecked = Callable[[Turn], Awaitable[bool]]
+
+
+def is_newcomer(turn: Turn) -> bool:
+    """This flow verifies a chat not linked yet (its ID number was asked in the flow)."""
+    return bool(turn.data.get("newcomer"))
+
+
+async def link_newcomer(turn: Turn) -> None:
+    """The operation a newcomer verified for is done (and `links_conversation` recorded the
+    link in its transaction): the chat is the customer's from now on."""
+    customer = await turn.services.customers.get(turn.data["id_number"])
+    assert customer is not None
+    turn.conversation.customer_id = customer.id_number
+    turn.say("link.done", name=customer.name)
+
+
+def verification_steps(
+    *, after: str, announce: bool = True, checked: IdentityChecked | None = None
+) -> dict[str, Step]:
+    """The steps from the (newcomer's) ID number to a verified code; then `after` is asked.
 
     `announce` says 「驗證成功。」 before `after`; a flow whose next question says so itself
-    (the manual's 「驗證成功，請立即申請憑證!!!」) passes False.
+    (the manual's 「驗證成功，請立即申請憑證!!!」) passes False. `checked` runs once the birth
+    date matched, before the destination is asked: a newcomer's flow checks there what a linked
+    customer's checked before its consent (a certificate to renew or revoke, the quota), and
+    returns False when it took the conversation elsewhere.
     """
+
+    async def ask_id_number(turn: Turn) -> None:
+        turn.say("link.id.prompt")
+
+    async def on_id_number(turn: Turn, answer: Input) -> None:
+        turn.forget_input()
+        id_number = normalise_id(answer.text)
+        if classify_id(id_number) is None:
+            turn.say("link.id.invalid")
+            return
+        turn.data["id_number"] = id_number
+        await turn.goto(BIRTH_DATE)
 
     async def ask_birth_date(turn: Turn) -> None:
         turn.say("verify.birth_date.prompt")
@@ -86,14 +127,10 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
         if result.outcome is IdentityOutcome.MISMATCH:
             turn.say("verify.identity.mismatch")
             return
-        customer = await turn.services.customers.get(turn.data["id_number"])
-        assert customer is not None
         turn.data["identity_ok"] = True
-        if len(customer.accounts) > 1:
-            await turn.goto(ACCOUNT)
-        else:
-            turn.data["account"] = customer.accounts[0] if customer.accounts else None
-            await turn.goto(DESTINATION)
+        if checked is not None and not await checked(turn):
+            return
+        await to_destination(turn)
 
     async def ask_account(turn: Turn) -> None:
         customer = await turn.services.customers.get(turn.data["id_number"])
@@ -185,12 +222,24 @@ def verification_steps(*, after: str, announce: bool = True) -> dict[str, Step]:
         await turn.goto(after)
 
     return {
+        ID_NUMBER: Step(ask_id_number, on_id_number),
         BIRTH_DATE: Step(ask_birth_date, on_birth_date),
         ACCOUNT: Step(ask_account, on_account),
         DESTINATION: Step(ask_destination, on_destination),
         SEND: Step(ask_send, on_send),
         CODE: Step(ask_code, on_code),
     }
+
+
+async def to_destination(turn: Turn) -> None:
+    """The identity matched: the account (when there are several), then where the code goes."""
+    customer = await turn.services.customers.get(turn.data["id_number"])
+    assert customer is not None
+    if len(customer.accounts) > 1:
+        await turn.goto(ACCOUNT)
+    else:
+        turn.data["account"] = customer.accounts[0] if customer.accounts else None
+        await turn.goto(DESTINATION)
 
 
 async def _send_code(turn: Turn) -> None:

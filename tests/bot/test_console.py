@@ -500,17 +500,17 @@ async def test_a_script_applies_then_revokes_through_the_console(
     workdir = tmp_path / "cwd"
     workdir.mkdir()
 
-    # Session 1: link the chat, apply, set the export password, get the .pfx.
+    # Session 1: apply as a newcomer (one check links the chat), set the export password,
+    # get the .pfx.
     chat = await ChatProcess.start(workdir, data_dir)
     await chat.until(t("console.dev_mode"))
     await chat.send(t("menu.item.apply"))  # typed label, as on LINE PC
+    await chat.choose(t("apply.button.agree"))
     await chat.until(t("link.id.prompt"))
     await chat.send(WANG[0])
     await verify_by_code(chat)
-    await chat.until(t("link.done", name="王三"))
-    await chat.choose(t("apply.button.agree"))
-    await verify_by_code(chat)
     await chat.choose(t("apply.button.issue"))
+    await chat.until(t("link.done", name="王三"))
     await chat.until(t("console.password.prompt"))
     await chat.send(PASSWORD)
     await chat.until(t("console.password.again"))

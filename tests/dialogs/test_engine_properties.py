@@ -2,12 +2,13 @@
 never issues, revokes or links without a verified one-time code for that very operation.
 
 Hypothesis draws sequences of events — typed words in both languages, menu labels, global
-words, option numbers, ROC dates, ID numbers, codes (random ones and the real last one), random
-unicode, taps of the options on screen and of stale ones, files, follow/unfollow, DELIVERED
-with random or real tokens, the channel setting an export password, replays, clock jumps — and
-applies them through `Engine.handle` to a fresh database. The draws are biased towards "the
-right next input" (the customer's ID and date, the real code, the first option) so that deep
-states (a delivery, a certificate, a revocation) are reached, not only the menu.
+words, sentences the intent matcher reads, option numbers, ROC dates, ID numbers, codes
+(random ones and the real last one), random unicode, taps of the options on screen and of
+stale ones, files, follow/unfollow, DELIVERED with random or real tokens, the channel setting
+an export password, replays, clock jumps — and applies them through `Engine.handle` to a fresh
+database. The draws are biased towards "the right next input" (the customer's ID and date, the
+real code, the first option) so that deep states (a delivery, a certificate, a revocation) are
+reached, not only the menu.
 
 After each run the database must show that every certificate, every delivery, every online
 revocation and every linked chat is backed by a spent code of the same customer and
@@ -83,10 +84,23 @@ MAX_EVENTS = 25
 
 MENU_LABELS = [translate(locale, key) for locale in SUPPORTED_LOCALES for _, key in MENU_ITEMS]
 GLOBAL_WORDS = ["選單", "menu", "cancel", "取消", "English", "中文", "客服", "help", "說明", "語言"]
+SENTENCES = [  # read by the intent matcher: flows, globals, the warning, guesses, small talk
+    "我要申請憑證",
+    "我的憑證被盜用了",
+    "renew my certificate",
+    "我要取消",
+    "回主選單",
+    "有人打電話跟我要驗證碼",
+    "我要登出",
+    "憑證",
+    "你好",
+    "I need a new certficate",
+]
 DATES = ["761205", "0761205", "761206", "1120315", "000101", "761301", "19871205", "991231", "7612"]
 
 texts = st.one_of(
     st.sampled_from(MENU_LABELS),
+    st.sampled_from(SENTENCES),
     st.sampled_from(GLOBAL_WORDS),
     st.integers(1, 14).map(str),
     st.sampled_from(["１", "２", " 3 ", "0", "-1"]),
@@ -486,21 +500,28 @@ async def _check_database(core: Core, baseline: Baseline, linked: bool, story: s
     ):
         if happened:
             reached_states.add(reached)
-    # Every chat linked in the run spent a link code of that customer in that chat.
+    # Every chat linked in the run spent a code of that customer in that chat: one for linking,
+    # or, for a newcomer, the code of the application, renewal or revocation that linked it.
     for chat in chats:
         if chat.customer_id is None or (linked and chat.id == CONVERSATIONS[0]):
             continue
         assert any(
             row.state == "spent"
-            and row.operation == "link"
+            and row.operation in ("link", "apply", "renew", "revoke")
             and row.customer_id == chat.customer_id
             and row.conversation_id == chat.id
             for row in codes.values()
-        ), f"{chat.id} linked without a spent link code\n{story}"
-    # Spent codes and what they paid for match one to one.
-    spent_link = sum(1 for r in codes.values() if r.operation == "link" and r.state == "spent")
-    linked_events = sum(1 for r in audit if r.action == "conversation.linked")
-    assert spent_link == linked_events, story
+        ), f"{chat.id} linked without a spent code\n{story}"
+    # Spent codes and what they paid for match one to one: every spent link code linked a chat;
+    # a newcomer's link is recorded with the operation that spent its code, never more often.
+    linked_by = Counter(
+        json.loads(r.details).get("operation") for r in audit if r.action == "conversation.linked"
+    )
+    spent_by = Counter(r.operation for r in codes.values() if r.state == "spent")
+    assert spent_by["link"] == linked_by["link"], story
+    for operation in ("apply", "renew", "revoke"):
+        assert linked_by[operation] <= spent_by[operation], story
+    assert set(linked_by) <= {"link", "apply", "renew", "revoke"}, story
     spent_delivery = {
         r.id for r in codes.values() if r.operation in ("apply", "renew") and r.state == "spent"
     }
