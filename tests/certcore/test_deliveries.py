@@ -4,6 +4,7 @@ a broken download (15 minutes, at most 3 downloads), then erased."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -16,9 +17,15 @@ from certcore.core import Core
 from certcore.errors import InvalidExportPassword, OtpNoActiveCode
 from certcore.notify import Medium
 from certcore.otp import Binding, Operation
-from certcore.pki import DeliveryState, DeliveryUnavailable, RecordState, token_hash
+from certcore.pki import (
+    DeliveryState,
+    DeliveryUnavailable,
+    RecordState,
+    RevocationReason,
+    token_hash,
+)
 from certcore.pki.records import certificates_of
-from certcore.storage.schema import deliveries, dev_outbox
+from certcore.storage.schema import audit_log, deliveries, dev_outbox
 
 CUSTOMER = "A123456789"
 CUSTOMER_ACTOR = Actor("customer@console:test", "console")
@@ -197,3 +204,62 @@ async def test_unknown_tokens_are_unavailable(core: Core) -> None:
     assert await core.deliveries.describe("no-such-token") is None
     with pytest.raises(DeliveryUnavailable):
         await core.deliveries.fulfil("no-such-token", "Abc123", actor=CUSTOMER_ACTOR)
+
+
+async def linked_records(core: Core) -> list[tuple[str, dict[str, str]]]:
+    async with core.db.read() as conn:
+        rows = await conn.execute(
+            select(audit_log.c.action, audit_log.c.details).order_by(audit_log.c.seq)
+        )
+        return [(row.action, json.loads(row.details)) for row in rows]
+
+
+async def test_a_newcomers_code_links_the_chat_in_the_deliverys_transaction(core: Core) -> None:
+    binding, receipt = await verified(core)
+    await core.deliveries.open(
+        binding=binding,
+        receipt=receipt,
+        requester="console:test",
+        actor=CUSTOMER_ACTOR,
+        links_conversation=True,
+    )
+    actions = await linked_records(core)
+    opened_at = [a for a, _ in actions].index("delivery.opened")
+    action, details = actions[opened_at + 1]
+    assert action == "conversation.linked"
+    assert details == {"operation": "apply", "conversation": "console:test"}
+
+
+async def test_without_a_spendable_code_nothing_is_linked(core: Core) -> None:
+    binding, receipt = await verified(core)
+    await core.deliveries.open(
+        binding=binding, receipt=receipt, requester="console:test", actor=CUSTOMER_ACTOR
+    )
+    with pytest.raises(OtpNoActiveCode):  # the code is spent: neither delivery nor link
+        await core.deliveries.open(
+            binding=binding,
+            receipt=receipt,
+            requester="console:test",
+            actor=CUSTOMER_ACTOR,
+            links_conversation=True,
+        )
+    assert "conversation.linked" not in [a for a, _ in await linked_records(core)]
+
+
+async def test_a_newcomers_revocation_code_links_the_chat_with_the_revocation(core: Core) -> None:
+    issued = await core.certificates.issue(CUSTOMER, "abc123", actor=Actor("operator:t", "cli"))
+    binding, receipt = await verified(core, Operation.REVOKE)
+    await core.certificates.revoke(
+        issued.record.serial,
+        RevocationReason.KEY_COMPROMISE,
+        actor=CUSTOMER_ACTOR,
+        online=True,
+        verification=(binding, receipt),
+        links_conversation=True,
+    )
+    actions = await linked_records(core)
+    revoked_at = [a for a, _ in actions].index("certificate.revoked")
+    assert actions[revoked_at + 1] == (
+        "conversation.linked",
+        {"operation": "revoke", "conversation": "console:test"},
+    )
