@@ -7,7 +7,8 @@ most 20 characters, `altText` on Flex and template messages, a reply token used 
 or spent one is `400 Invalid reply token`), and a push's `X-Line-Retry-Key` accepted once (a
 repeat is `409`, the request already accepted). Every request is recorded (headers and JSON
 bodies) for assertions, and faults can be injected per endpoint: 429 with or without
-`Retry-After`, 5xx, 403 for a user who blocked the account.
+`Retry-After`, 5xx, 403 for a user who blocked the account; an endpoint can also be made slow
+(a blob download that takes its time), to show what overtakes what meanwhile.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class FakeLineApi:
     requests: list[Recorded] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=lambda: defaultdict(list))
+    delays: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     reply_tokens: dict[str, str] = field(default_factory=dict)
     """Unused reply tokens, to the user they answer."""
     retry_keys: set[str] = field(default_factory=set)
@@ -84,6 +86,10 @@ class FakeLineApi:
     ) -> None:
         """The next `times` calls of `endpoint` (reply, push, loading, content, …) fail."""
         self.faults[endpoint].append(Fault(status, retry_after, times))
+
+    def slow(self, endpoint: str, seconds: float, *, times: int = 1) -> None:
+        """The next `times` calls of `endpoint` wait `seconds` before they are answered."""
+        self.delays[endpoint].extend([seconds] * times)
 
     def to(self, user: str) -> list[Sent]:
         return [s for s in self.sent if s.to == user]
@@ -155,19 +161,27 @@ class FakeLineApi:
             if request.headers.get("Authorization") != f"Bearer {self.token}":
                 response: web.StreamResponse = _error(401, "Authentication failed")
             else:
+                await self._delay(request)
                 response = self._fault(request) or await handler(request)
         except web.HTTPException as error:
             response = error
         recorded.status = response.status
+        await self._notify()
+        return response
+
+    async def _delay(self, request: web.Request) -> None:
+        delays = self.delays.get(_endpoint(request))
+        if delays:
+            await self._notify()  # the request is seen (recorded) while it is held
+            await asyncio.sleep(delays.pop(0))
+
+    async def _notify(self) -> None:
         assert self._changed is not None
         async with self._changed:
             self._changed.notify_all()
-        return response
 
     def _fault(self, request: web.Request) -> web.Response | None:
-        route = request.match_info.route.resource
-        endpoint = _ENDPOINTS.get(route.canonical if route is not None else "", "")
-        queue = self.faults.get(endpoint)
+        queue = self.faults.get(_endpoint(request))
         if not queue:
             return None
         fault = queue[0]
@@ -274,6 +288,11 @@ _ENDPOINTS = {
     "/v2/bot/user/all/richmenu/{id}": "richmenu_default",
     "/v2/bot/profile/{user}": "profile",
 }
+
+
+def _endpoint(request: web.Request) -> str:
+    route = request.match_info.route.resource
+    return _ENDPOINTS.get(route.canonical if route is not None else "", "")
 
 
 def check_messages(messages: Any) -> str | None:

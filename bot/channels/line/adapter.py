@@ -5,10 +5,13 @@ first request of the first answer (five messages a request; the rest are pushed)
 else is a push carrying an `X-Line-Retry-Key` derived from the event id and the batch number,
 so a retried or repeated push is accepted once. A redelivered event (LINE's
 `deliveryContext.isRedelivery`) is answered by push from the engine's record, with no step run
-again. Before a slow step the loading animation shows, and from then on the event's answers are
-pushed (a reply token may not outlive the step). Once a user unfollows (or a push meets 403),
-nothing more is pushed to them; the engine keeps `following` in the database, so a restart
-still knows.
+again (a file the engine answered is not downloaded again). One user's events are worked on
+one at a time in arrival order, the slow parts before the engine included (a file's download,
+an Account Link nonce's redeem): a text sent just after a file is answered after it; other
+users do not wait. Before a slow step the loading animation shows, and from then on the
+event's answers are pushed (a reply token may not outlive the step). Once a user unfollows
+(or a push meets 403), nothing more is pushed to them; the engine keeps `following` in the
+database, so a restart still knows.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         self.parser: WebhookParser | None = None
         """Set by `mount`: what reads the bodies `accept_signed` queued."""
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
-        """Per user: the lock that keeps one event's answer sent before the next event's."""
+        """Per user: the lock that keeps one event worked off, answer sent, before the next."""
 
     # -- the contract ------------------------------------------------------------------------
 
@@ -219,13 +222,17 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         await self._queue.join()
 
     async def _work(self, items: list[tuple[Context, Event]]) -> None:
-        for context, event in items:
-            try:
-                await self.process(context, event)
-            except Exception:
-                log.exception("LINE event %s (%s) failed", context.event_id, _kind(event))
+        """One webhook's events of one source (see `accept`), in that user's order: taken
+        before anything is awaited, so in the order the webhooks were parsed."""
+        async with self._in_order(items[0][0].user_id):
+            for context, event in items:
+                try:
+                    await self.process(context, event)
+                except Exception:
+                    log.exception("LINE event %s (%s) failed", context.event_id, _kind(event))
 
     async def process(self, context: Context, event: Event) -> None:
+        """One event, all of it: the caller holds its user's order (`_in_order`)."""
         action = interpret(event, context)
         answer = Answer(self, context)
         if isinstance(action, Dispatch):
@@ -251,15 +258,19 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         elif event.kind is EventKind.FOLLOW or user not in self.unfollowed:
             self.unfollowed.discard(user)
             self.following.add(user)
-        async with self._in_order(user):
-            replies = await self.engine.handle(event, Loading(self, answer))
-            if replies:
-                await answer.send(await self._rendered(event.conversation_id, replies))
+        replies = await self.engine.handle(event, Loading(self, answer))
+        if replies:
+            await answer.send(await self._rendered(event.conversation_id, replies))
 
     @contextlib.asynccontextmanager
-    async def _in_order(self, user: str) -> AsyncIterator[None]:
-        """One user's events answered one after another, in arrival order (asyncio locks are
-        fair): the engine orders the turns, this orders their answers too."""
+    async def _in_order(self, user: str | None) -> AsyncIterator[None]:
+        """One user's events worked off one after another, in arrival order (asyncio locks are
+        fair), everything slow in them included: the engine orders the turns, this orders the
+        downloads and redeems before them and the answers after them. A group's or a room's
+        events (no user) get at most one line each, and need no order."""
+        if user is None:
+            yield
+            return
         lock, users = self._order.get(user, (asyncio.Lock(), 0))
         self._order[user] = (lock, users + 1)
         try:
@@ -277,6 +288,8 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
             if not context.redelivery:
                 await self._say(context, "line.file.too_large", answer)
             return
+        if context.redelivery and await self._answered_before(context, answer):
+            return
         try:
             data = await self.api.content(action.message_id)
         except Exception as error:
@@ -291,6 +304,21 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
             filename=action.filename,
         )
         await self._dispatch(event, answer)
+
+    async def _answered_before(self, context: Context, answer: Answer) -> bool:
+        """A redelivered event the engine already answered: its record sent again, and True
+        (nothing is fetched again, so a download failing by now is not reported too)."""
+        now = self.engine.clock()
+        conversation = context.conversation_id
+        async with self.engine.store.turn(
+            conversation, context.event_id, DEFAULT_LOCALE, now
+        ) as opened:
+            recorded = opened.recorded
+        if recorded is None:
+            return False
+        if recorded:
+            await answer.send(await self._rendered(conversation, recorded))
+        return True
 
     async def _say(self, context: Context, key: str, answer: Answer) -> None:
         locale = DEFAULT_LOCALE

@@ -1,6 +1,8 @@
 """The webhook's own rules: the signature on the exact raw body, 200 before any work, every
-event type LINE sends accepted (the SDK's own corpus, signed as-is), groups and rooms refused
-without personal data, redelivery answered by push from the record, follow and unfollow."""
+event type LINE sends accepted (the SDK's own corpus, signed as-is), a sticker, an image, a
+video, a voice message or a location answered 1:1 with one polite line and left alone in a
+group, groups and rooms refused without personal data, redelivery answered by push from the
+record, follow and unfollow."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +61,51 @@ async def test_the_sdk_corpus_goes_through_signed_as_is(
     assert {r.status for r in replies} == {400}
     # The file in the corpus (file.txt, 2 KB) is fetched through the blob API.
     assert any(r.path == "/v2/bot/message/325708/content" for r in line.fake.requests)
+
+
+_MEDIA = {"type": "line"}
+POLITE: list[tuple[dict[str, Any], str]] = [
+    (
+        {"type": "sticker", "packageId": "1", "stickerId": "1", "stickerResourceType": "STATIC"},
+        "line.sticker",
+    ),
+    ({"type": "image", "contentProvider": _MEDIA}, "line.media"),
+    ({"type": "video", "duration": 60000, "contentProvider": _MEDIA}, "line.media"),
+    ({"type": "audio", "duration": 60000, "contentProvider": _MEDIA}, "line.media"),
+    (
+        {
+            "type": "location",
+            "title": "家",
+            "address": "台北市",
+            "latitude": 25.03,
+            "longitude": 121.56,
+        },
+        "line.location",
+    ),
+]
+"""Messages CertDesk cannot use, with the catalogue key of the one line each gets 1:1."""
+
+
+def polite_event(line: Line, content: dict[str, Any], n: int) -> dict[str, Any]:
+    message = {"id": f"61{n:04d}", "quoteToken": f"q{n}", **content}
+    return line.event(USER, "message", message=message)  # each its own webhookEventId
+
+
+async def test_stickers_media_and_locations_get_one_polite_line_1to1_only(line: Line) -> None:
+    for n, (content, key) in enumerate(POLITE):
+        before = len(line.fake.sent)
+        await line.deliver(polite_event(line, content, n))
+        [answer] = line.fake.sent[before:]
+        assert answer.to == USER and answer.via == "reply"
+        assert_keys([m["text"] for m in answer.messages], key)
+    before = len(line.fake.requests)
+    for n, (content, _) in enumerate(POLITE):
+        for source in ({"groupId": "Cgroup1"}, {"roomId": "Rroom1"}):
+            event = polite_event(line, content, n)
+            kind = "group" if "groupId" in source else "room"
+            event["source"] = {"type": kind, "userId": USER, **source}
+            await line.deliver(event)
+    assert line.fake.requests[before:] == []  # nothing said, nothing fetched
 
 
 def group_text(line: Line, text: str, *, mentioned: bool) -> dict[str, object]:
