@@ -30,7 +30,7 @@ from dialogs.messages import EventKind, Inbound, Outbound, Progress
 from dialogs.services import Services
 from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Turn, decode_choice
-from dialogs.understanding import IntentKind
+from dialogs.understanding import Intent, IntentKind
 
 log = logging.getLogger("certdesk.dialogs")
 
@@ -204,6 +204,15 @@ class Engine:
         await turn.menu()
         return True
 
+    def _surely(self, text: str) -> Intent | None:
+        """The intent the text clearly means, at the in-step probability, or None."""
+        matcher = self.services.matcher
+        reading = matcher.read(text)
+        intent = reading.clear
+        if intent is None or reading.guesses[0].score < matcher.catalogue.confidence.in_step:
+            return None
+        return intent
+
     async def _resolve(self, turn: Turn, event: Inbound) -> Input | None:
         """Turn a tap, a typed number or label, or a global word into the step's input."""
         conversation = turn.conversation
@@ -228,13 +237,11 @@ class Engine:
         if conversation.step is not None and could_be_words(text):
             # Inside a step only what is surely a global word (我要取消, 回主選單, 找真人) or the
             # warning about someone asking for a code leaves it; anything else is the answer.
-            reading = self.services.matcher.read(text)
-            intent = reading.clear
-            sure = reading.guesses[0].score >= self.services.matcher.catalogue.confidence.in_step
-            if intent is not None and sure and intent.kind is IntentKind.GLOBAL:
+            intent = self._surely(text)
+            if intent is not None and intent.kind is IntentKind.GLOBAL:
                 await act_on_word(turn, intent.id)
                 return None
-            if intent is not None and sure and intent.kind is IntentKind.WARNING:
+            if intent is not None and intent.kind is IntentKind.WARNING:
                 await warn(turn)
                 return None
         return Input(text=text)

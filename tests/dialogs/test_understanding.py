@@ -207,3 +207,4 @@ def test_bad_thresholds_are_refused(tmp_path: Path) -> None:
 
 def test_the_matcher_is_made_once_per_process() -> None:
     assert load_matcher(None, None) is load_matcher(None, None)
+
