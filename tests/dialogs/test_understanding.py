@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from certcore.errors import ConfigurationError
 from certcore.i18n import SUPPORTED_LOCALES
@@ -208,3 +210,11 @@ def test_bad_thresholds_are_refused(tmp_path: Path) -> None:
 def test_the_matcher_is_made_once_per_process() -> None:
     assert load_matcher(None, None) is load_matcher(None, None)
 
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_any_text_reads_without_error(text: str) -> None:
+    reading = load_matcher(None, None).read(text)
+    assert len(reading.guesses) <= 3
+    assert all(0.0 <= guess.score <= 1.0 for guess in reading.guesses)
+    assert (reading.certainty is Certainty.CLEAR) == (reading.clear is not None)
