@@ -4,13 +4,15 @@ chat, 憑證查詢 as a Flex table, 憑證申請 through the download page's han
 
 from __future__ import annotations
 
+import asyncio
+import re
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
-from bot.web import CHANNELS
 from certcore.audit import Actor
 from certcore.clock import FrozenClock
-from dialogs import EventKind, Inbound
 from tests.bot.line.conftest import BIRTH, CUSTOMER, Line
 from tests.dialogs.catalogue import expected_pattern
 from tests.fakes.line_api import uri_buttons
@@ -58,17 +60,37 @@ async def issue_certificate(line: Line) -> None:
 
 
 async def take_delivery(line: Line, user: str = USER) -> str:
-    """The download page's part: the URI button's one-time link, the password set there, and
-    the hand-over reported to the chat; returns what was pushed for it."""
+    """The download page's part, on the real page: the URI button's one-time link opened, the
+    export password typed twice there, the .pfx downloaded, and the hand-over told to the chat
+    by the page (a push); returns what was pushed for it."""
     button = line.fake.messages_to(user)[-1]
     [url] = uri_buttons(button)
     token = url.rsplit("/", 1)[1]
-    await line.core.deliveries.fulfil(token, "abc123", actor=Actor("customer", "web"))
+    page = line.server.make_url(f"/d/{token}")
+    async with line.session.get(page) as response:
+        assert response.status == 200
+        form = await response.text()
+    found = re.search(r'name="form_key" value="([0-9a-f]+)"', form)
+    assert found is not None
     before = len(line.fake.messages_to(user))
-    channels = line.server.app[CHANNELS]
-    event = Inbound(CONVERSATION, f"delivered-{token[:8]}", EventKind.DELIVERED, choice=token)
-    await channels.dispatch(event)
-    return "\n".join(line.fake.texts_to(user)[before:])
+    fields = {
+        "password": "abc123",
+        "password_confirm": "abc123",
+        "format": "standard",
+        "form_key": found.group(1),
+    }
+    async with line.session.post(page, data=fields) as response:
+        assert response.status == 200
+        assert "attachment" in response.headers["Content-Disposition"]
+        pfx = await response.read()
+    key, certificate, _ = pkcs12.load_key_and_certificates(pfx, b"abc123")
+    assert key is not None and certificate is not None
+    for _ in range(200):  # the page tells the chat in the background
+        if line.fake.texts_to(user)[before:]:
+            await line.channel.idle()  # every message of the hand-over, not just the first
+            return "\n".join(line.fake.texts_to(user)[before:])
+        await asyncio.sleep(0.05)
+    raise AssertionError("the chat was not told of the hand-over")
 
 
 async def test_linking_then_query_shows_the_certificate_as_a_flex_table(line: Line) -> None:
