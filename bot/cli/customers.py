@@ -4,7 +4,6 @@ demo set, list and show entries (masked unless `--unmasked`, which is audited)."
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,7 +18,13 @@ from bot.cli.common import (
     read_file,
     run,
 )
-from bot.cli.customer_view import customer_fields, detail_lines, summary_text, table_line
+from bot.cli.customer_view import (
+    customer_fields,
+    detail_lines,
+    json_text,
+    summary_text,
+    table_line,
+)
 from certcore.clock import system_clock
 from certcore.config import Settings
 from certcore.customers import (
@@ -88,7 +93,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
                 )
         rows = [customer_fields(entry, unmasked=args.unmasked) for entry in entries]
         if args.json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            print(json_text(rows))
             return
         if not rows:
             print("the customer directory is empty", file=sys.stderr)
@@ -115,7 +120,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
                 )
         fields = customer_fields(entry, unmasked=args.unmasked)
         if args.json:
-            print(json.dumps(fields, ensure_ascii=False, indent=2))
+            print(json_text(fields))
         else:
             print("\n".join(detail_lines(fields)))
 
