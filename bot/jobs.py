@@ -2,11 +2,11 @@
 
 Every minute: recover stale pending certificate records, keep the CRL fresh, re-sign OCSP
 responses that near their nextUpdate, close expired certificate deliveries (erasing their
-files), forget event records older than a week and web chat logs older than a month. Every
-second: notice revocations made by other processes through the CRL number, so no stale "good"
-outlives a second. At start, OCSP responses for every unexpired certificate are pre-signed a
-batch at a time. A failing round is logged and the next one tries again: the service keeps
-serving.
+files), forget event records older than a week, web chat logs older than a month and the
+development outbox's messages once their codes have expired. Every second: notice
+revocations made by other processes through the CRL number, so no stale "good" outlives a
+second. At start, OCSP responses for every unexpired certificate are pre-signed a batch at a
+time. A failing round is logged and the next one tries again: the service keeps serving.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ async def upkeep(core: Core) -> None:
         log.info("closed %d expired certificate deliveries and erased their files", erased)
     await core.conversations.forget_old_events()
     await ChatLog(core.db, core.clock).forget_old()
+    if core.outbox is not None:
+        await core.outbox.purge()
 
 
 async def watch_revocations(core: Core) -> None:

@@ -18,7 +18,15 @@ from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
 from certcore.customers import CustomerDirectory, IdentityVerifier
 from certcore.keyfile import load_or_create_secret
-from certcore.notify import DevOutbox, Medium, Sender, build_senders, close_senders
+from certcore.notify import (
+    DevOutbox,
+    Medium,
+    Sender,
+    build_senders,
+    close_senders,
+    outbox_lifetime,
+    purge_outbox,
+)
 from certcore.otp import OtpService
 from certcore.pki import (
     CAFiles,
@@ -81,6 +89,8 @@ class Core:
         rng = rng or system_random()
         db = await open_database(settings)
         try:
+            # Expired codes left in the development outbox, in dev mode or from an earlier one.
+            await purge_outbox(db, clock() - outbox_lifetime(settings))
             if create_ca and not files.exists():
                 ca = files.initialise(
                     settings=settings, now=clock(), rng=rng, passphrase=passphrase

@@ -7,6 +7,7 @@ on odd input is worse than one that hides too much.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Final
@@ -15,6 +16,15 @@ from certcore.identity import normalise_id, taiwan_mobile
 
 #: What any unrecognised value is masked to.
 MASKED: Final = "XXX"
+
+# What changes how the text around it reads without showing itself: controls (C0 and C1, so
+# ANSI escapes too), format characters (the bidirectional embeddings, overrides and isolates
+# U+202A-U+202E and U+2066-U+2069, zero-width spaces and joiners, the BOM, tag characters),
+# lone surrogates and the line and paragraph separators U+2028 and U+2029; and the few
+# invisible letters and marks Unicode files elsewhere (the combining grapheme joiner, the
+# Hangul fillers, the Khmer inherent vowels).
+_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_INVISIBLE: Final = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
 
 _ID_SHAPE: Final = re.compile(r"[A-Z0-9]{8,}")
 _ACCOUNT: Final = re.compile(r"([0-9A-Z]{4})-?([0-9]{5,10})")
@@ -29,6 +39,27 @@ _SECOND: Final = "[1289A-Da-d１２８９Ａ-Ｄａ-ｄ]"
 _ID_IN_TEXT: Final = re.compile(
     rf"(?<![{_ALNUM}])(?:{_LETTER}{_SECOND}{_DIGIT}{{8}}|{_DIGIT}{{8}})(?![{_ALNUM}])"
 )
+
+
+def is_hidden(char: str) -> bool:
+    """A control, bidirectional, zero-width or other invisible character (see above)."""
+    return char in _INVISIBLE or unicodedata.category(char) in _HIDDEN_CATEGORIES
+
+
+def has_hidden(text: str) -> bool:
+    """Whether `text` holds a character that could make it read other than it is, such as
+    a right-to-left override turning ``example.com`` into ``moc.elpmaxe`` on screen."""
+    return any(is_hidden(char) for char in text)
+
+
+def escape_hidden(text: str) -> str:
+    """`text` with each hidden character spelled as its JSON escape (``\\u202e``), so a
+    terminal shows what is there instead of obeying it. Applied to compact JSON (or to each
+    line of indented JSON) it keeps the document valid and its values unchanged, because
+    outside strings JSON holds no hidden character but the whitespace between tokens."""
+    if not has_hidden(text):
+        return text
+    return "".join(json.dumps(char)[1:-1] if is_hidden(char) else char for char in text)
 
 
 def mask_id(value: str) -> str:
@@ -61,6 +92,8 @@ def mask_email(value: str) -> str:
     address = unicodedata.normalize("NFKC", value).strip()
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain or any(ch.isspace() for ch in address):
+        return MASKED
+    if has_hidden(address):  # a masked address must not be one an override reverses
         return MASKED
     keep = 1 if len(local) <= 2 else 2
     return f"{local[:keep]}***@{domain}"

@@ -131,6 +131,14 @@ async def audit_operator(
     await audit.record(operator(), action=action, subject=subject, details=details)
 
 
+async def audit_unmasked(
+    audit: AuditLog, what: str, *, subject: str, details: Mapping[str, Any]
+) -> None:
+    """The record of an `--unmasked` listing (action `{what}.unmasked`), written before
+    anything is shown: no full ID number on screen without its audit record."""
+    await audit_operator(audit, action=f"{what}.unmasked", subject=subject, details=details)
+
+
 # -- arguments ---------------------------------------------------------------------------
 
 

@@ -2,16 +2,22 @@
 
 The JSON shape is the back office's own (ROC compact birth date, accounts as a list), so an
 operator can compare an entry with the line of the file it came from.
+
+Control, bidirectional and zero-width characters are shown as escapes (`\u202e`), in the
+table and in the JSON alike: the import refuses them, but an entry stored before it did must
+not reverse or hide what the operator reads. The project writes no CSV, so a name beginning
+with `=`, `+`, `-` or `@` cannot become a spreadsheet formula through CertDesk's own output.
 """
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from typing import Any
 
 from certcore.customers import Customer, ImportSummary
 from certcore.identity import format_roc_date
-from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
+from certcore.masking import escape_hidden, mask_account, mask_email, mask_id, mask_mobile
 
 _TABLE_COLUMNS = (
     ("id_number", 10),
@@ -42,8 +48,8 @@ def customer_fields(customer: Customer, *, unmasked: bool = False) -> dict[str, 
 
 def table_line(fields: dict[str, Any]) -> str:
     """One line of `customers list`, aligned for CJK names too (they are two columns wide)."""
-    cells = [_pad(str(fields[key] or "-"), width) for key, width in _TABLE_COLUMNS]
-    cells.append(",".join(fields["accounts"]) or "-")
+    cells = [_pad(escape_hidden(str(fields[key] or "-")), width) for key, width in _TABLE_COLUMNS]
+    cells.append(escape_hidden(",".join(fields["accounts"])) or "-")
     cells.append(fields["status"])
     return "  ".join(cells)
 
@@ -51,9 +57,17 @@ def table_line(fields: dict[str, Any]) -> str:
 def detail_lines(fields: dict[str, Any]) -> list[str]:
     """`customers show`: one "label: value" line per field."""
     return [
-        f"{key + ':':<12}{', '.join(value) if isinstance(value, list) else value or '-'}"
+        f"{key + ':':<12}"
+        + escape_hidden(", ".join(value) if isinstance(value, list) else str(value or "-"))
         for key, value in fields.items()
     ]
+
+
+def json_text(value: Any) -> str:
+    """The `--json` output: readable CJK, hidden characters escaped (still the same JSON)."""
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    # json.dumps escapes a newline inside a string, so each raw one is the indentation's.
+    return "\n".join(escape_hidden(line) for line in text.split("\n"))
 
 
 def _pad(text: str, width: int) -> str:

@@ -4,23 +4,27 @@ demo set, list and show entries (masked unless `--unmasked`, which is audited)."
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from bot.cli.common import (
     EXIT_USAGE,
     Commands,
     Store,
-    audit_operator,
+    audit_unmasked,
     checked_id,
     opened,
     operator,
     read_file,
     run,
 )
-from bot.cli.customer_view import customer_fields, detail_lines, summary_text, table_line
+from bot.cli.customer_view import (
+    customer_fields,
+    detail_lines,
+    json_text,
+    summary_text,
+    table_line,
+)
 from certcore.clock import system_clock
 from certcore.config import Settings
 from certcore.customers import (
@@ -81,12 +85,15 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         async with opened(Store, settings) as store:
             entries = await store.customers.all()
             if args.unmasked:
-                await _audit_unmasked(
-                    store, "customers", {"command": "list", "count": len(entries)}
+                await audit_unmasked(
+                    store.audit,
+                    "customers",
+                    subject="customers",
+                    details={"command": "list", "count": len(entries)},
                 )
         rows = [customer_fields(entry, unmasked=args.unmasked) for entry in entries]
         if args.json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            print(json_text(rows))
             return
         if not rows:
             print("the customer directory is empty", file=sys.stderr)
@@ -105,19 +112,19 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
             if entry is None:
                 raise InvalidInput(f"{mask_id(id_number)}: no such customer in the directory")
             if args.unmasked:
-                await _audit_unmasked(store, mask_id(id_number), {"command": "show"})
+                await audit_unmasked(
+                    store.audit,
+                    "customers",
+                    subject=mask_id(id_number),
+                    details={"command": "show"},
+                )
         fields = customer_fields(entry, unmasked=args.unmasked)
         if args.json:
-            print(json.dumps(fields, ensure_ascii=False, indent=2))
+            print(json_text(fields))
         else:
             print("\n".join(detail_lines(fields)))
 
     return run(go())
-
-
-async def _audit_unmasked(store: Store, subject: str, details: dict[str, Any]) -> None:
-    """Recorded before anything is shown: no unmasked output without its audit record."""
-    await audit_operator(store.audit, action="customers.unmasked", subject=subject, details=details)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

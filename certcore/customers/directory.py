@@ -21,13 +21,16 @@ from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.identity import IdKind, normalise_id, taiwan_mobile
-from certcore.masking import mask_account, mask_email, mask_id, mask_mobile
+from certcore.masking import has_hidden, mask_account, mask_email, mask_id, mask_mobile
 from certcore.storage import Database
 from certcore.storage.schema import customers as customers_table
 
 #: Longest name the table holds; a longer one is a data error, not something to truncate.
 MAX_NAME_LENGTH: Final = 120
 MAX_EMAIL_LENGTH: Final = 254
+#: Why a name or an e-mail address with a control, bidirectional or zero-width character is
+#: refused: shown, it could read other than it is (a right-to-left override, a line break).
+HIDDEN_CHARACTERS: Final = "contains control, bidirectional or invisible characters"
 
 _ACCOUNT: Final = re.compile(r"[0-9]{4}-[0-9]{7}")
 # Country-code spellings seen in back-office exports (local numbers start with 0).
@@ -139,10 +142,12 @@ def normalise_email(text: str) -> str:
     real test is whether the code arrives, and a stricter rule only rejects good addresses.
     """
     address = unicodedata.normalize("NFKC", text).strip()
+    if has_hidden(address):
+        raise InvalidField(HIDDEN_CHARACTERS)
     local, at, domain = address.partition("@")
     if not at or "@" in domain:
         raise InvalidField("must contain exactly one @")
-    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in address):
+    if any(ch.isspace() for ch in address):
         raise InvalidField("must not contain spaces")
     if not local:
         raise InvalidField("nothing before the @")
@@ -169,10 +174,10 @@ def normalise_name(text: str) -> str:
         raise InvalidField("missing")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidField(f"longer than {MAX_NAME_LENGTH} characters")
-    categories = {unicodedata.category(ch) for ch in name}
-    if categories & {"Cc", "Cf", "Cs"}:
-        raise InvalidField("contains control or invisible characters")
-    if "Co" in categories:  # nobody else's font can show them, in chat or on a consent screen
+    if has_hidden(name):
+        raise InvalidField(HIDDEN_CHARACTERS)
+    # Private-use characters: nobody else's font can show them, in chat or on a consent screen.
+    if any(unicodedata.category(ch) == "Co" for ch in name):
         raise InvalidField("contains private-use (user-defined) characters")
     return name
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 from certcore.clock import Clock
 from certcore.config import Settings
@@ -19,6 +20,7 @@ from certcore.notify.outbox import (
     OutboxEntry,
     is_loopback_host,
     outbox_since,
+    purge_outbox,
     recent_outbox,
 )
 from certcore.notify.sms import Every8dSender, HttpSmsSender, MitakeSender, sms_sender
@@ -41,7 +43,9 @@ __all__ = [
     "close_senders",
     "is_loopback_host",
     "mask_destination",
+    "outbox_lifetime",
     "outbox_since",
+    "purge_outbox",
     "recent_outbox",
     "sms_sender",
 ]
@@ -56,7 +60,7 @@ def build_senders(settings: Settings, db: Database, clock: Clock) -> dict[Medium
     rather than pretending to send.
     """
     if settings.outbox_mode:
-        outbox = DevOutbox(db, clock)
+        outbox = DevOutbox(db, clock, lifetime=outbox_lifetime(settings))
         return {Medium.SMS: outbox, Medium.EMAIL: outbox}
     senders: dict[Medium, Sender] = {}
     if settings.smtp_host:
@@ -64,6 +68,11 @@ def build_senders(settings: Settings, db: Database, clock: Clock) -> dict[Medium
     if settings.sms_provider:
         senders[Medium.SMS] = sms_sender(settings)
     return senders
+
+
+def outbox_lifetime(settings: Settings) -> timedelta:
+    """How long the development outbox keeps a message: as long as the code in it lives."""
+    return timedelta(minutes=settings.otp_lifetime_minutes)
 
 
 async def close_senders(senders: Mapping[Medium, Sender]) -> None:

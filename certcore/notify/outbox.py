@@ -4,6 +4,11 @@ in the database for the development pages and the console instead of being sent.
 This is what lets `certdesk serve` run with no configuration at all, and it is also why serve
 then listens on loopback only (`is_loopback_host`): the outbox pages show one-time codes to
 whoever can reach them.
+
+The messages hold codes in clear (and the customers' mobiles and addresses), so the outbox
+keeps them no longer than a code lives: every store forgets the expired ones in the same
+transaction, `serve`'s upkeep forgets them every minute, and opening the core forgets them,
+so a `certdesk chat` session or a data directory left in dev mode keeps none either.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import Row, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.clock import Clock
@@ -50,15 +55,18 @@ class OutboxEntry:
 class DevOutbox:
     """A Sender for both media that stores instead of sending (development mode only)."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, lifetime: timedelta) -> None:
         self.db = db
         self.clock = clock
+        self.lifetime = lifetime
+        """How long a message is kept: the lifetime of the code it carries."""
 
     def __repr__(self) -> str:
         return "DevOutbox()"
 
     async def send(self, message: OutgoingMessage) -> str:
         async with self.db.write() as conn:
+            await _forget_before(conn, self.clock() - self.lifetime)
             result = await conn.execute(
                 insert(dev_outbox).values(
                     created_at=self.clock(),
@@ -76,6 +84,10 @@ class DevOutbox:
         )
         return receipt
 
+    async def purge(self) -> int:
+        """Forget the messages whose codes have expired; how many there were."""
+        return await purge_outbox(self.db, self.clock() - self.lifetime)
+
     async def since(self, after_id: int) -> list[OutboxEntry]:
         """Messages stored after `after_id`, oldest first (the console follows the outbox)."""
         async with self.db.read() as conn:
@@ -88,6 +100,17 @@ class DevOutbox:
 
     async def close(self) -> None:
         """Nothing to release: the database belongs to the caller."""
+
+
+async def purge_outbox(db: Database, before: datetime) -> int:
+    """Forget the messages stored before `before`, in a transaction of their own; how many."""
+    async with db.write() as conn:
+        return await _forget_before(conn, before)
+
+
+async def _forget_before(conn: AsyncConnection, before: datetime) -> int:
+    result = await conn.execute(delete(dev_outbox).where(dev_outbox.c.created_at < before))
+    return int(result.rowcount or 0)
 
 
 async def recent_outbox(conn: AsyncConnection, limit: int = 20) -> list[OutboxEntry]:

@@ -173,9 +173,12 @@ dev_outbox = Table(
     Column("destination", String(254), nullable=False),
     Column("subject", String(200), nullable=False),
     Column("body", Text, nullable=False),
+    sqlite_autoincrement=True,
 )
 """Development mode only (no SMTP or SMS configured): the messages that would have been sent,
-for the dev pages and the console. `serve` refuses non-loopback addresses in this mode."""
+for the dev pages and the console. `serve` refuses non-loopback addresses in this mode.
+Messages are forgotten once their codes expire; AUTOINCREMENT keeps their ids from being
+reused, as the console follows the outbox by id."""
 
 
 deliveries = Table(

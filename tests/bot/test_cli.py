@@ -11,9 +11,12 @@ never a traceback or a secret (an export password, a full ID number).
 
 from __future__ import annotations
 
+import getpass
+import io
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -105,6 +108,17 @@ def listing(cli: Cli, data_dir: Path, *extra: str) -> list[dict[str, object]]:
     assert result.code == 0, result.err
     listed: list[dict[str, object]] = json.loads(result.out)
     return listed
+
+
+def masked(customer_id: str) -> str:
+    return f"{customer_id[:4]}XXX{customer_id[-2:]}"
+
+
+def audit_records(data_dir: Path, action: str) -> list[sqlite3.Row]:
+    with sqlite3.connect(data_dir / "certdesk.sqlite3") as conn:
+        conn.row_factory = sqlite3.Row
+        query = "SELECT * FROM audit_log WHERE action = ? ORDER BY seq"
+        return conn.execute(query, (action,)).fetchall()
 
 
 def issue(
@@ -372,7 +386,7 @@ def test_issue_out_directory_and_out_file(cli: Cli, ca_env: Path, tmp_path: Path
     assert result.code == 0, result.err
     assert PASSWORD not in result.out + result.err
     issued_line = result.out.splitlines()[0]
-    assert f"for {customer[:4]}XXX{customer[-2:]}," in issued_line  # masked
+    assert f"for {masked(customer)}," in issued_line
     assert customer not in issued_line
     (written,) = to_dir.iterdir()
     (row,) = listing(cli, ca_env)
@@ -438,6 +452,68 @@ def test_issue_accepts_the_password_policy_edges(
     pkcs12.load_key_and_certificates(out.read_bytes(), password.encode())
 
 
+class Terminal(io.StringIO):
+    """A stdin that says it is a terminal, so the command prompts for the password."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_issue_reads_the_password_from_stdin(
+    cli: Cli, ca_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{PASSWORD}\r\nnext line\n"))
+    out = tmp_path / "stdin.pfx"
+    command = ("cert", "issue", "--id", valid_id("M22345678"), "--password-stdin", "--out", out)
+    result = cli(*command, "--data-dir", ca_env)
+    assert result.code == 0, result.err
+    assert PASSWORD not in result.out + result.err
+    pkcs12.load_key_and_certificates(out.read_bytes(), PASSWORD.encode())
+
+
+def test_issue_prompts_for_the_password_twice(
+    cli: Cli, ca_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+    typed = iter([PASSWORD, PASSWORD, PASSWORD, "Other2026"])
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return next(typed)
+
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(sys, "stdin", Terminal(""))
+    out = tmp_path / "prompted.pfx"
+    command = ("cert", "issue", "--id", valid_id("M23345678"), "--out", out, "--data-dir", ca_env)
+    result = cli(*command)
+    assert result.code == 0, result.err
+    assert len(prompts) == 2 and "again" in prompts[1]
+    pkcs12.load_key_and_certificates(out.read_bytes(), PASSWORD.encode())
+
+    other = tmp_path / "differ.pfx"
+    differ = cli(
+        "cert", "issue", "--id", valid_id("M24345678"), "--out", other, "--data-dir", ca_env
+    )
+    assert_error(differ, "differ", secrets=(PASSWORD, "Other2026"))
+    assert not other.exists() and len(listing(cli, ca_env)) == 1
+
+
+def test_issue_without_a_password_or_a_terminal_refuses(
+    cli: Cli, ca_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    command = ("cert", "issue", "--id", valid_id("M25345678"), "--out", tmp_path)
+    assert_error(cli(*command, "--data-dir", ca_env), "--password-stdin")
+    both = cli(*command, "--password", PASSWORD, "--password-stdin", "--data-dir", ca_env)
+    assert_error(both, "not allowed with")
+    assert listing(cli, ca_env) == []
+    for subcommand in ("issue", "renew"):
+        shown = cli("cert", subcommand, "--help")
+        assert shown.code == 0
+        text = " ".join(shown.out.split())
+        assert "--password-stdin" in text and "visible to other users" in text
+
+
 def test_issue_refusals(
     cli: Cli, ca_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -468,7 +544,7 @@ def test_list_json_fields_and_filter(cli: Cli, ca_env: Path, tmp_path: Path) -> 
     assert issue(cli, ca_env, first, tmp_path / "1.pfx").code == 0
     assert issue(cli, ca_env, second, tmp_path / "2.pfx").code == 0
     rows = listing(cli, ca_env)
-    assert [row["customer_id"] for row in rows] == [first, second]
+    assert [row["customer_id"] for row in rows] == [masked(first), masked(second)]
     revoked = cli(
         "cert", "revoke", str(rows[0]["serial"]), "--reason", "keyCompromise", "--data-dir", ca_env
     )
@@ -499,6 +575,34 @@ def test_list_json_fields_and_filter(cli: Cli, ca_env: Path, tmp_path: Path) -> 
     assert plain.code == 0
     assert [line.split()[0] for line in plain.out.splitlines()] == [r["serial"] for r in rows]
     assert "revoked (keyCompromise)" in plain.out
+
+
+def test_list_masks_id_numbers_unless_unmasked_which_is_audited(
+    cli: Cli, ca_env: Path, tmp_path: Path
+) -> None:
+    first, second = valid_id("T22345678"), valid_id("U22345678")
+    assert issue(cli, ca_env, first, tmp_path / "1.pfx").code == 0
+    assert issue(cli, ca_env, second, tmp_path / "2.pfx").code == 0
+    plain = cli("cert", "list", "--data-dir", ca_env)
+    as_json = cli("cert", "list", "--json", "--data-dir", ca_env)
+    for result in (plain, as_json):
+        assert result.code == 0, result.err
+        assert masked(first) in result.out and masked(second) in result.out
+        assert first not in result.out and second not in result.out
+    assert audit_records(ca_env, "certificates.unmasked") == []
+
+    unmasked = listing(cli, ca_env, "--unmasked")
+    assert [row["customer_id"] for row in unmasked] == [first, second]
+    only = cli("cert", "list", "--id", second, "--unmasked", "--data-dir", ca_env)
+    assert only.code == 0 and second in only.out and first not in only.out
+    records = audit_records(ca_env, "certificates.unmasked")
+    assert [(r["subject"], json.loads(r["details"])) for r in records] == [
+        ("certificates", {"command": "list", "count": 2}),
+        (masked(second), {"command": "list", "count": 1}),
+    ]
+    assert all(r["actor"].startswith("operator:") and r["channel"] == "cli" for r in records)
+    verified = cli("audit", "verify", "--data-dir", ca_env)
+    assert verified.code == 0, verified.err
 
 
 def test_revoke_errors(cli: Cli, ca_env: Path, tmp_path: Path) -> None:
@@ -571,7 +675,9 @@ def test_renew_inside_the_window(
     assert old["status"] == "renewal_due"
     renew = ("cert", "renew", str(old["serial"]), "--data-dir", ca_env, "--password")
     assert_error(cli(*renew, "x", "--out", tmp_path), "4 to 12 letters")
-    result = cli(*renew, PASSWORD, "--out", tmp_path / "new.pfx")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{PASSWORD}\n"))
+    renew_from_stdin = (*renew[:-1], "--password-stdin", "--out", tmp_path / "new.pfx")
+    result = cli(*renew_from_stdin)
     assert result.code == 0, result.err
     _, cert, _ = pkcs12.load_key_and_certificates(
         (tmp_path / "new.pfx").read_bytes(), PASSWORD.encode()

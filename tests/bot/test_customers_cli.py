@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from bot.serve import serve
 from certcore.config import Settings
 from certcore.core import open_database
 from certcore.customers import demo_customers
-from certcore.customers.directory import list_customers
+from certcore.customers.directory import Customer, CustomerKind, list_customers, upsert_customers
+from certcore.masking import has_hidden
 from certcore.storage.schema import audit_log
 
 HEADER = "id_number,kind,name,birth_date,mobile,email,accounts"
@@ -180,6 +182,53 @@ def test_bad_file_imports_nothing_and_leaks_nothing(
 
     code, out, _ = certdesk("customers", "list", "--json")
     assert (code, json.loads(out)) == (0, [])
+
+
+def test_hidden_characters_are_refused_and_never_echoed(certdesk, tmp_path: Path) -> None:
+    rows = (
+        "A120786753,individual,王\u2028三,761205,0936123054,,",
+        'E200000025,individual,=HYPERLINK("x"),900704,,a@\u202emoc.elpmaxe,',
+    )
+    code, out, err = certdesk("customers", "import", write_csv(tmp_path, *rows))
+    assert code == 2 and out == ""
+    reason = "contains control, bidirectional or invisible characters"
+    assert err.splitlines()[:2] == [f"line 2: name: {reason}", f"line 3: email XXX: {reason}"]
+    assert "\u202e" not in err and "\u2028" not in err
+
+
+async def store_as_before_the_import_refused_it(settings: Settings, customer: Customer) -> None:
+    db = await open_database(settings)
+    try:
+        async with db.write() as conn:
+            await upsert_customers(conn, [customer], datetime.now(UTC))
+    finally:
+        await db.close()
+
+
+def test_hidden_characters_stored_earlier_are_shown_escaped(certdesk, settings: Settings) -> None:
+    """The import refuses them now; an entry stored before must not reverse the listing."""
+    hostile = Customer(
+        id_number="A120786753",
+        kind=CustomerKind.INDIVIDUAL,
+        name="王\u202e三\u2028",
+        birth_date=date(1987, 12, 5),
+        mobile="0936123054",
+        email="a@\u202emoc.elpmaxe\x1b[2J",
+        accounts=(),
+    )
+    asyncio.run(store_as_before_the_import_refused_it(settings, hostile))
+    outputs = {}
+    for extra in ((), ("--json",), ("--unmasked",), ("--unmasked", "--json")):
+        for command in (("list",), ("show", "A120786753")):
+            code, out, err = certdesk("customers", *command, *extra)
+            assert (code, err) == (0, "")
+            outputs[(*command, *extra)] = out
+            assert not has_hidden(out.replace("\n", "")), out
+            assert "王\\u202e三\\u2028" in out
+    assert "a@\\u202emoc.elpmaxe\\u001b[2J" in outputs[("list", "--unmasked")]
+    assert "XXX" in outputs[("list",)].split()  # the masked e-mail
+    unmasked = json.loads(outputs[("show", "A120786753", "--unmasked", "--json")])
+    assert (unmasked["name"], unmasked["email"]) == (hostile.name, hostile.email)
 
 
 def test_big5_import_needs_its_encoding(certdesk, tmp_path: Path) -> None:

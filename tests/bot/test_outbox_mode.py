@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import io
 import json
 import socket
 import sqlite3
@@ -16,11 +17,15 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from bot.channels.console import chat
 from bot.cli import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT, main
+from bot.jobs import upkeep
 from bot.serve import serve
+from certcore.clock import FrozenClock
 from certcore.config import Settings
+from certcore.core import Core, open_database
 from certcore.errors import ConfigurationError
-from certcore.notify import Medium, recent_outbox
+from certcore.notify import DevOutbox, Medium, OutgoingMessage, outbox_lifetime, recent_outbox
 from certcore.storage import Database
 
 MOBILE = "0936123054"
@@ -44,6 +49,65 @@ def test_serve_command_says_why_in_one_line(
     assert code == 2
     assert err.count("\n") == 1
     assert "development outbox mode" in err and "configure SMTP or SMS" in err
+
+
+# -- the outbox forgets expired codes, in every process -----------------------------------
+
+
+CODE_MESSAGE = OutgoingMessage(Medium.SMS, MOBILE, "", "驗證碼 HFCR-123456，5 分鐘內有效。")
+
+
+class NoInput:
+    """`certdesk chat` with nothing to say: it opens the core, then ends at EOF."""
+
+    def readline(self) -> str:
+        return ""
+
+    def isatty(self) -> bool:
+        return False
+
+
+async def stored_ids(settings: Settings) -> list[int]:
+    db = await open_database(settings)
+    try:
+        async with db.read() as conn:
+            return [entry.id for entry in await recent_outbox(conn)]
+    finally:
+        await db.close()
+
+
+async def test_serve_upkeep_forgets_expired_outbox_messages(core: Core, clock: FrozenClock) -> None:
+    assert core.outbox is not None
+    await core.outbox.send(CODE_MESSAGE)
+    clock.advance(seconds=60)
+    await core.outbox.send(CODE_MESSAGE)
+    clock.advance(seconds=core.settings.otp_lifetime_minutes * 60 - 59)
+    await upkeep(core)
+    assert [entry.id for entry in await core.outbox.since(0)] == [2]
+
+
+def test_chat_forgets_expired_outbox_messages_when_it_opens(
+    settings: Settings, environ: dict[str, str], clock: FrozenClock, tmp_path: Path
+) -> None:
+    async def seed() -> None:
+        db = await open_database(settings)
+        try:
+            outbox = DevOutbox(db, clock, lifetime=outbox_lifetime(settings))
+            await outbox.send(CODE_MESSAGE)
+            clock.advance(seconds=60)
+            await outbox.send(CODE_MESSAGE)
+        finally:
+            await db.close()
+
+    asyncio.run(seed())
+    assert asyncio.run(stored_ids(settings)) == [2, 1]
+    clock.advance(seconds=settings.otp_lifetime_minutes * 60 - 59)
+    out = io.StringIO()
+    code = chat(
+        settings, stdin=NoInput(), stdout=out, workdir=tmp_path, environ=environ, clock=clock
+    )
+    assert code == 0
+    assert asyncio.run(stored_ids(settings)) == [2]
 
 
 # -- certdesk notify test ----------------------------------------------------------------

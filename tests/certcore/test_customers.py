@@ -379,6 +379,40 @@ def test_bad_names(name: str) -> None:
     assert line.startswith("line 2: name: ")
 
 
+HIDDEN = {
+    "line-separator": "\u2028",
+    "paragraph-separator": "\u2029",
+    "left-to-right-embedding": "\u202a",
+    "right-to-left-override": "\u202e",
+    "right-to-left-isolate": "\u2067",
+    "pop-directional-isolate": "\u2069",
+    "zero-width-space": "\u200b",
+    "zero-width-joiner": "\u200d",
+    "byte-order-mark": "\ufeff",
+    "tag-letter": "\U000e0041",
+    "escape": "\x1b",
+    "c1-control-sequence-introducer": "\x9b",
+    "hangul-filler": "\u3164",
+}
+
+
+@pytest.mark.parametrize("char", list(HIDDEN.values()), ids=list(HIDDEN))
+def test_hidden_characters_in_names_and_emails_are_refused(char: str) -> None:
+    """Shown, they make a value read other than it is: `a***@‮moc.elpmaxe`."""
+    lines = problems_of(
+        f"A120786753,individual,王{char}三,761205,0936123054,,",
+        f"E200000025,individual,張雅婷,900704,,wang@{char}moc.elpmaxe,",
+        f"A800000014,individual,Alex,880808,,wa{char}ng.san@example.com,",
+    )
+    reason = "contains control, bidirectional or invisible characters"
+    assert lines == [
+        f"line 2: name: {reason}",
+        f"line 3: email XXX: {reason}",
+        f"line 4: email XXX: {reason}",
+    ]
+    assert not any(ch == char for line in lines for ch in line)
+
+
 def test_unsupported_encoding_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         parse(b"", encoding="latin-1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from certcore.identity import personal_id_check_digit
 from certcore.masking import (
     MASKED,
+    escape_hidden,
+    has_hidden,
     mask_account,
     mask_email,
     mask_id,
@@ -88,6 +91,11 @@ MASK_EMAIL = [
     ("@example.com", MASKED, "empty-local-part"),
     ("abcdef@", MASKED, "empty-domain"),
     ("ab cd@example.com", MASKED, "inner-space"),
+    ("a@\u202emoc.elpmaxe", MASKED, "right-to-left-override"),
+    ("abcd@exam\u2066ple.com", MASKED, "bidi-isolate"),
+    ("ab\u200bcd@example.com", MASKED, "zero-width-space"),
+    ("abcd@example.com\x1b[2J", MASKED, "ansi-escape"),
+    ("abcd@example.com\U000e0041", MASKED, "tag-character"),
 ]
 
 
@@ -153,6 +161,25 @@ def test_mask_text_ids(text: str, masked: str) -> None:
     assert mask_text_ids(text) == masked
 
 
+ESCAPE_HIDDEN = [
+    # text, shown, id
+    ("王三 wang@example.com", "王三 wang@example.com", "nothing-hidden"),
+    ("a@\u202emoc.elpmaxe", "a@\\u202emoc.elpmaxe", "right-to-left-override"),
+    ("王\u2028三", "王\\u2028三", "line-separator"),
+    ("\x1b[2Jx\x9b", "\\u001b[2Jx\\u009b", "c0-and-c1-controls"),
+    ("a\u200bb\ufeff", "a\\u200bb\\ufeff", "zero-width"),
+    ("x\U000e0041", "x\\udb40\\udc41", "tag-character-as-a-json-surrogate-pair"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"), [row[:2] for row in ESCAPE_HIDDEN], ids=[row[2] for row in ESCAPE_HIDDEN]
+)
+def test_escape_hidden(text: str, shown: str) -> None:
+    assert escape_hidden(text) == shown
+    assert not has_hidden(shown)
+
+
 # --- properties ----------------------------------------------------------------------------
 
 
@@ -195,3 +222,11 @@ def test_masks_never_raise_and_always_mask(mask: Callable[[str], str], text: str
 def test_mask_text_never_raises_and_is_idempotent(text: str) -> None:
     once = mask_text_ids(text)
     assert mask_text_ids(once) == once
+
+
+@given(st.text(max_size=40))
+def test_escaped_json_is_the_same_json_with_nothing_hidden(text: str) -> None:
+    document = json.dumps({"name": text, "list": [text]}, ensure_ascii=False)
+    shown = escape_hidden(document)
+    assert not has_hidden(shown)
+    assert json.loads(shown) == {"name": text, "list": [text]}

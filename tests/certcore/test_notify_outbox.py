@@ -30,6 +30,7 @@ from certcore.storage import Database
 MOBILE = "0936123054"
 ADDRESS = "abcdef@example.com"
 CODE_BODY = "驗證碼 HFCR-123456，5 分鐘內有效。"
+LIFETIME = timedelta(minutes=5)
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 async def test_outbox_stores_and_reads_back(db: Database, clock: FrozenClock) -> None:
-    outbox = DevOutbox(db, clock)
+    outbox = DevOutbox(db, clock, lifetime=LIFETIME)
     first = await outbox.send(OutgoingMessage(Medium.SMS, MOBILE, "", CODE_BODY))
     clock.advance(seconds=30)
     second = await outbox.send(OutgoingMessage(Medium.EMAIL, ADDRESS, "CertDesk 驗證碼", "body"))
@@ -68,11 +69,42 @@ async def test_outbox_stores_and_reads_back(db: Database, clock: FrozenClock) ->
         assert entry.body not in repr(entry)
 
 
+async def test_outbox_forgets_a_message_once_its_code_has_expired(
+    db: Database, clock: FrozenClock
+) -> None:
+    """Codes are in clear there: kept as long as a code lives, forgotten on the next store
+    or purge after that."""
+    outbox = DevOutbox(db, clock, lifetime=LIFETIME)
+    await outbox.send(OutgoingMessage(Medium.SMS, MOBILE, "", CODE_BODY))
+    clock.advance(seconds=60)
+    await outbox.send(OutgoingMessage(Medium.EMAIL, ADDRESS, "CertDesk 驗證碼", CODE_BODY))
+    clock.advance(seconds=4 * 60)
+    assert await outbox.purge() == 0  # the first is exactly as old as its code's life
+    assert [entry.id for entry in await outbox.since(0)] == [1, 2]
+
+    clock.advance(seconds=1)
+    await outbox.send(OutgoingMessage(Medium.SMS, MOBILE, "", "third"))
+    assert [entry.id for entry in await outbox.since(0)] == [2, 3]  # forgotten on a store
+    clock.advance(seconds=60)
+    assert await outbox.purge() == 1
+    async with db.read() as conn:
+        assert [entry.id for entry in await recent_outbox(conn)] == [3]
+    assert await outbox.last_id() == 3
+    clock.advance(seconds=5 * 60)
+    assert await outbox.purge() == 1
+    assert await outbox.since(0) == []
+    # An emptied outbox numbers on: the console follows it by id.
+    assert await outbox.send(OutgoingMessage(Medium.SMS, MOBILE, "", "fourth")) == "outbox-4"
+    assert [entry.id for entry in await outbox.since(3)] == [4]
+
+
 async def test_outbox_logs_no_code_or_destination(
     db: Database, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
-    await DevOutbox(db, clock).send(OutgoingMessage(Medium.SMS, MOBILE, "", CODE_BODY))
+    await DevOutbox(db, clock, lifetime=LIFETIME).send(
+        OutgoingMessage(Medium.SMS, MOBILE, "", CODE_BODY)
+    )
     assert "0936XXX054" in caplog.text
     for secret in (MOBILE, "123456", CODE_BODY):
         assert secret not in caplog.text
@@ -110,6 +142,9 @@ async def test_build_senders(
     assert {medium: type(sender) for medium, sender in senders.items()} == expected
     if settings.outbox_mode:
         assert senders[Medium.SMS] is senders[Medium.EMAIL]
+        outbox = senders[Medium.SMS]
+        assert isinstance(outbox, DevOutbox)
+        assert outbox.lifetime == timedelta(minutes=settings.otp_lifetime_minutes)
     await close_senders(senders)
 
 
