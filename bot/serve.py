@@ -10,6 +10,7 @@ import signal
 from aiohttp import web
 
 from bot.web import create_app
+from bot.web.limits import REQUEST_HEAD_SECONDS
 from certcore.config import Settings
 from certcore.core import Core
 from certcore.customers import load_demo_customers
@@ -43,6 +44,13 @@ def started_lines(host: str, port: int, *, dev: bool) -> list[str]:
     return lines
 
 
+def app_runner(app: web.Application) -> web.AppRunner:
+    """The app as `serve` runs it: no access log, and a connection closed when a complete
+    request head has not arrived `REQUEST_HEAD_SECONDS` after it opened or after its previous
+    response (aiohttp's keep-alive timer, which runs from the connection's opening)."""
+    return web.AppRunner(app, access_log=None, keepalive_timeout=REQUEST_HEAD_SECONDS)
+
+
 async def serve(settings: Settings, *, host: str, port: int) -> None:
     if settings.outbox_mode and not is_loopback_host(host):
         raise ConfigurationError(
@@ -61,7 +69,7 @@ async def serve(settings: Settings, *, host: str, port: int) -> None:
     if settings.outbox_mode:  # dev mode: the embedded default comes with demo customers
         loaded = await load_demo_customers(core.db, core.clock())
         log.info("demo customers loaded: %d (only into an empty directory)", loaded)
-    runner = web.AppRunner(create_app(core), access_log=None)
+    runner = app_runner(create_app(core))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

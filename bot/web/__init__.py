@@ -4,21 +4,22 @@ The PKI endpoints (`pki`) and the health check; the customers' channels (the web
 Telegram webhooks) and the download page, each mounted by its own module, which adds its routes,
 registers its channel adapter in `CHANNELS` and runs its background work in the app's cleanup
 context; the development pages only in dev mode; the scheduled jobs (`bot.jobs`) for as long as
-the app runs. Every part reaches the core and the one engine through the app's keys.
+the app runs. Every part reaches the core and the one engine through the app's keys. No
+response carries aiohttp's `Server` header: it names the exact Python and aiohttp versions, a
+prober's shortcut to the known flaws of both.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bot import jobs
 from bot.channels import Channels, line, telegram
 from bot.web import chat, dev, download, pki
 from bot.web.keys import CHANNELS, CORE, ENGINE
+from bot.web.limits import CLIENT_MAX_SIZE
 from certcore.core import Core
 from dialogs import Engine, engine_for
-
-CLIENT_MAX_SIZE = 1024 * 1024
 
 
 def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
@@ -38,7 +39,12 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
     if core.settings.telegram_enabled:
         telegram.mount(app)
     app.cleanup_ctx.append(jobs.running)
+    app.on_response_prepare.append(_without_server_header)
     return app
+
+
+async def _without_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.popall(hdrs.SERVER, None)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from bot.channels.webchat import Session, WebChat, new_session
 from bot.web.keys import CHANNELS, CORE, ENGINE
+from bot.web.limits import read_body
 from certcore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, normalise_locale, translate
 from certcore.pki import MAX_FILE_BYTES
 from certcore.storage import ChatLog
@@ -278,21 +279,9 @@ async def page(request: web.Request) -> web.Response:
 # -- the API ---------------------------------------------------------------------------------
 
 
-async def _body(request: web.Request, limit: int) -> bytes:
-    """The request's body, read at most `limit` bytes far (413 beyond)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large")
-    raw = bytearray()
-    while chunk := await request.content.read(limit + 1 - len(raw)):
-        raw.extend(chunk)
-        if len(raw) > limit:
-            raise ApiError(413, "too_large")
-    return bytes(raw)
-
-
 async def _json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
     """The request's JSON object, read at most `MAX_BODY` bytes far."""
-    raw = await _body(request, MAX_BODY)
+    raw = await read_body(request, MAX_BODY)
     if not raw.strip():
         if optional:
             return {}
@@ -397,7 +386,7 @@ async def post_file(request: web.Request) -> web.Response:
     session = await _known_session(request)
     if request.content_type not in ("application/octet-stream", ""):
         raise ApiError(415, "unsupported_media_type")
-    data = await _body(request, MAX_FILE_BYTES)
+    data = await read_body(request, MAX_FILE_BYTES)
     if not data:
         raise ApiError(400, "empty_file")
     filename = unquote(request.headers.get("X-Filename", "")).strip()[:MAX_FILENAME]

@@ -57,6 +57,7 @@ from aiohttp import web
 from bot.web import download_page as pages
 from bot.web.download_page import AgainView, FormView, Page, Words, detect_platform
 from bot.web.keys import CHANNELS, CORE
+from bot.web.limits import body_deadline
 from certcore.audit import Actor
 from certcore.clock import taipei_text
 from certcore.core import Core
@@ -190,7 +191,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     """Issue and hand over the .pfx (first download), or the same file again."""
     token = request.match_info["token"]
     try:
-        fields = await request.post()
+        async with body_deadline():
+            fields = await request.post()
     except ValueError:  # a body aiohttp cannot read as a form
         fields = None
     locale = choose_locale(request, None if fields is None else _field(fields, "lang"))

@@ -12,6 +12,7 @@ import binascii
 from aiohttp import web
 
 from bot.web.keys import CORE
+from bot.web.limits import read_body
 from certcore.core import Core
 
 OCSP_REQUEST_MAX_BYTES = 16 * 1024
@@ -47,13 +48,7 @@ async def crl(request: web.Request) -> web.Response:
 
 
 async def ocsp_post(request: web.Request) -> web.Response:
-    if request.content_length is not None and request.content_length > OCSP_REQUEST_MAX_BYTES:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=OCSP_REQUEST_MAX_BYTES, actual_size=request.content_length
-        )
-    body = await request.content.read(OCSP_REQUEST_MAX_BYTES + 1)
-    if len(body) > OCSP_REQUEST_MAX_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=OCSP_REQUEST_MAX_BYTES, actual_size=len(body))
+    body = await read_body(request, OCSP_REQUEST_MAX_BYTES)
     return await _ocsp_answer(request.app[CORE], body)
 
 

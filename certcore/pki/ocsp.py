@@ -5,11 +5,21 @@ certificates over and over, so each certificate's response is signed once per ha
 kept, and handed out as bytes until it nears its nextUpdate. A revocation re-signs the affected
 responses at once (`refresh`), and `refresh_expiring` re-signs the ones about to expire. Nonces
 are not echoed: RFC 5019 responders answer from pre-produced responses.
+
+A serial the CA never reserved is asked about by nobody but a prober, who can ask about a new
+one every time: each such answer costs a signature, on the event loop. So "unknown" answers are
+kept apart (a bounded cache of their own, least recently asked first out, so a flood cannot push
+out the pre-signed answers about real certificates), and at most `UNKNOWN_SIGNATURES_PER_SECOND`
+of them are signed in any second; beyond that the answer is the unsigned "tryLater" (RFC 6960
+§2.3), which costs nothing. Answers about certificates the CA holds are never rationed: they are
+signed once per certificate and kept.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,12 +46,30 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 PRESIGNED_HASHES = ("sha1", "sha256")
 MAX_CACHED = 500_000
+MAX_CACHED_UNKNOWN = 20_000
+"""Signed "unknown" answers kept, about 12 MB at most (RSA-3072)."""
+UNKNOWN_SIGNATURES_PER_SECOND = 50
+"""About 5% of one core (an answer signed with RSA-3072 takes about 1 ms)."""
 
 
 @dataclass(frozen=True)
 class CachedResponse:
     der: bytes
     next_update: datetime
+
+
+SignatureBudget = tuple[datetime, int]
+"""The second (truncated clock time) and how many "unknown" answers were signed in it."""
+
+
+def take_signature(budget: SignatureBudget | None, now: datetime) -> SignatureBudget | None:
+    """The budget after signing one more "unknown" answer at `now`; None when this second's
+    `UNKNOWN_SIGNATURES_PER_SECOND` are spent."""
+    second = now.replace(microsecond=0)
+    used = budget[1] if budget is not None and budget[0] == second else 0
+    if used >= UNKNOWN_SIGNATURES_PER_SECOND:
+        return None
+    return second, used + 1
 
 
 class OcspResponder:
@@ -61,6 +89,9 @@ class OcspResponder:
         self.refresh_margin = refresh_margin
         self._issuer = {name: _issuer_hashes(ca, algorithm()) for name, algorithm in HASHES.items()}
         self._cache: dict[tuple[str, int], CachedResponse] = {}
+        self._unknown: OrderedDict[tuple[str, int], CachedResponse] = OrderedDict()
+        """Answers about serials no record holds, least recently asked first."""
+        self._unknown_budget: SignatureBudget | None = None
         self._crl_number: int | None = None
         self._generation = 0
         """Bumped when another process may have revoked (`observe_crl_number`)."""
@@ -89,13 +120,18 @@ class OcspResponder:
         ):
             return _error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         serial = request.serial_number
-        cached = self._cache.get((algorithm, serial))
-        if cached is not None and self.clock() < cached.next_update - self.refresh_margin:
+        if serial < 1:  # RFC 5280 §4.1.2.2: a serial number is a positive integer
+            return _error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        key = (algorithm, serial)
+        cached = self._current(key)
+        if cached is not None:
             return cached.der
         before = (self._generation, self._refreshes)
         record = await self.lookup(serial)
         fresh = before == (self._generation, self._refreshes)
-        return self._sign(algorithm, serial, record, cache=record is not None and fresh)
+        if record is None:
+            return self._unknown_answer(algorithm, serial, keep=fresh)
+        return self._sign(algorithm, serial, record, cache=fresh)
 
     async def refresh(self, serial: int) -> None:
         """Re-sign a certificate's responses now, as after its revocation or issuance."""
@@ -103,6 +139,7 @@ class OcspResponder:
         generation = self._generation
         for algorithm in HASHES:  # no answer from before this call may outlive it
             self._cache.pop((algorithm, serial), None)
+            self._unknown.pop((algorithm, serial), None)
         record = await self.lookup(serial)
         fresh = generation == self._generation
         for algorithm in PRESIGNED_HASHES:
@@ -127,6 +164,7 @@ class OcspResponder:
         if changed:
             self._generation += 1
             self._cache.clear()
+            self._unknown.clear()
         return changed
 
     async def refresh_expiring(self) -> int:
@@ -140,9 +178,44 @@ class OcspResponder:
             self._sign(algorithm, serial, record, cache=fresh)
         return len(due)
 
+    def _current(self, key: tuple[str, int]) -> CachedResponse | None:
+        """The kept answer for (hash algorithm, serial), unless it nears its nextUpdate."""
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._unknown.get(key)
+            if cached is not None:
+                self._unknown.move_to_end(key)
+        if cached is not None and self.clock() < cached.next_update - self.refresh_margin:
+            return cached
+        return None
+
+    def _unknown_answer(self, algorithm: str, serial: int, *, keep: bool) -> bytes:
+        """A signed "unknown" within this second's budget, else "tryLater" (no signature)."""
+        budget = take_signature(self._unknown_budget, self.clock())
+        if budget is None:
+            return _error(ocsp.OCSPResponseStatus.TRY_LATER)
+        self._unknown_budget = budget
+        answer = self._signed(algorithm, serial, None)
+        if keep:
+            self._unknown[algorithm, serial] = answer
+            self._unknown.move_to_end((algorithm, serial))
+            if len(self._unknown) > MAX_CACHED_UNKNOWN:
+                self._unknown.popitem(last=False)
+        return answer.der
+
     def _sign(
         self, algorithm: str, serial: int, record: CertificateRecord | None, *, cache: bool
     ) -> bytes:
+        answer = self._signed(algorithm, serial, record)
+        if cache:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[(algorithm, serial)] = answer
+        return answer.der
+
+    def _signed(
+        self, algorithm: str, serial: int, record: CertificateRecord | None
+    ) -> CachedResponse:
         this_update = self.clock().replace(microsecond=0)
         next_update = this_update + self.validity
         status, revoked_at, reason = _status_of(record)
@@ -163,12 +236,7 @@ class OcspResponder:
             .responder_id(ocsp.OCSPResponderEncoding.HASH, self.ca.certificate)
             .sign(self.ca.key, signature_hash(self.ca.key))
         )
-        der = response.public_bytes(serialization.Encoding.DER)
-        if cache:
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[(algorithm, serial)] = CachedResponse(der, next_update)
-        return der
+        return CachedResponse(response.public_bytes(serialization.Encoding.DER), next_update)
 
 
 def _status_of(
@@ -205,6 +273,7 @@ def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
     return hashlib.new(algorithm.name, data).digest()
 
 
+@functools.cache
 def _error(status: ocsp.OCSPResponseStatus) -> bytes:
     return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
         serialization.Encoding.DER

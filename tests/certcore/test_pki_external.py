@@ -10,6 +10,8 @@ certificates, the CRL and the OCSP responses must be current whenever the suite 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import random
 import shutil
 from dataclasses import dataclass, field
@@ -20,9 +22,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+import certcore.pki.ocsp
 from certcore.audit import Actor
 from certcore.clock import TAIPEI, FrozenClock, system_clock
 from certcore.config import load_settings
@@ -38,9 +42,11 @@ from certcore.pki import (
     random_serial,
     refresh_crl_if_due,
 )
-from certcore.pki.cakey import CAKey
+from certcore.pki.cakey import CAKey, SoftwareRSACAKey
+from certcore.pki.ocsp import UNKNOWN_SIGNATURES_PER_SECOND
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
+from tests.ocsprequests import request_for_serial
 
 OPERATOR = Actor("operator:external-test", "cli")
 PASSWORD = "Pfx2026test"
@@ -457,3 +463,137 @@ async def test_ocsp_answer_racing_a_revocation_is_not_cached(core: Core, revoked
     second = ocsp.load_der_ocsp_response(await responder.respond(request))
     assert second.certificate_status is ocsp.OCSPCertStatus.REVOKED
     assert second.revocation_reason is x509.ReasonFlags.key_compromise
+
+
+# -- OCSP for serials no record holds -------------------------------------------------------
+# Anyone can ask about a new serial every time, and each "unknown" costs a signature on the
+# event loop: those answers are kept per serial and signed within a budget a second, the rest
+# answered "tryLater" unsigned, while answers about real certificates are never rationed.
+
+
+class CountingKey(SoftwareRSACAKey):
+    """The CA's key, counting the signatures made with it."""
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        super().__init__(key)
+        self.signatures = 0
+
+    def sign(
+        self,
+        data: bytes,
+        padding: padding.AsymmetricPadding,
+        algorithm: Prehashed | hashes.HashAlgorithm | NoDigestInfo,
+    ) -> bytes:
+        self.signatures += 1
+        return super().sign(data, padding, algorithm)
+
+
+def _counting_responder(core: Core) -> tuple[OcspResponder, CountingKey]:
+    assert isinstance(core.ca.key, rsa.RSAPrivateKey)
+    key = CountingKey(core.ca.key)
+    responder = _fresh_responder(core, core.ocsp.lookup)
+    responder.ca = dataclasses.replace(core.ca, key=key)
+    responder.observe_crl_number(1)
+    return responder, key
+
+
+def _status(der: bytes) -> ocsp.OCSPResponseStatus:
+    return ocsp.load_der_ocsp_response(der).response_status
+
+
+@pytest.mark.parametrize("serial", [-1, -(2**100), 0])
+async def test_ocsp_request_for_a_serial_that_is_not_positive_is_malformed(
+    core: Core, serial: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    issued = await core.certificates.issue(valid_id("E21234567"), PASSWORD, actor=OPERATOR)
+    template = _request(issued.record.certificate, core.ca.certificate, "sha1")
+    answer = await core.ocsp.respond(request_for_serial(template, serial))
+    assert _status(answer) is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_ocsp_flood_of_unknown_serials_signs_within_a_budget(
+    core: Core, clock: FrozenClock
+) -> None:
+    issued = await core.certificates.issue(valid_id("E22345678"), PASSWORD, actor=OPERATOR)
+    responder, key = _counting_responder(core)
+    await responder.prewarm([issued.record])
+    known = _request(issued.record.certificate, core.ca.certificate, "sha1")
+    rng = random.Random(6960)
+    serials = [rng.randrange(1, 2**159) for _ in range(1000)]
+    key.signatures = 0
+
+    answers = [await responder.respond(request_for_serial(known, s)) for s in serials]
+    statuses = [_status(answer) for answer in answers]
+    assert key.signatures == UNKNOWN_SIGNATURES_PER_SECOND
+    signed = statuses.count(ocsp.OCSPResponseStatus.SUCCESSFUL)
+    assert signed == UNKNOWN_SIGNATURES_PER_SECOND
+    assert statuses.count(ocsp.OCSPResponseStatus.TRY_LATER) == len(serials) - signed
+    first = ocsp.load_der_ocsp_response(answers[0])
+    assert first.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
+
+    # Meanwhile a real certificate is answered from its pre-signed response, and an unknown
+    # serial already answered from its kept one: neither needs a signature.
+    good = ocsp.load_der_ocsp_response(await responder.respond(known))
+    assert good.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert await responder.respond(request_for_serial(known, serials[0])) == answers[0]
+    assert key.signatures == UNKNOWN_SIGNATURES_PER_SECOND
+
+    clock.advance(seconds=1)  # a new second, a new budget
+    again = await responder.respond(request_for_serial(known, serials[-1]))
+    assert ocsp.load_der_ocsp_response(again).certificate_status is ocsp.OCSPCertStatus.UNKNOWN
+    assert key.signatures == UNKNOWN_SIGNATURES_PER_SECOND + 1
+
+
+async def test_ocsp_unknown_answers_kept_are_bounded_least_recent_out(
+    core: Core, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(certcore.pki.ocsp, "MAX_CACHED_UNKNOWN", 3)
+    issued = await core.certificates.issue(valid_id("E23456789"), PASSWORD, actor=OPERATOR)
+    responder, key = _counting_responder(core)
+    await responder.prewarm([issued.record])
+    known = _request(issued.record.certificate, core.ca.certificate, "sha1")
+    for serial in (11, 12, 13, 11, 14):  # 11 asked again: 12 is the least recent when 14 comes
+        await responder.respond(request_for_serial(known, serial))
+    key.signatures = 0
+    for serial in (11, 13, 14):
+        await responder.respond(request_for_serial(known, serial))
+    assert key.signatures == 0
+    await responder.respond(request_for_serial(known, 12))
+    assert key.signatures == 1
+    good = ocsp.load_der_ocsp_response(await responder.respond(known))
+    assert good.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert key.signatures == 1  # the real certificate's answer was not pushed out
+
+
+@pytest.mark.parametrize("seen_by", ["the CRL number", "a refresh here"])
+async def test_ocsp_unknown_racing_a_change_is_not_kept(core: Core, seen_by: str) -> None:
+    """An "unknown" read just before the record changed is served once, never kept."""
+    issued = await core.certificates.issue(valid_id("E24567890"), PASSWORD, actor=OPERATOR)
+    # SHA-384 is not pre-signed: a second answer comes from what was kept or from a new lookup.
+    request = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(issued.record.certificate, core.ca.certificate, hashes.SHA384())
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+    database_lookup = core.ocsp.lookup
+    racing = True
+
+    async def lookup(number: int) -> CertificateRecord | None:
+        nonlocal racing
+        if racing:  # read before the record was there; it lands before the answer is signed
+            racing = False
+            if seen_by == "the CRL number":
+                responder.observe_crl_number(2)
+            else:
+                await responder.refresh(number)
+            return None
+        return await database_lookup(number)
+
+    responder = _fresh_responder(core, lookup)
+    responder.observe_crl_number(1)
+    first = ocsp.load_der_ocsp_response(await responder.respond(request))
+    assert first.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
+    second = ocsp.load_der_ocsp_response(await responder.respond(request))
+    assert second.certificate_status is ocsp.OCSPCertStatus.GOOD

@@ -38,6 +38,7 @@ from bot.channels.line.adapter import AccountLinkHandler
 from bot.channels.line.api import LineApi
 from bot.channels.line.events import CHANNEL, AccountLinked, Context
 from bot.web.keys import CORE, ENGINE
+from bot.web.limits import body_deadline
 from certcore.audit import Actor
 from certcore.clock import taipei_text
 from certcore.core import Core
@@ -169,7 +170,8 @@ class LinkPage:
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         locale = _locale(request)
-        form = await request.post()
+        async with body_deadline():
+            form = await request.post()
         found = self._session(request, str(form.get("csrf", "")))
         if found is None:
             return _page(locale, _message(locale, "line.link.page.expired"), status=403)

@@ -15,6 +15,7 @@ from aiohttp import web
 from linebot.v3 import WebhookParser
 
 from bot.channels.line.adapter import LineChannel
+from bot.web.limits import CLIENT_MAX_SIZE, read_body
 
 log = logging.getLogger("certdesk.line")
 
@@ -27,7 +28,7 @@ async def webhook(request: web.Request) -> web.Response:
     signature = request.headers.get(SIGNATURE, "")
     if not signature:
         return _refused(401, "missing signature")
-    raw = await request.read()
+    raw = await read_body(request, CLIENT_MAX_SIZE)
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:

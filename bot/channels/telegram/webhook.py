@@ -22,6 +22,7 @@ from telegram import Bot, Update
 
 from bot.channels.telegram.adapter import ALLOWED_UPDATES, TelegramChannel
 from bot.channels.telegram.lanes import LanesClosed
+from bot.web.limits import CLIENT_MAX_SIZE, read_body
 
 log = logging.getLogger("certdesk.telegram")
 
@@ -48,7 +49,7 @@ async def receive(request: web.Request) -> web.Response:
     if not secret_matches(request.headers.get(SECRET_HEADER), secret):
         return _error(403, "forbidden")
     try:
-        data: Any = json.loads(await request.read())
+        data: Any = json.loads(await read_body(request, CLIENT_MAX_SIZE))
     except (ValueError, UnicodeDecodeError):
         return _error(400, "the body is not JSON")
     if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
