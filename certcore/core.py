@@ -3,6 +3,10 @@
 The CLI, the server, the console and every test open the core here, so a command and the
 service always see the same database, the same CA and the same rules. Nothing here knows of
 chat: the conversation engine is built on top of an opened core by `dialogs`.
+
+Opening is also where the process proves its settings against the certificate profile (a bad
+policy OID stops the start, not a customer's issuance) and ends the deliveries past their
+window, whichever process it is.
 """
 
 from __future__ import annotations
@@ -87,12 +91,20 @@ class Core:
                 )
             else:
                 ca = files.load(passphrase)
+            # A setting the certificate cannot carry stops here, not at a customer's issuance.
+            ca.check_profile(settings, clock())
+            certificates = CertificateService(
+                db=db, ca=ca, settings=settings, clock=clock, rng=rng, keywork=keywork
+            )
+            deliveries = DeliveryService(
+                db=db, certificates=certificates, settings=settings, clock=clock
+            )
+            # Whatever process opens the core (`certdesk chat`, an operator command, `serve`)
+            # ends the deliveries past their window: a kept .pfx never waits for `serve`.
+            await deliveries.erase_expired()
         except BaseException:
             await db.close()
             raise
-        certificates = CertificateService(
-            db=db, ca=ca, settings=settings, clock=clock, rng=rng, keywork=keywork
-        )
         ocsp = OcspResponder(
             ca,
             certificates.get_by_number,
@@ -118,9 +130,7 @@ class Core:
             otp=OtpService(
                 db=db, settings=settings, clock=clock, rng=rng, senders=senders, key=otp_key
             ),
-            deliveries=DeliveryService(
-                db=db, certificates=certificates, settings=settings, clock=clock
-            ),
+            deliveries=deliveries,
             audit=AuditLog(db, clock),
             conversations=ConversationRecords(db, clock),
             senders=senders,

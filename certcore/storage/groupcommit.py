@@ -32,6 +32,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 
+from certcore.storage.database import SQLITE_PRAGMAS
+
 log = logging.getLogger("certdesk.storage")
 
 T = TypeVar("T")
@@ -163,12 +165,7 @@ class GroupCommitter:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000",
-            "PRAGMA synchronous=NORMAL",
-        ):
+        for pragma in SQLITE_PRAGMAS:
             conn.execute(pragma)
         return conn
 
