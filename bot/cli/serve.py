@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import logging
 import sys
@@ -26,9 +27,13 @@ def register(commands: Commands) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.serve import serve
 
-    host = args.host or settings.host
-    port = args.port if args.port is not None else settings.port
-    return run(serve(settings, host=host, port=port))
+    # --host and --port are settings like any other, refused by the same bounds (port 1-65535).
+    settings = dataclasses.replace(
+        settings,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+    ).validate()
+    return run(serve(settings, host=settings.host, port=settings.port))
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:

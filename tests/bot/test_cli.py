@@ -648,3 +648,20 @@ def test_bad_configuration_and_unusable_data_dir_are_one_line(
     assert_error(cli("cert", "list", "--data-dir", a_file), str(a_file))
     monkeypatch.setenv("CERTDESK_VALIDITY_MONTHS", "twelve")
     assert_error(cli("cert", "list"), "invalid configuration", "validity_months")
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "-1"])
+def test_serve_refuses_a_port_that_is_not_one(cli: Cli, tmp_path: Path, port: str) -> None:
+    result = cli("serve", "--port", port, "--data-dir", tmp_path / "var")
+    assert_error(result, "invalid configuration", "port must be between 1 and 65535")
+
+
+def test_a_number_beyond_the_rules_is_one_line_not_an_overflow(
+    cli: Cli, ca_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTDESK_IDENTITY_LOCK_MINUTES", "9" * 30)
+    result = issue(cli, ca_env, valid_id("B22345678"), tmp_path)
+    assert_error(result, "invalid configuration", "identity_lock_minutes must be between")
+    monkeypatch.setenv("CERTDESK_IDENTITY_LOCK_MINUTES", "9" * 5000)
+    line = assert_error(issue(cli, ca_env, valid_id("B22345678"), tmp_path), "identity_lock")
+    assert len(line) < 300
