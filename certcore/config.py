@@ -37,7 +37,7 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     ("smtp_port", 1, MAX_PORT),
     # §3 validity "1 year"; 27 months (825 days) is the most relying parties accept.
     ("validity_months", 1, 27),
-    # §3 renewal window "notAfter − 30 days"; a quarter at most (and shorter than validity).
+    # §3 renewal window "notAfter − 30 days"; a quarter at most.
     ("renewal_window_days", 1, 90),
     # §3 "Online revocation quota: 2 per calendar year"; 0 sends every revocation to a branch.
     ("revocations_per_year", 0, 2),
@@ -211,8 +211,6 @@ class Settings:
                 problems.append(f"{name} must be between {lowest} and {highest}")
         if self.customer_key not in CUSTOMER_KEY_TYPES:
             problems.append(f"customer_key must be one of {', '.join(CUSTOMER_KEY_TYPES)}")
-        if self.renewal_window_days >= 28 * self.validity_months:  # the shortest month
-            problems.append("renewal_window_days must be shorter than validity_months")
         if self.crl_refresh_hours >= self.crl_validity_hours:
             problems.append("crl_refresh_hours must be below crl_validity_hours")
         if self.ocsp_refresh_margin_hours >= self.ocsp_validity_hours:
