@@ -11,6 +11,7 @@ window, whichever process it is.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from certcore.audit import AuditLog
 from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
 from certcore.customers import CustomerDirectory, IdentityVerifier
-from certcore.keyfile import load_or_create_secret
+from certcore.keyfile import keep_private, load_or_create_secret, open_to_others
 from certcore.notify import DevOutbox, Medium, Sender, build_senders, close_senders
 from certcore.otp import OtpService
 from certcore.pki import (
@@ -32,10 +33,12 @@ from certcore.pki import (
     KeyWork,
     OcspResponder,
 )
-from certcore.storage import Database
+from certcore.storage import Database, sqlite_file
 from certcore.storage.conversations import ConversationRecords
 
 PASSPHRASE_VARIABLE = "CERTDESK_CA_PASSPHRASE"
+
+log = logging.getLogger("certdesk.core")
 
 
 def ca_passphrase(environ: Mapping[str, str] | None = None) -> bytes | None:
@@ -45,8 +48,23 @@ def ca_passphrase(environ: Mapping[str, str] | None = None) -> bytes | None:
 
 
 async def open_database(settings: Settings) -> Database:
-    """The database of the data directory (created, mode 0700, when missing), migrated."""
+    """The database of the data directory (created, mode 0700, when missing), migrated; its
+    files (and SQLite's -wal and -shm beside it) are the owner's alone, 0600, whatever the
+    directory's mode, and a directory open to others is pointed out in the log."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = open_to_others(settings.data_dir)
+    if mode is not None:
+        log.warning(
+            "the data directory %s is open to group or others (mode %03o); its files are kept "
+            "0600, but run chmod 700 on it",
+            settings.data_dir,
+            mode,
+        )
+    database_file = sqlite_file(settings.database)
+    if database_file is not None:
+        keep_private(database_file)  # SQLite gives its -wal and -shm files the same mode
+        for suffix in ("-wal", "-shm", "-journal"):
+            keep_private(database_file.with_name(database_file.name + suffix), create=False)
     db = Database(settings.database)
     await db.migrate()
     return db

@@ -10,6 +10,7 @@ import sys
 
 from bot.cli.common import Commands, run
 from certcore.config import Settings
+from certcore.keyfile import keep_private
 
 
 def register(commands: Commands) -> None:
@@ -41,8 +42,10 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
     # The terminal is the chat: engine diagnostics go to a file, not between the messages.
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_file = settings.data_dir / "console.log"
+    keep_private(log_file)  # it names masked customers and conversations: 0600 in any directory
     logging.basicConfig(
-        filename=settings.data_dir / "console.log",
+        filename=log_file,
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
