@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from certcore.errors import ConfigurationError
 
@@ -21,8 +24,59 @@ ENV_PREFIX = "CERTDESK_"
 CUSTOMER_KEY_TYPES = ("rsa2048", "rsa3072", "p256")
 MIN_PKCS12_KDF_ROUNDS = 600_000
 MAX_OTP_LIFETIME_MINUTES = 10
+MAX_PORT = 65_535
 SMS_PROVIDERS = ("", "mitake", "every8d")
 TELEGRAM_DELIVERIES = ("link", "document")
+DAY_MINUTES = 24 * 60
+
+BOUNDS: tuple[tuple[str, int, int], ...] = (
+    # Every number a rule depends on, lowest and highest allowed. A value outside would switch a
+    # rule of DESIGN §3–§4 off, or overflow a timedelta at start. Where the design fixes a
+    # number, the bound is that number: a setting may make a rule stricter, never looser.
+    ("port", 1, MAX_PORT),
+    ("smtp_port", 1, MAX_PORT),
+    # §3 validity "1 year"; 27 months (825 days) is the most relying parties accept.
+    ("validity_months", 1, 27),
+    # §3 renewal window "notAfter − 30 days"; a quarter at most.
+    ("renewal_window_days", 1, 90),
+    # §3 "Online revocation quota: 2 per calendar year"; 0 sends every revocation to a branch.
+    ("revocations_per_year", 0, 2),
+    # A stale pending record blocks its customer until recovery: a day at most.
+    ("pending_recovery_minutes", 1, DAY_MINUTES),
+    # §4 "nextUpdate ≤ 48 h".
+    ("crl_validity_hours", 1, 48),
+    # §4 the CRL is regenerated "at least daily".
+    ("crl_refresh_hours", 1, 24),
+    # A week at most: relying parties cache a response up to its nextUpdate.
+    ("ocsp_validity_hours", 2, 168),
+    ("ocsp_refresh_margin_hours", 1, 167),
+    # §4 "PBKDF2-HMAC-SHA256 with ≥600,000 rounds"; ten times that at most, since the customer's
+    # own (often older) PC pays the rounds again on every import.
+    ("pkcs12_kdf_rounds", MIN_PKCS12_KDF_ROUNDS, 10 * MIN_PKCS12_KDF_ROUNDS),
+    # §3 "5 consecutive failures lock the check for 15 minutes"; a lock of more than a day
+    # would be a way to keep the owner out.
+    ("identity_max_failures", 1, 5),
+    ("identity_lock_minutes", 15, DAY_MINUTES),
+    # §3 OTP "Lifetime 5 minutes (never over 10)".
+    ("otp_lifetime_minutes", 1, MAX_OTP_LIFETIME_MINUTES),
+    # §3 "resend allowed after 60 s"; never longer than a code lives (checked below).
+    ("otp_resend_seconds", 60, MAX_OTP_LIFETIME_MINUTES * 60),
+    # §3 "5 wrong entries void the code".
+    ("otp_max_attempts", 1, 5),
+    # §3 "at most 5 sends per customer per hour and 10 per day".
+    ("otp_sends_per_hour", 1, 5),
+    ("otp_sends_per_day", 1, 10),
+    # §4 "the rest of the delivery window (15 minutes, at most 3 downloads)".
+    ("delivery_window_minutes", 1, 15),
+    ("delivery_max_downloads", 1, 3),
+    # A question left unanswered for a day is stale.
+    ("flow_idle_minutes", 1, DAY_MINUTES),
+    # A verified code can be spent for 30 minutes (`certcore.otp` VERIFICATION_SHELF_LIFE): a
+    # sensitive flow lasting longer would only fail at its end.
+    ("sensitive_flow_minutes", 1, 30),
+    # A sender that has not answered in a minute will not; the chat is waiting meanwhile.
+    ("send_timeout_seconds", 1, 60),
+)
 
 
 @dataclass(frozen=True)
@@ -152,49 +206,22 @@ class Settings:
 
     def validate(self) -> Settings:
         problems = []
+        for name, lowest, highest in BOUNDS:
+            if not lowest <= getattr(self, name) <= highest:
+                problems.append(f"{name} must be between {lowest} and {highest}")
         if self.customer_key not in CUSTOMER_KEY_TYPES:
             problems.append(f"customer_key must be one of {', '.join(CUSTOMER_KEY_TYPES)}")
-        if not 1 <= self.validity_months <= 27:
-            problems.append("validity_months must be between 1 and 27")
-        if not 1 <= self.renewal_window_days <= 90:
-            problems.append("renewal_window_days must be between 1 and 90")
-        if self.revocations_per_year < 0:
-            problems.append("revocations_per_year must not be negative")
-        if not 1 <= self.crl_validity_hours <= 48:
-            problems.append("crl_validity_hours must be between 1 and 48")
-        if not 1 <= self.crl_refresh_hours < self.crl_validity_hours:
-            problems.append("crl_refresh_hours must be at least 1 and below crl_validity_hours")
-        if not 1 <= self.ocsp_refresh_margin_hours < self.ocsp_validity_hours <= 168:
-            problems.append("OCSP validity must be ≤ 168 h and above its refresh margin")
-        if self.pkcs12_kdf_rounds < MIN_PKCS12_KDF_ROUNDS:
-            problems.append(f"pkcs12_kdf_rounds must be at least {MIN_PKCS12_KDF_ROUNDS}")
-        if not self.public_url.startswith(("http://", "https://")):
-            problems.append("public_url must be an http:// or https:// URL")
-        if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():
-            problems.append("issuer_tag must be ASCII letters and digits")
-        if not 1 <= self.otp_lifetime_minutes <= MAX_OTP_LIFETIME_MINUTES:
-            problems.append(
-                f"otp_lifetime_minutes must be between 1 and {MAX_OTP_LIFETIME_MINUTES}"
-            )
-        for name in (
-            "identity_max_failures",
-            "identity_lock_minutes",
-            "otp_resend_seconds",
-            "otp_max_attempts",
-            "otp_sends_per_hour",
-            "otp_sends_per_day",
-            "send_timeout_seconds",
-            "delivery_window_minutes",
-            "delivery_max_downloads",
-            "flow_idle_minutes",
-            "sensitive_flow_minutes",
-        ):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1")
+        if self.crl_refresh_hours >= self.crl_validity_hours:
+            problems.append("crl_refresh_hours must be below crl_validity_hours")
+        if self.ocsp_refresh_margin_hours >= self.ocsp_validity_hours:
+            problems.append("ocsp_refresh_margin_hours must be below ocsp_validity_hours")
+        if self.otp_resend_seconds > 60 * self.otp_lifetime_minutes:
+            problems.append("otp_resend_seconds must not exceed otp_lifetime_minutes")
         if self.otp_sends_per_day < self.otp_sends_per_hour:
             problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
-        if not 1 <= self.send_timeout_seconds <= 60:
-            problems.append("send_timeout_seconds must be between 1 and 60")
+        problems += _url_problems("public_url", self.public_url)
+        if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():
+            problems.append("issuer_tag must be ASCII letters and digits")
         if self.sms_provider not in SMS_PROVIDERS:
             problems.append(f"sms_provider must be empty or one of {', '.join(SMS_PROVIDERS[1:])}")
         if self.sms_provider and not (self.sms_url and self.sms_username and self.sms_password):
@@ -204,9 +231,8 @@ class Settings:
         if bool(self.line_channel_secret) != bool(self.line_channel_access_token):
             problems.append("line_channel_secret and line_channel_access_token go together")
         for name in ("line_api_base", "telegram_api_base"):
-            base = getattr(self, name)
-            if base and not base.startswith(("http://", "https://")):
-                problems.append(f"{name} must be an http:// or https:// URL")
+            if getattr(self, name):
+                problems += _url_problems(name, getattr(self, name))
         if self.telegram_delivery not in TELEGRAM_DELIVERIES:
             problems.append(f"telegram_delivery must be one of {', '.join(TELEGRAM_DELIVERIES)}")
         secret = self.telegram_webhook_secret
@@ -216,11 +242,45 @@ class Settings:
             problems.append("telegram_webhook_secret must be 1-256 of A-Z, a-z, 0-9, _ and -")
         if self.telegram_enabled and self.telegram_webhook_mode and not secret:
             problems.append("telegram_webhook_secret is needed for Telegram's webhook (https)")
-        if any(int(arc) >= 2**32 for arc in self.policy_oid.split(".") if arc.isdigit()):
-            problems.append("policy_oid arcs must be below 2**32")
+        problems += _policy_oid_problems(self.policy_oid)
         if problems:
             raise ConfigurationError("invalid configuration: " + "; ".join(problems))
         return self
+
+
+def _url_problems(name: str, url: str) -> list[str]:
+    """An http(s) URL with a host, in ASCII: it is written into every certificate (CRL, OCSP
+    and CA-certificate addresses), and X.509 URIs carry no other characters."""
+    if not url.isascii():
+        return [f"{name} must be ASCII (an international host name in its xn-- form)"]
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not one)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() or not c.isprintable() for c in url)
+    ):
+        return [f"{name} must be an http:// or https:// URL"]
+    return []
+
+
+def _policy_oid_problems(oid: str) -> list[str]:
+    """The certificate-policy OID, as every certificate will carry it."""
+    arcs = oid.split(".")
+    if len(arcs) < 2 or not all(arc.isascii() and arc.isdigit() for arc in arcs):
+        return ["policy_oid must be a dotted OID such as 1.3.6.1.5.5.7.13.1"]
+    # Bigger arcs are refused by pkilint and many relying parties.
+    if any(len(arc) > 10 or int(arc) >= 2**32 for arc in arcs):
+        return ["policy_oid arcs must be below 2**32"]
+    try:
+        x509.ObjectIdentifier(oid)
+    except ValueError:
+        return ["policy_oid is not a valid OID (first arc 0-2; under 0 and 1, second below 40)"]
+    return []
 
 
 def load_settings(
@@ -237,9 +297,10 @@ def load_settings(
     if config_file is not None:
         try:
             document = tomllib.loads(config_file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: also an integer of 5,000 digits
+            reason = " ".join(str(exc).split())
             raise ConfigurationError(
-                f"cannot read configuration file {config_file}: {exc}"
+                f"cannot read configuration file {config_file}: {reason}"
             ) from exc
         for key, value in document.items():
             if key in fields:
@@ -278,4 +339,7 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
             return Path(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigurationError(f"invalid configuration: {name} = {value!r}") from None
+        shown = repr(value)
+        if len(shown) > 40:  # a number of 5,000 digits is named, not printed
+            shown = shown[:30] + f"… ({len(shown)} characters)"
+        raise ConfigurationError(f"invalid configuration: {name} = {shown}") from None

@@ -3,10 +3,15 @@
 The CLI, the server, the console and every test open the core here, so a command and the
 service always see the same database, the same CA and the same rules. Nothing here knows of
 chat: the conversation engine is built on top of an opened core by `dialogs`.
+
+Opening is also where the process proves its settings against the certificate profile (a bad
+policy OID stops the start, not a customer's issuance) and ends the deliveries past their
+window, whichever process it is.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import Mapping
@@ -17,7 +22,7 @@ from certcore.audit import AuditLog
 from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
 from certcore.customers import CustomerDirectory, IdentityVerifier
-from certcore.keyfile import load_or_create_secret
+from certcore.keyfile import keep_private, load_or_create_secret, open_to_others
 from certcore.notify import (
     DevOutbox,
     Medium,
@@ -36,10 +41,12 @@ from certcore.pki import (
     KeyWork,
     OcspResponder,
 )
-from certcore.storage import Database
+from certcore.storage import Database, sqlite_file
 from certcore.storage.conversations import ConversationRecords
 
 PASSPHRASE_VARIABLE = "CERTDESK_CA_PASSPHRASE"
+
+log = logging.getLogger("certdesk.core")
 
 
 def ca_passphrase(environ: Mapping[str, str] | None = None) -> bytes | None:
@@ -49,8 +56,23 @@ def ca_passphrase(environ: Mapping[str, str] | None = None) -> bytes | None:
 
 
 async def open_database(settings: Settings) -> Database:
-    """The database of the data directory (created, mode 0700, when missing), migrated."""
+    """The database of the data directory (created, mode 0700, when missing), migrated; its
+    files (and SQLite's -wal and -shm beside it) are the owner's alone, 0600, whatever the
+    directory's mode, and a directory open to others is pointed out in the log."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = open_to_others(settings.data_dir)
+    if mode is not None:
+        log.warning(
+            "the data directory %s is open to group or others (mode %03o); its files are kept "
+            "0600, but run chmod 700 on it",
+            settings.data_dir,
+            mode,
+        )
+    database_file = sqlite_file(settings.database)
+    if database_file is not None:
+        keep_private(database_file)  # SQLite gives its -wal and -shm files the same mode
+        for suffix in ("-wal", "-shm", "-journal"):
+            keep_private(database_file.with_name(database_file.name + suffix), create=False)
     db = Database(settings.database)
     await db.migrate()
     return db
@@ -97,12 +119,20 @@ class Core:
                 )
             else:
                 ca = files.load(passphrase)
+            # A setting the certificate cannot carry stops here, not at a customer's issuance.
+            ca.check_profile(settings, clock())
+            certificates = CertificateService(
+                db=db, ca=ca, settings=settings, clock=clock, rng=rng, keywork=keywork
+            )
+            deliveries = DeliveryService(
+                db=db, certificates=certificates, settings=settings, clock=clock
+            )
+            # Whatever process opens the core (`certdesk chat`, an operator command, `serve`)
+            # ends the deliveries past their window: a kept .pfx never waits for `serve`.
+            await deliveries.erase_expired()
         except BaseException:
             await db.close()
             raise
-        certificates = CertificateService(
-            db=db, ca=ca, settings=settings, clock=clock, rng=rng, keywork=keywork
-        )
         ocsp = OcspResponder(
             ca,
             certificates.get_by_number,
@@ -128,9 +158,7 @@ class Core:
             otp=OtpService(
                 db=db, settings=settings, clock=clock, rng=rng, senders=senders, key=otp_key
             ),
-            deliveries=DeliveryService(
-                db=db, certificates=certificates, settings=settings, clock=clock
-            ),
+            deliveries=deliveries,
             audit=AuditLog(db, clock),
             conversations=ConversationRecords(db, clock),
             senders=senders,

@@ -160,6 +160,8 @@ class Console(ChannelAdapter[str]):
 
     def _turn(self, event: Inbound) -> None:
         replies = self.run(self.dispatch(event))
+        # No `serve` upkeep here: a session that goes on past a delivery's window ends it.
+        self.run(self.core.deliveries.erase_expired())
         self._print_outbox()
         for delivery in [r for r in replies if isinstance(r, Delivery)]:
             self._deliver(delivery)

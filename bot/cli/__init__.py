@@ -1,8 +1,10 @@
 """The `certdesk` command: `serve` and the operator commands.
 
-Every command takes `--data-dir` (default ./var, or CERTDESK_DATA_DIR). A failure the operator
-can fix is printed as one line on stderr with exit code 2, never as a traceback; `audit verify`
-exits 1 when the chain is broken, so scripts can tell "tampered" from "mistyped".
+Every command takes `--data-dir` (default ./var, or CERTDESK_DATA_DIR) and runs under a 077
+umask, so whatever it writes (the database, console.log, a .pfx, a CRL) is the operator's alone.
+A failure the operator can fix is printed as one line on stderr with exit code 2, never as a
+traceback; `audit verify` exits 1 when the chain is broken, so scripts can tell "tampered" from
+"mistyped".
 
 Each module registers its own commands next to their handlers (`serve` for `serve` and
 `chat`, then `ca`, `cert`, `customers`, `audit`, `notify`); `common` holds what they share.
@@ -11,6 +13,7 @@ Each module registers its own commands next to their handlers (`serve` for `serv
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +23,7 @@ from bot.cli.common import EXIT_BROKEN, EXIT_USAGE, Commands, Handler, Parser
 from bot.cli.notify import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT
 from certcore.config import load_settings
 from certcore.errors import AuditChainBroken, CertdeskError
+from certcore.keyfile import PRIVATE_UMASK
 
 __all__ = ["NOTIFY_TEST_BODY", "NOTIFY_TEST_SUBJECT", "build_parser", "main"]
 
@@ -31,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     handler: Handler = args.handler
+    previous_umask = os.umask(PRIVATE_UMASK)  # every file a command creates is 0600 (or 0700)
     try:
         settings = load_settings(
             getattr(args, "config", None), data_dir=getattr(args, "data_dir", None)
@@ -48,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    finally:
+        os.umask(previous_umask)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from certcore.config import Settings
 from certcore.core import Core
 from certcore.errors import InvalidInput
 from certcore.identity import normalise_id
+from certcore.keyfile import keep_private
 from certcore.masking import mask_id
 from certcore.pki import (
     CertificateRecord,
@@ -136,6 +137,7 @@ def _deliver(
 def _write_pfx(issued: IssuedCertificate, out: Path) -> None:
     target = out / issued.filename if out.is_dir() else out
     try:
+        keep_private(target)  # 0600 before the first byte, also over an existing file
         target.write_bytes(issued.pkcs12)
     except OSError as exc:
         raise InvalidInput(

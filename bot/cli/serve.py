@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import logging
 import sys
 
 from bot.cli.common import Commands, run
 from certcore.config import Settings
+from certcore.keyfile import keep_private
 
 
 def register(commands: Commands) -> None:
@@ -26,9 +28,13 @@ def register(commands: Commands) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.serve import serve
 
-    host = args.host or settings.host
-    port = args.port if args.port is not None else settings.port
-    return run(serve(settings, host=host, port=port))
+    # --host and --port are settings like any other, refused by the same bounds (port 1-65535).
+    settings = dataclasses.replace(
+        settings,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+    ).validate()
+    return run(serve(settings, host=settings.host, port=settings.port))
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -36,8 +42,10 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
     # The terminal is the chat: engine diagnostics go to a file, not between the messages.
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_file = settings.data_dir / "console.log"
+    keep_private(log_file)  # it names masked customers and conversations: 0600 in any directory
     logging.basicConfig(
-        filename=settings.data_dir / "console.log",
+        filename=log_file,
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

@@ -14,10 +14,13 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from certcore.clock import TAIPEI
 from certcore.config import Settings
+from certcore.errors import ConfigurationError
 from certcore.pki.cakey import CAKey, signature_hash
-from certcore.pki.rules import Window, add_months, end_of_day_taipei
+from certcore.pki.rules import Window, add_months, end_of_day_taipei, validity_period
 
 SERIAL_BITS = 159
+PROFILE_PROBE_ID = "A123456789"
+"""The customer ID of the throwaway certificate `check_profile` signs (a valid test number)."""
 CustomerKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 CustomerPublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
@@ -148,6 +151,27 @@ class CertificateAuthority:
             .add_extension(x509.CertificatePolicies([policy]), critical=False)
         )
         return builder.sign(self.key, signature_hash(self.key))
+
+    def check_profile(self, settings: Settings, now: datetime) -> None:
+        """Sign one throwaway certificate of the profile with these settings (the CA's own
+        public key as its subject's), so a value the certificate cannot carry stops the process
+        at start instead of failing a customer's issuance. `Settings.validate` refuses what it
+        can name; this catches whatever else the encoder refuses (a surrogate in `broker_name`
+        from an environment that is not UTF-8, say)."""
+        try:
+            self.sign_customer_certificate(
+                public_key=self.key.public_key(),
+                customer_id=PROFILE_PROBE_ID,
+                serial=1,
+                validity=validity_period(now, settings.validity_months),
+                settings=settings,
+            )
+        except (ValueError, TypeError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ConfigurationError(
+                "invalid configuration: no certificate can be issued with these settings "
+                f"(broker_name, ra_name, public_url, policy_oid): {reason}"
+            ) from None
 
 
 CA_VALIDITY_YEARS = 10

@@ -5,6 +5,11 @@ and the certificate are created only when the customer, holding the one-time lin
 console), sets the export password. The password-encrypted .pfx is kept for the rest of the
 delivery window so a broken download can be retried (at most `delivery_max_downloads` times),
 then erased. Only a hash of the link's token is stored.
+
+Its short passwords make a kept .pfx guessable offline, so its end does not wait for `serve`'s
+upkeep: every read checks the window itself, every write of this service erases whatever has
+expired in the same transaction, and opening the core erases too (`certdesk chat` and the
+operator commands run without `serve`). SQLite zeroes what is erased (`secure_delete`).
 """
 
 from __future__ import annotations
@@ -112,6 +117,7 @@ class DeliveryService:
         token = secrets.token_urlsafe(32)
         async with self.db.write() as conn:
             now = self.clock()
+            await _erase_expired(conn, now)
             await spend_verification(conn, binding, receipt, now)
             await conn.execute(
                 insert(deliveries).values(
@@ -171,12 +177,14 @@ class DeliveryService:
         check_export_password(password)
         key = token_hash(token)
         async with self.db.write() as conn:
+            now = self.clock()
+            await _erase_expired(conn, now)
             claimed = await conn.execute(
                 update(deliveries)
                 .where(
                     deliveries.c.token_hash == key,
                     deliveries.c.state == DeliveryState.OPEN.value,
-                    deliveries.c.expires_at >= self.clock(),
+                    deliveries.c.expires_at >= now,
                 )
                 .values(state=DeliveryState.ISSUING.value)
             )
@@ -222,6 +230,7 @@ class DeliveryService:
         key = token_hash(token)
         async with self.db.write() as conn:
             now = self.clock()
+            await _erase_expired(conn, now)
             again = await conn.execute(
                 update(deliveries)
                 .where(
@@ -229,21 +238,24 @@ class DeliveryService:
                     deliveries.c.state == DeliveryState.ISSUED.value,
                     deliveries.c.expires_at >= now,
                     deliveries.c.downloads < self.settings.delivery_max_downloads,
+                    deliveries.c.pkcs12.is_not(None),
                 )
                 .values(downloads=deliveries.c.downloads + 1)
             )
             row = (
                 await conn.execute(select(deliveries).where(deliveries.c.token_hash == key))
             ).first()
-            if again.rowcount != 1 or row is None or row.pkcs12 is None:
-                raise DeliveryUnavailable("this delivery link has expired or was used up")
-            await self.audit.append(
-                conn,
-                actor,
-                action="delivery.downloaded",
-                subject=mask_id(row.customer_id),
-                details={"serial": row.serial, "download": row.downloads},
-            )
+            if again.rowcount == 1 and row is not None:
+                await self.audit.append(
+                    conn,
+                    actor,
+                    action="delivery.downloaded",
+                    subject=mask_id(row.customer_id),
+                    details={"serial": row.serial, "download": row.downloads},
+                )
+        # Raised after the commit, so what this transaction erased stays erased.
+        if again.rowcount != 1 or row is None or row.pkcs12 is None:
+            raise DeliveryUnavailable("this delivery link has expired or was used up")
         return DeliveredFile(
             filename=row.filename, pkcs12=row.pkcs12, serial=row.serial, record=None
         )
@@ -251,15 +263,19 @@ class DeliveryService:
     async def erase_expired(self) -> int:
         """End every delivery past its window and erase the kept file; returns how many."""
         async with self.db.write() as conn:
-            erased = await conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.state.in_([DeliveryState.OPEN.value, DeliveryState.ISSUED.value]),
-                    deliveries.c.expires_at < self.clock(),
-                )
-                .values(state=DeliveryState.EXPIRED.value, pkcs12=None)
-            )
-        return erased.rowcount
+            return await _erase_expired(conn, self.clock())
+
+
+async def _erase_expired(conn: AsyncConnection, now: datetime) -> int:
+    erased = await conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.state.in_([DeliveryState.OPEN.value, DeliveryState.ISSUED.value]),
+            deliveries.c.expires_at < now,
+        )
+        .values(state=DeliveryState.EXPIRED.value, pkcs12=None)
+    )
+    return erased.rowcount
 
 
 async def _set(conn: AsyncConnection, key: str, **values: object) -> None:

@@ -2,12 +2,14 @@
 
 Each operation keeps the holder's row lock only for short transactions around the database
 work. Key generation, signing and PKCS#12 encryption (the slow parts) happen between them,
-with the certificate recorded as `pending` before signing and `issued` after, so a crash in
-between leaves a record that `recover_pending` finds and marks abandoned.
+with the certificate recorded as `pending` before signing and `issued` after. An issuance that
+fails in between abandons its own record at once, so the customer can apply again; only a
+crash leaves one for `recover_pending` to find.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -253,23 +255,55 @@ class CertificateService:
             )
             stale = list(rows)
             for serial, customer_id in stale:
-                await conn.execute(
-                    update(certificates)
-                    .where(certificates.c.serial == serial)
-                    .values(state=RecordState.ABANDONED.value)
-                )
-                await self.audit.append(
-                    conn,
-                    Actor("system", "recovery"),
-                    action="certificate.abandoned",
-                    subject=mask_id(customer_id),
-                    details={"serial": serial},
-                )
+                await self._mark_abandoned(conn, serial, customer_id, Actor("system", "recovery"))
         return [serial for serial, _ in stale]
+
+    async def _abandon(self, pending: CertificateRecord, actor: Actor) -> None:
+        async with self.db.write() as conn:
+            await self._mark_abandoned(conn, pending.serial, pending.customer_id, actor)
+
+    async def _mark_abandoned(
+        self, conn: AsyncConnection, serial: str, customer_id: str, actor: Actor
+    ) -> None:
+        """Pending → abandoned, audited; nothing when the record is no longer pending."""
+        abandoned = await conn.execute(
+            update(certificates)
+            .where(
+                certificates.c.serial == serial,
+                certificates.c.state == RecordState.PENDING.value,
+            )
+            .values(state=RecordState.ABANDONED.value)
+        )
+        if abandoned.rowcount:
+            await self.audit.append(
+                conn,
+                actor,
+                action="certificate.abandoned",
+                subject=mask_id(customer_id),
+                details={"serial": serial},
+            )
 
     # -- the steps -------------------------------------------------------------------------
 
     async def _sign_and_release(
+        self,
+        pending: CertificateRecord,
+        key: CustomerKey,
+        password: str,
+        fmt: Pkcs12Format,
+        actor: Actor,
+    ) -> IssuedCertificate:
+        """Sign, export and release the pending record; a failure on the way abandons it (a
+        record still pending was never handed to anybody), so it blocks no new application."""
+        try:
+            return await self._sign_and_release_pending(pending, key, password, fmt, actor)
+        except BaseException:
+            # If even this fails, the record stays pending for `recover_pending`.
+            with contextlib.suppress(Exception):
+                await self._abandon(pending, actor)
+            raise
+
+    async def _sign_and_release_pending(
         self,
         pending: CertificateRecord,
         key: CustomerKey,

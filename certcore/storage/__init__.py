@@ -6,7 +6,7 @@ customers, …); `schema` is what they all query."""
 from certcore.storage import schema
 from certcore.storage.accountlinks import AccountLinks
 from certcore.storage.chatlog import ChatEntry, ChatLog
-from certcore.storage.database import MIGRATIONS_DIR, Database
+from certcore.storage.database import MIGRATIONS_DIR, Database, sqlite_file
 from certcore.storage.locks import lock_customer
 from certcore.storage.types import UTCDateTime
 
@@ -19,4 +19,5 @@ __all__ = [
     "UTCDateTime",
     "lock_customer",
     "schema",
+    "sqlite_file",
 ]

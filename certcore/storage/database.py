@@ -19,10 +19,23 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import CursorResult, event, select
 from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _IMMEDIATE = "certdesk_immediate"
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA synchronous=NORMAL",
+    # Deleted and overwritten content (the kept .pfx once its delivery window ends) is zeroed in
+    # the file instead of lingering in free pages; SQLite builds differ in their default.
+    "PRAGMA secure_delete=ON",
+)
+"""What every SQLite connection the project opens runs first: the engine's and the writer
+thread's (`groupcommit`) alike."""
 
 # aiosqlite logs every statement *with its parameters* (full ID numbers, mobile numbers,
 # e-mail addresses) at DEBUG, so a process run at DEBUG would leak them into its logs. Quiet it
@@ -73,6 +86,14 @@ class Database:
         await self.engine.dispose()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for another backend or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
     """The integer primary key that a one-row INSERT just created."""
     key = result.inserted_primary_key
@@ -99,10 +120,8 @@ def _install_sqlite_transaction_control(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

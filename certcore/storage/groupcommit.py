@@ -29,8 +29,9 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
+
+from certcore.storage.database import SQLITE_PRAGMAS, sqlite_file
 
 log = logging.getLogger("certdesk.storage")
 
@@ -112,10 +113,10 @@ class GroupCommitter:
     """The writer thread of one SQLite database file; started on first use, stopped by `close`."""
 
     def __init__(self, url: str) -> None:
-        database = make_url(url).database
-        if not database or database == ":memory:":
+        database = sqlite_file(url)
+        if database is None:
             raise ValueError("group commit needs a SQLite database file")
-        self.path = database
+        self.path = str(database)
         self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -163,12 +164,7 @@ class GroupCommitter:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000",
-            "PRAGMA synchronous=NORMAL",
-        ):
+        for pragma in SQLITE_PRAGMAS:
             conn.execute(pragma)
         return conn
 

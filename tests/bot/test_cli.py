@@ -754,3 +754,84 @@ def test_bad_configuration_and_unusable_data_dir_are_one_line(
     assert_error(cli("cert", "list", "--data-dir", a_file), str(a_file))
     monkeypatch.setenv("CERTDESK_VALIDITY_MONTHS", "twelve")
     assert_error(cli("cert", "list"), "invalid configuration", "validity_months")
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "-1"])
+def test_serve_refuses_a_port_that_is_not_one(cli: Cli, tmp_path: Path, port: str) -> None:
+    result = cli("serve", "--port", port, "--data-dir", tmp_path / "var")
+    assert_error(result, "invalid configuration", "port must be between 1 and 65535")
+
+
+def test_a_number_beyond_the_rules_is_one_line_not_an_overflow(
+    cli: Cli, ca_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTDESK_IDENTITY_LOCK_MINUTES", "9" * 30)
+    result = issue(cli, ca_env, valid_id("B22345678"), tmp_path)
+    assert_error(result, "invalid configuration", "identity_lock_minutes must be between")
+    monkeypatch.setenv("CERTDESK_IDENTITY_LOCK_MINUTES", "9" * 5000)
+    line = assert_error(issue(cli, ca_env, valid_id("B22345678"), tmp_path), "identity_lock")
+    assert len(line) < 300
+
+
+# -- files are the operator's alone -----------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def _with_umask_022() -> None:
+    os.umask(0o022)
+
+
+def test_a_written_pfx_is_the_operators_alone(cli: Cli, ca_env: Path, tmp_path: Path) -> None:
+    previous = os.umask(0o022)  # what most shells hand a command
+    try:
+        to_dir = tmp_path / "shared"
+        to_dir.mkdir(mode=0o755)
+        assert issue(cli, ca_env, valid_id("C22345678"), to_dir).code == 0
+        (written,) = to_dir.iterdir()
+        assert _mode(written) == 0o600
+        existing = tmp_path / "existing.pfx"
+        existing.write_bytes(b"an older file")
+        existing.chmod(0o644)
+        assert issue(cli, ca_env, valid_id("D22345678"), existing).code == 0
+        assert _mode(existing) == 0o600
+        pkcs12.load_key_and_certificates(existing.read_bytes(), PASSWORD.encode())
+        assert os.umask(0o022) == 0o022  # the command gave the caller's umask back
+    finally:
+        os.umask(previous)
+
+
+def test_a_data_directory_open_to_others_is_one_warning_line(ca_env: Path, tmp_path: Path) -> None:
+    ca_env.chmod(0o755)
+    env = {"CERTDESK_DATA_DIR": str(ca_env)}
+    listed = certdesk_process("cert", "list", env=env, cwd=tmp_path)
+    assert listed.code == 0
+    [line] = listed.err.splitlines()
+    assert str(ca_env) in line and "mode 755" in line and "chmod 700" in line
+    assert _mode(ca_env / "certdesk.sqlite3") == 0o600
+
+
+def test_the_chat_log_and_database_are_the_operators_alone(ca_env: Path, tmp_path: Path) -> None:
+    ca_env.chmod(0o755)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "chat", "--data-dir", str(ca_env)],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("CERTDESK_")},
+            "PYTHONPATH": str(REPO),
+            "CERTDESK_CA_PASSPHRASE": TEST_PASSPHRASE.decode(),
+        },
+        cwd=tmp_path,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=_with_umask_022,  # only sets the umask, before exec
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for name in ("console.log", "certdesk.sqlite3", "otp-key"):
+        assert _mode(ca_env / name) == 0o600, name
+    assert "chmod 700" in (ca_env / "console.log").read_text()  # the warning, in the chat's log

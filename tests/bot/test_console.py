@@ -31,15 +31,16 @@ from bot.channels.console import (
     write_pfx,
 )
 from certcore.audit import Actor, verify_chain
+from certcore.clock import FrozenClock
 from certcore.config import Settings
 from certcore.core import Core
 from certcore.customers import load_demo_customers
 from certcore.i18n import translate
 from certcore.notify import Medium, outbox_since
 from certcore.otp import Binding, Operation
-from certcore.pki import DeliveredFile, DeliveryState, RevocationReason, serial_hex
+from certcore.pki import DeliveredFile, DeliveryState, RevocationReason, serial_hex, token_hash
 from certcore.pki.records import all_certificates
-from certcore.storage.schema import conversation_events
+from certcore.storage.schema import conversation_events, deliveries
 from dialogs.flows import all_flows
 from dialogs.messages import (
     Choices,
@@ -363,6 +364,40 @@ def test_delivery_re_asks_on_mismatch_and_invalid_then_writes_the_pfx(
     assert out.index("憑證申請完成") > out.index(t("console.delivery.written", path=str(files[0])))
     assert delivery_session.state() is DeliveryState.ISSUED
     assert len({e.event_id for e in engine.events}) == len(engine.events)
+
+
+def test_a_session_that_goes_on_past_the_window_erases_the_kept_file(
+    settings: Settings, environ: dict[str, str], clock: FrozenClock, tmp_path: Path
+) -> None:
+    """No `serve` runs beside a console: the session itself ends the delivery it outlived."""
+
+    def sixteen_minutes_later(_: str) -> str:
+        clock.advance(minutes=15, seconds=1)
+        return "hello"
+
+    with asyncio.Runner() as runner:
+        core = runner.run(Core.open(settings, clock=clock, environ=environ, create_ca=True))
+        try:
+            token, url = runner.run(_open_delivery(core))
+            session = DeliverySession(core, runner, token, url)
+            session.talk(tmp_path, ["go", PASSWORD, PASSWORD, sixteen_minutes_later])
+            assert len(list(tmp_path.glob("*.pfx"))) == 1
+
+            async def kept() -> bytes | None:
+                async with core.db.read() as conn:
+                    file: bytes | None = (
+                        await conn.execute(
+                            select(deliveries.c.pkcs12).where(
+                                deliveries.c.token_hash == token_hash(token)
+                            )
+                        )
+                    ).scalar()
+                return file
+
+            assert runner.run(kept()) is None
+            assert session.state() is DeliveryState.EXPIRED
+        finally:
+            runner.run(core.close())
 
 
 def test_delivery_gives_up_after_three_failed_tries(

@@ -72,13 +72,13 @@ def test_config_file_can_be_named_by_the_environment(tmp_path: Path) -> None:
 
 
 def test_environment_overrides_toml(tmp_path: Path) -> None:
-    config = write_toml(tmp_path, 'issuer_tag = "HFCR"\nrevocations_per_year = 3\nport = 9000\n')
+    config = write_toml(tmp_path, 'issuer_tag = "HFCR"\nrevocations_per_year = 1\nport = 9000\n')
     settings = load_settings(
         config,
-        environ={"CERTDESK_ISSUER_TAG": "KGI", "CERTDESK_REVOCATIONS_PER_YEAR": "5"},
+        environ={"CERTDESK_ISSUER_TAG": "KGI", "CERTDESK_REVOCATIONS_PER_YEAR": "0"},
     )
     assert settings.issuer_tag == "KGI"
-    assert settings.revocations_per_year == 5
+    assert settings.revocations_per_year == 0
     assert settings.port == 9000  # from the file: no variable for it
 
 
@@ -128,7 +128,10 @@ def test_unknown_toml_keys_are_kept_in_extra(tmp_path: Path) -> None:
             "CRL_VALIDITY_HOURS", "49", "crl_validity_hours must be between 1 and 48", id="crl-49h"
         ),
         pytest.param(
-            "PKCS12_KDF_ROUNDS", "1000", "pkcs12_kdf_rounds must be at least 600000", id="kdf-1000"
+            "PKCS12_KDF_ROUNDS",
+            "1000",
+            "pkcs12_kdf_rounds must be between 600000 and 6000000",
+            id="kdf-1000",
         ),
         pytest.param("PORT", "eighty", "port = 'eighty'", id="non-integer"),
         pytest.param("VALIDITY_MONTHS", "12.5", "validity_months = '12.5'", id="decimal-months"),
@@ -145,13 +148,13 @@ def test_unknown_toml_keys_are_kept_in_extra(tmp_path: Path) -> None:
         pytest.param(
             "REVOCATIONS_PER_YEAR",
             "-1",
-            "revocations_per_year must not be negative",
+            "revocations_per_year must be between 0 and 2",
             id="neg-quota",
         ),
         pytest.param(
             "CRL_REFRESH_HOURS",
             "36",
-            "crl_refresh_hours must be at least 1 and below",
+            "crl_refresh_hours must be between 1 and 24",
             id="refresh",
         ),
         pytest.param("PUBLIC_URL", "ftp://pki.example", "public_url must be an http", id="ftp-url"),
@@ -180,7 +183,9 @@ def test_bad_environment_values_are_refused(variable: str, value: str, message: 
             "crl_validity_hours = 49", "crl_validity_hours must be between 1 and 48", id="49h"
         ),
         pytest.param(
-            "pkcs12_kdf_rounds = 1000", "pkcs12_kdf_rounds must be at least 600000", id="1000"
+            "pkcs12_kdf_rounds = 1000",
+            "pkcs12_kdf_rounds must be between 600000 and 6000000",
+            id="1000",
         ),
         pytest.param('port = "eighty"', "port = 'eighty'", id="string-for-integer"),
         pytest.param("validity_months = 12.5", "validity_months = 12.5", id="float-for-integer"),
@@ -205,7 +210,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_explicit_overrides_are_validated_too() -> None:
-    with pytest.raises(ConfigurationError, match="pkcs12_kdf_rounds must be at least 600000"):
+    with pytest.raises(ConfigurationError, match="pkcs12_kdf_rounds must be between 600000"):
         load_settings(environ={}, pkcs12_kdf_rounds=1000)
 
 
@@ -217,3 +222,136 @@ def test_unreadable_or_malformed_file_is_a_configuration_error(tmp_path: Path) -
         ConfigurationError, match=r"cannot read configuration file .*certdesk\.toml"
     ):
         load_settings(broken, environ={})
+
+
+# -- every number bounded by the rules it serves (DESIGN §3–§4) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        pytest.param("OTP_MAX_ATTEMPTS", "100000000", "otp_max_attempts must be between 1 and 5"),
+        pytest.param("OTP_MAX_ATTEMPTS", "6", "otp_max_attempts must be between 1 and 5"),
+        pytest.param("IDENTITY_MAX_FAILURES", "6", "identity_max_failures must be between 1 and 5"),
+        pytest.param("IDENTITY_LOCK_MINUTES", "14", "identity_lock_minutes must be between 15"),
+        pytest.param("IDENTITY_LOCK_MINUTES", "1441", "identity_lock_minutes must be between 15"),
+        pytest.param("OTP_SENDS_PER_HOUR", "6", "otp_sends_per_hour must be between 1 and 5"),
+        pytest.param("OTP_SENDS_PER_DAY", "11", "otp_sends_per_day must be between 1 and 10"),
+        pytest.param("OTP_RESEND_SECONDS", "59", "otp_resend_seconds must be between 60 and 600"),
+        pytest.param("OTP_RESEND_SECONDS", "301", "otp_resend_seconds must not exceed"),
+        pytest.param(
+            "DELIVERY_WINDOW_MINUTES", "16", "delivery_window_minutes must be between 1 and 15"
+        ),
+        pytest.param(
+            "DELIVERY_MAX_DOWNLOADS", "4", "delivery_max_downloads must be between 1 and 3"
+        ),
+        pytest.param("REVOCATIONS_PER_YEAR", "3", "revocations_per_year must be between 0 and 2"),
+        pytest.param("CRL_REFRESH_HOURS", "25", "crl_refresh_hours must be between 1 and 24"),
+        pytest.param("OCSP_VALIDITY_HOURS", "169", "ocsp_validity_hours must be between 2 and 168"),
+        pytest.param(
+            "PKCS12_KDF_ROUNDS",
+            "6000001",
+            "pkcs12_kdf_rounds must be between 600000 and 6000000",
+        ),
+        pytest.param("SENSITIVE_FLOW_MINUTES", "31", "sensitive_flow_minutes must be between 1"),
+        pytest.param("FLOW_IDLE_MINUTES", "1441", "flow_idle_minutes must be between 1 and 1440"),
+        pytest.param(
+            "PENDING_RECOVERY_MINUTES", "0", "pending_recovery_minutes must be between 1 and 1440"
+        ),
+        pytest.param("PORT", "70000", "port must be between 1 and 65535"),
+        pytest.param("PORT", "0", "port must be between 1 and 65535"),
+        pytest.param("SMTP_PORT", "65536", "smtp_port must be between 1 and 65535"),
+    ],
+)
+def test_every_number_stays_within_what_the_rules_allow(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ={"CERTDESK_" + variable: value})
+    text = str(caught.value)
+    assert text.startswith("invalid configuration: ") and "\n" not in text
+    assert message in text
+
+
+def test_the_strictest_settings_the_rules_allow_are_accepted() -> None:
+    settings = load_settings(
+        environ={},
+        otp_max_attempts=1,
+        identity_max_failures=1,
+        identity_lock_minutes=24 * 60,
+        otp_lifetime_minutes=1,
+        otp_resend_seconds=60,
+        otp_sends_per_hour=1,
+        otp_sends_per_day=1,
+        delivery_window_minutes=1,
+        delivery_max_downloads=1,
+        revocations_per_year=0,
+    )
+    assert settings.otp_max_attempts == 1 and settings.revocations_per_year == 0
+
+
+INTEGER_SETTINGS = [
+    name for name, spec in Settings.__dataclass_fields__.items() if spec.type == "int"
+]
+
+
+@pytest.mark.parametrize("digits", [30, 5000], ids=["30 digits", "5000 digits"])
+@pytest.mark.parametrize("name", INTEGER_SETTINGS)
+def test_a_huge_number_is_one_line_naming_the_setting(
+    tmp_path: Path, name: str, digits: int
+) -> None:
+    """Before: 30 digits passed validation and overflowed a timedelta at start (a traceback);
+    5,000 digits exceed Python's integer-string limit (a traceback from the TOML reader)."""
+    huge = "9" * digits
+    for load in (
+        lambda: load_settings(environ={"CERTDESK_" + name.upper(): huge}),
+        lambda: load_settings(write_toml(tmp_path, f"{name} = {huge}\n"), environ={}),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            load()
+        text = str(caught.value)
+        assert name in text or "certdesk.toml" in text
+        assert "\n" not in text and len(text) < 300
+
+
+# -- what the certificates carry: refused at load, not at a customer's issuance ---------------
+
+
+@pytest.mark.parametrize(
+    ("oid", "message"),
+    [
+        pytest.param("1.2.x", "policy_oid must be a dotted OID", id="letter"),
+        pytest.param("1", "policy_oid must be a dotted OID", id="one-arc"),
+        pytest.param("1..2", "policy_oid must be a dotted OID", id="empty-arc"),
+        pytest.param("１.２.３", "policy_oid must be a dotted OID", id="full-width"),
+        pytest.param("3.1", "policy_oid is not a valid OID", id="first-arc-3"),
+        pytest.param("1.40.5", "policy_oid is not a valid OID", id="second-arc-40"),
+        pytest.param("1.3.4294967296", "policy_oid arcs must be below 2**32", id="2**32"),
+        pytest.param("1.3." + "9" * 5000, "policy_oid arcs must be below 2**32", id="5000"),
+    ],
+)
+def test_a_policy_oid_no_certificate_can_carry_is_refused_at_load(oid: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ={"CERTDESK_POLICY_OID": oid})
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        pytest.param("https://憑證.example.com.tw", "public_url must be ASCII", id="idn"),
+        pytest.param("https://pki.example.com.tw/證書", "public_url must be ASCII", id="path"),
+        pytest.param("https://", "public_url must be an http", id="no-host"),
+        pytest.param("https://pki.example .tw", "public_url must be an http", id="space"),
+        pytest.param("https://pki.example.tw:99999", "public_url must be an http", id="port"),
+    ],
+)
+def test_a_public_url_no_certificate_can_carry_is_refused_at_load(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ={"CERTDESK_PUBLIC_URL": url})
+    assert message in str(caught.value)
+
+
+def test_an_international_host_in_its_ascii_form_is_accepted() -> None:
+    url = "https://xn--ndsy35a.example.com.tw"
+    assert load_settings(environ={"CERTDESK_PUBLIC_URL": url}).crl_url == f"{url}/crl"

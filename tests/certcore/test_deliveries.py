@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -13,6 +17,7 @@ from sqlalchemy import select
 
 from certcore.audit import Actor
 from certcore.clock import FrozenClock
+from certcore.config import Settings
 from certcore.core import Core
 from certcore.errors import InvalidExportPassword, OtpNoActiveCode
 from certcore.notify import Medium
@@ -25,6 +30,7 @@ from certcore.pki import (
     token_hash,
 )
 from certcore.pki.records import certificates_of
+from certcore.storage.groupcommit import GroupCommitter
 from certcore.storage.schema import audit_log, deliveries, dev_outbox
 
 CUSTOMER = "A123456789"
@@ -154,7 +160,7 @@ async def test_after_fifteen_minutes_the_link_is_dead_and_the_file_erased(
     with pytest.raises(DeliveryUnavailable):
         await core.deliveries.fulfil(unused.token, "Abc123", actor=CUSTOMER_ACTOR)
     assert (await core.deliveries.describe(unused.token)).state is DeliveryState.EXPIRED  # type: ignore[union-attr]
-    assert await core.deliveries.erase_expired() == 2
+    assert await core.deliveries.erase_expired() == 0  # the refused reads ended both already
     row = await stored(core, used.token)
     assert row.state == "expired" and row.pkcs12 is None
 
@@ -183,6 +189,24 @@ async def test_a_failed_issuance_leaves_the_link_open(core: Core, monkeypatch) -
     monkeypatch.undo()
     assert (await stored(core, ticket.token)).state == "open"
     await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+
+
+async def test_a_link_whose_issuance_failed_can_be_used_again(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failed issuance abandons its own pending record: the retry is not refused with
+    "already holds certificate …" until `serve`'s recovery runs."""
+    ticket = await opened(core)
+
+    async def broken_export(**kwargs: object) -> bytes:
+        raise ValueError("the export failed")
+
+    monkeypatch.setattr(core.certificates.keywork, "export_pkcs12", broken_export)
+    with pytest.raises(ValueError):
+        await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    monkeypatch.undo()
+    delivered = await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    assert delivered.record is not None and delivered.record.state is RecordState.ISSUED
 
 
 async def test_a_renewal_delivery_supersedes_the_old_certificate(
@@ -263,3 +287,76 @@ async def test_a_newcomers_revocation_code_links_the_chat_with_the_revocation(co
         "conversation.linked",
         {"operation": "revoke", "conversation": "console:test"},
     )
+
+
+# -- the kept file ends with its window, whatever process runs --------------------------------
+
+
+async def test_the_next_process_to_open_the_core_erases_an_expired_file(
+    core: Core, clock: FrozenClock, settings: Settings, environ: dict[str, str]
+) -> None:
+    """No `serve` running: `certdesk chat` or an operator command opening the core erases the
+    file a delivery kept past its window."""
+    ticket = await opened(core)
+    await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    clock.advance(minutes=15, seconds=1)
+    other = await Core.open(settings, clock=clock, environ=environ)
+    await other.close()
+    row = await stored(core, ticket.token)
+    assert row.state == "expired" and row.pkcs12 is None
+
+
+async def test_every_delivery_transaction_erases_what_has_expired(
+    core: Core, clock: FrozenClock
+) -> None:
+    kept = await opened(core)
+    await core.deliveries.fulfil(kept.token, "Abc123", actor=CUSTOMER_ACTOR)
+    clock.advance(minutes=15, seconds=1)
+    with pytest.raises(DeliveryUnavailable):  # the read checks the window itself
+        await core.deliveries.download_again(kept.token, actor=CUSTOMER_ACTOR)
+    row = await stored(core, kept.token)
+    assert row.state == "expired" and row.pkcs12 is None
+
+
+def _connect_without_secure_delete(real: Callable[..., sqlite3.Connection]):
+    """`sqlite3.connect` as on a SQLite build whose `secure_delete` default is off (this
+    machine's Debian build has it on, which must not be what the erasure relies on)."""
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    return connect
+
+
+async def test_every_sqlite_connection_zeroes_what_it_deletes(
+    settings: Settings,
+    clock: FrozenClock,
+    environ: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sqlite3, "connect", _connect_without_secure_delete(sqlite3.connect))
+    core = await Core.open(settings, clock=clock, environ=environ)
+    writer = GroupCommitter(settings.database)  # the conversations' writer thread
+    try:
+        async with core.db.read() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA secure_delete")).scalar() == 1
+        async with core.db.write() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA secure_delete")).scalar() == 1
+        pragma = await writer.read(lambda conn: conn.execute("PRAGMA secure_delete").fetchone())
+        assert pragma[0] == 1
+
+        # And so the erased file is gone from the database file, not only from its row.
+        ticket = await opened(core)
+        delivered = await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+        clock.advance(minutes=15, seconds=1)
+        assert await core.deliveries.erase_expired() == 1
+    finally:
+        writer.close()
+        await core.close()  # the last connection checkpoints the WAL into the file
+    database = settings.data_dir / "certdesk.sqlite3"
+    assert not Path(f"{database}-wal").exists()
+    content = database.read_bytes()
+    pieces = [delivered.pkcs12[i : i + 32] for i in range(0, len(delivered.pkcs12) - 32, 256)]
+    assert not [piece for piece in pieces if piece in content]

@@ -9,6 +9,7 @@ responder and audit trail; only time stands still.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import random
 from collections.abc import Sequence
@@ -26,10 +27,11 @@ from sqlalchemy import Table, func, insert, select
 
 from certcore.audit import Actor, verify_chain
 from certcore.clock import FrozenClock, taipei
-from certcore.config import load_settings
+from certcore.config import Settings, load_settings
 from certcore.core import Core
 from certcore.errors import (
     AlreadyRevoked,
+    ConfigurationError,
     InvalidCustomerId,
     InvalidExportPassword,
     NotRenewable,
@@ -692,7 +694,11 @@ async def test_a_crash_between_pending_and_issued_is_recovered(
     def crash(*args: object, **kwargs: object) -> x509.Certificate:
         raise RuntimeError("simulated crash while signing")
 
+    async def dead(*args: object, **kwargs: object) -> None:
+        """A crashed process does not get to abandon its own record."""
+
     monkeypatch.setattr(CertificateAuthority, "sign_customer_certificate", crash)
+    monkeypatch.setattr(core.certificates, "_abandon", dead)
     with pytest.raises(RuntimeError, match="simulated crash"):
         await issue(core, ALICE)
     monkeypatch.undo()
@@ -747,6 +753,69 @@ async def test_a_crash_between_pending_and_issued_is_recovered(
         RecordState.ABANDONED,
         RecordState.ISSUED,
     ]
+
+
+async def test_a_failed_issuance_abandons_its_own_record_at_once(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure the process lives through (a setting the encoder refuses, a broken worker)
+    frees the customer's slot at once instead of after `serve`'s recovery."""
+
+    async def broken_export(**kwargs: object) -> bytes:
+        raise ValueError("the export failed")
+
+    monkeypatch.setattr(core.certificates.keywork, "export_pkcs12", broken_export)
+    with pytest.raises(ValueError, match="the export failed"):
+        await issue(core, ALICE)
+    monkeypatch.undo()
+
+    [record] = await records_of(core, ALICE)
+    assert record.state is RecordState.ABANDONED and record.der is None
+    async with core.db.read() as conn:
+        last = (
+            await conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1))
+        ).one()
+        assert await verify_chain(conn) == last.seq
+    assert (last.action, last.actor, last.subject) == (
+        "certificate.abandoned",
+        CUSTOMER.name,
+        "A123XXX89",
+    )
+    issued = await issue(core, ALICE)  # not "already holds certificate …"
+    assert issued.record.state is RecordState.ISSUED
+
+
+async def test_a_failed_renewal_abandons_its_record_and_keeps_the_old_one(
+    core: Core, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = await issue(core, ALICE)
+    clock.advance(days=340)
+
+    def refused(*args: object, **kwargs: object) -> x509.Certificate:
+        raise ValueError("the encoder refuses a setting")
+
+    monkeypatch.setattr(CertificateAuthority, "sign_customer_certificate", refused)
+    with pytest.raises(ValueError):
+        await core.certificates.renew(old.record.serial, PASSWORD, actor=OPERATOR)
+    monkeypatch.undo()
+    states = [(r.serial == old.record.serial, r.state) for r in await records_of(core, ALICE)]
+    assert sorted(states) == [(False, RecordState.ABANDONED), (True, RecordState.ISSUED)]
+    assert not (await record_of(core, old.record.serial)).revoked
+    renewed = await core.certificates.renew(old.record.serial, PASSWORD, actor=OPERATOR)
+    assert renewed.record.renewal_of == old.record.serial
+
+
+async def test_opening_the_core_proves_the_certificate_profile(
+    settings: Settings, environ: dict[str, str]
+) -> None:
+    """What `Settings.validate` cannot see, the encoder refuses when the core opens: here a
+    broker name from a non-UTF-8 environment (a surrogate escape)."""
+    broken = dataclasses.replace(settings, broker_name="CertDesk \udcff Securities")
+    with pytest.raises(ConfigurationError, match="no certificate can be issued") as caught:
+        await Core.open(broken, environ=environ)
+    assert "\n" not in str(caught.value)
+    opened = await Core.open(settings, environ=environ)  # the database was closed, not held
+    await opened.close()
 
 
 async def test_an_issuance_that_outlives_recovery_is_not_released(
