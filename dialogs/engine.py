@@ -28,8 +28,8 @@ from dialogs.flows.understand import could_be_words, warn
 from dialogs.flows.words import GLOBAL_WORDS, act_on_word
 from dialogs.messages import EventKind, Inbound, Outbound, Progress
 from dialogs.services import Services
-from dialogs.text import normalise_words
-from dialogs.turn import Flow, Input, Turn, decode_choice
+from dialogs.text import normalise_words, small_number
+from dialogs.turn import OPTION_DIGITS, Flow, Input, Turn, decode_choice
 from dialogs.understanding import IntentKind
 
 log = logging.getLogger("certdesk.dialogs")
@@ -244,9 +244,9 @@ def _typed_choice(conversation: Conversation, text: str) -> str | None:
     """An option picked by typing its number (1, １) or its label, as on LINE PC."""
     options = conversation.options
     folded = normalise_words(text)
-    if folded.isdigit():
-        index = int(folded) - 1
-        return options[index].key if 0 <= index < len(options) else None
+    number = small_number(folded, digits=OPTION_DIGITS)
+    if number is not None:
+        return options[number - 1].key if 0 < number <= len(options) else None
     for option in options:
         if normalise_words(option.label) == folded:
             return option.key

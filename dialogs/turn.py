@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from certcore.i18n import translate
 from dialogs.conversation import Conversation
 from dialogs.messages import Choices, ForgetInput, Option, Outbound, Progress, Text
+from dialogs.text import small_number
 
 if TYPE_CHECKING:
     from dialogs.services import Services
@@ -59,6 +60,11 @@ class Flow:
 
 
 CHOICE_SEPARATOR = ":"
+SEQ_DIGITS = 18
+"""A question's number fits in 18 digits (a 64-bit integer); a longer one is forged."""
+OPTION_DIGITS = 3
+"""An option's number (typed, or in an option's key) has at most 3 digits: no question has
+more options; a longer number is never an option."""
 
 
 def encode_choice(seq: int, key: str) -> str:
@@ -67,10 +73,12 @@ def encode_choice(seq: int, key: str) -> str:
 
 
 def decode_choice(wire: str) -> tuple[int, str] | None:
+    """The question's number and the option's key, or None for what no button of ours sends."""
     seq, separator, key = wire.partition(CHOICE_SEPARATOR)
-    if not separator or not seq.isdigit() or not key:
+    number = small_number(seq, digits=SEQ_DIGITS)
+    if not separator or number is None or not key:
         return None
-    return int(seq), key
+    return number, key
 
 
 class Turn:

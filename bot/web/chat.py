@@ -36,7 +36,7 @@ from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, normalise_locale, translate
 from certcore.pki import MAX_FILE_BYTES
 from certcore.storage import ChatLog
-from dialogs import EventKind, Inbound
+from dialogs import EventKind, Inbound, small_number
 
 log = logging.getLogger("certdesk.webchat")
 
@@ -55,6 +55,9 @@ SESSION_WINDOW_SECONDS = 60.0
 HEARTBEAT_SECONDS = 15.0
 """How often an idle event stream says it is alive, and reads the log again (another instance's
 appends arrive by then)."""
+
+SEQ_DIGITS = 18
+"""A chat log's message number fits a 64-bit integer."""
 
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -323,16 +326,18 @@ async def _known_session(request: web.Request) -> Session:
 
 
 def _after(request: web.Request) -> int:
-    value = request.query.get("after", "0")
+    """The last message the client has: `after`, or the event stream's `Last-Event-ID`. A
+    message's number has at most `SEQ_DIGITS` digits; a longer one would overflow the
+    database's integer (a 500), or `int()` itself past 4,300 digits."""
+    after = small_number(request.query.get("after", "0"), digits=SEQ_DIGITS)
     last_event = request.headers.get("Last-Event-ID", "")
-    try:
-        after = int(value)
-        if last_event:
-            after = max(after, int(last_event))
-    except ValueError:
-        raise ApiError(400, "bad_after") from None
-    if after < 0:
+    if after is None:
         raise ApiError(400, "bad_after")
+    if last_event:
+        resumed = small_number(last_event, digits=SEQ_DIGITS)
+        if resumed is None:
+            raise ApiError(400, "bad_after")
+        after = max(after, resumed)
     return after
 
 

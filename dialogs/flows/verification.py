@@ -33,7 +33,8 @@ from certcore.masking import mask_account, mask_email, mask_mobile
 from certcore.notify import Medium, mask_destination
 from certcore.otp import Binding, Operation
 from dialogs.flows.common import actor, today
-from dialogs.turn import Input, Step, Turn
+from dialogs.text import small_number
+from dialogs.turn import OPTION_DIGITS, Input, Step, Turn
 
 ID_NUMBER, BIRTH_DATE, ACCOUNT, DESTINATION, SEND, CODE = (
     "id_number",
@@ -303,6 +304,6 @@ def _masked_destination(turn: Turn) -> str:
 
 
 def _index(choice: str | None, prefix: str) -> int | None:
-    if not choice or not choice.startswith(prefix) or not choice[len(prefix) :].isdigit():
+    if not choice or not choice.startswith(prefix):
         return None
-    return int(choice[len(prefix) :])
+    return small_number(choice.removeprefix(prefix), digits=OPTION_DIGITS)

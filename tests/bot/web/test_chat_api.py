@@ -373,6 +373,19 @@ async def test_missing_or_wrong_fields(client: TestClient[Any, Any]) -> None:
     await assert_error(await client.get(url, params={"after": "-1"}), 400, "bad_after")
 
 
+@pytest.mark.parametrize("after", ["9" * 20, "9" * 4000, "9" * 5000, "１２", "+1"])
+async def test_a_message_number_past_any_message_is_refused(
+    client: TestClient[Any, Any], after: str
+) -> None:
+    """A number over 18 digits overflowed the database's integer (a 500), and over 4,300
+    digits int() itself; neither is a message number."""
+    chat = await new_chat(client)
+    url = f"{chat.base}/messages"
+    await assert_error(await client.get(url, params={"after": after}), 400, "bad_after")
+    stream = await client.get(f"{chat.base}/events", headers={"Last-Event-ID": after})
+    await assert_error(stream, 400, "bad_after")
+
+
 async def test_unknown_sessions(client: TestClient[Any, Any]) -> None:
     unknown = "A" * 43
     for url in (f"/api/chat/sessions/{unknown}/messages", "/api/chat/sessions/short/messages"):
