@@ -23,6 +23,7 @@ from functools import cache
 from certcore.clock import Clock
 from certcore.errors import ConcurrentUpdate
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
+from certcore.otp import parse_entry
 from dialogs.conversation import Conversation, ConversationStore
 from dialogs.flows.understand import could_be_words, warn
 from dialogs.flows.words import GLOBAL_WORDS, act_on_word
@@ -222,6 +223,8 @@ class Engine:
         if word is not None:
             await act_on_word(turn, word)
             return None
+        if self._reads_code(conversation) and parse_entry(text) is not None:
+            return Input(text=text)
         choice = _typed_choice(conversation, text)
         if choice is not None:
             return Input(choice=choice, text=text)
@@ -238,6 +241,11 @@ class Engine:
                 await warn(turn)
                 return None
         return Input(text=text)
+
+    def _reads_code(self, conversation: Conversation) -> bool:
+        flow = self.flows.get(conversation.flow or "")
+        step = flow.steps.get(conversation.step or "") if flow is not None else None
+        return step is not None and step.reads_code
 
 
 def _typed_choice(conversation: Conversation, text: str) -> str | None:

@@ -42,6 +42,10 @@ StepHandler = Callable[["Turn", Input], Awaitable[None]]
 class Step:
     prompt: StepPrompt
     handle: StepHandler
+    reads_code: bool = False
+    """The answer is a one-time code: text that reads as one (`123456`, `HFCR-123456`) is
+    handed to `handle` as typed, never taken for an option's number (`000001` is a code, not
+    option 1) nor read for words."""
 
 
 @dataclass(frozen=True)

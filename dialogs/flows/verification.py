@@ -228,7 +228,7 @@ def verification_steps(
         ACCOUNT: Step(ask_account, on_account),
         DESTINATION: Step(ask_destination, on_destination),
         SEND: Step(ask_send, on_send),
-        CODE: Step(ask_code, on_code),
+        CODE: Step(ask_code, on_code, reads_code=True),
     }
 
 
