@@ -8,6 +8,7 @@ one clear line instead of failing half-way through a customer's flow.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ MIN_PKCS12_KDF_ROUNDS = 600_000
 MAX_OTP_LIFETIME_MINUTES = 10
 SMS_PROVIDERS = ("", "mitake", "every8d")
 TELEGRAM_DELIVERIES = ("link", "document")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class Settings:
     """Base of the CRL, OCSP and CA-certificate URLs written into every certificate."""
     host: str = "127.0.0.1"
     port: int = 8080
+    trusted_proxies: str = ""
+    """Addresses or networks (comma-separated) of the reverse proxies in front of `serve`,
+    whose `X-Forwarded-For` names the client; empty means clients connect directly. Behind a
+    proxy left out here, every web client would share the proxy's address, and with it the
+    limits kept per client (new chat sessions, identity checks)."""
 
     broker_name: str = "CertDesk Demo Securities Co., Ltd."
     ra_name: str = "CertDesk Registration Authority"
@@ -56,7 +63,16 @@ class Settings:
     pkcs12_kdf_rounds: int = MIN_PKCS12_KDF_ROUNDS
 
     identity_max_failures: int = 5
+    """Consecutive failed identity checks that lock a conversation's (and its client's) check
+    for `identity_lock_minutes`."""
     identity_lock_minutes: int = 15
+    identity_chat_failures_per_day: int = 10
+    """Failed checks in a day after which a conversation's (or a client's) check is locked for
+    the rest of that day, successes in between or not."""
+    identity_id_failures_per_day: int = 20
+    """Failed checks of one ID number in a day, from all conversations together, after which
+    the ID is locked for the rest of that day except in chats already linked to it. Above
+    `identity_chat_failures_per_day`, so one client alone cannot lock the owner out."""
 
     otp_lifetime_minutes: int = 5
     otp_resend_seconds: int = 60
@@ -139,6 +155,15 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'certdesk.sqlite3').resolve()}"
 
     @property
+    def proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """`trusted_proxies`, parsed; ValueError for what is not an address or a network."""
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in self.trusted_proxies.split(",")
+            if part.strip()
+        )
+
+    @property
     def crl_url(self) -> str:
         return f"{self.public_url.rstrip('/')}/crl"
 
@@ -191,6 +216,19 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
+        if not (
+            self.identity_max_failures
+            <= self.identity_chat_failures_per_day
+            < self.identity_id_failures_per_day
+        ):
+            problems.append(
+                "identity_chat_failures_per_day must be at least identity_max_failures and "
+                "below identity_id_failures_per_day"
+            )
+        try:
+            self.proxy_networks  # noqa: B018 - parsed here so a typo stops the start
+        except ValueError:
+            problems.append("trusted_proxies must be IP addresses or networks, comma-separated")
         if self.otp_sends_per_day < self.otp_sends_per_hour:
             problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
         if not 1 <= self.send_timeout_seconds <= 60:

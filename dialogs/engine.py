@@ -120,7 +120,7 @@ class Engine:
         async with self.store.turn(event.conversation_id, event.event_id, locale, now) as opened:
             if opened.recorded is not None:
                 return opened.recorded
-            turn = Turn(opened.conversation, self.services, self.flows, now, progress)
+            turn = Turn(opened.conversation, self.services, self.flows, now, progress, event.client)
             try:
                 await self._apply(turn, event)
             except Exception:
@@ -129,7 +129,7 @@ class Engine:
                     event.event_id,
                     event.conversation_id,
                 )
-                turn = Turn(opened.reloaded(), self.services, self.flows, now)
+                turn = Turn(opened.reloaded(), self.services, self.flows, now, None, event.client)
                 turn.say("error.unexpected")
                 await turn.reprompt()
             if event.kind is not EventKind.UNFOLLOW and not turn.replies:

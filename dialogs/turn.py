@@ -93,12 +93,15 @@ class Turn:
         flows: Mapping[str, Flow],
         now: datetime,
         progress: Progress | None = None,
+        client: str = "",
     ) -> None:
         self.conversation = conversation
         self.services = services
         self.flows = flows
         self.now = now
         self.progress = progress
+        self.client = client
+        """The event's `Inbound.client`: who is behind the conversation, where a channel knows."""
         self.replies: list[Outbound] = []
 
     # -- reading -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from bot.channels.webchat import Session, WebChat, new_session
+from bot.web.clients import client_address
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, normalise_locale, translate
 from certcore.pki import MAX_FILE_BYTES
@@ -343,7 +344,7 @@ def _after(request: web.Request) -> int:
 
 async def create_session(request: web.Request) -> web.Response:
     """A new session: its secret to the browser, the welcome and the menu into its log."""
-    wait = request.app[LIMITER].take(request.remote or "unknown")
+    wait = request.app[LIMITER].take(client_address(request) or "unknown")
     if wait:
         raise ApiError(429, "rate_limited", {"Retry-After": str(max(1, round(wait)))})
     data = await _json_body(request, optional=True)
@@ -374,6 +375,7 @@ async def post_message(request: web.Request) -> web.Response:
         raise ApiError(400, "missing_input")
     event_id = f"web-{client_id}" if client_id else f"web-{uuid.uuid4()}"
     conversation = session.conversation_id
+    client = client_address(request)
     if text is not None:
         if not isinstance(text, str):
             raise ApiError(400, "missing_input")
@@ -382,12 +384,12 @@ async def post_message(request: web.Request) -> web.Response:
             raise ApiError(400, "empty_text")
         if len(text) > MAX_TEXT:
             raise ApiError(413, "text_too_long")
-        event = Inbound(conversation, event_id, EventKind.TEXT, text=text)
+        event = Inbound(conversation, event_id, EventKind.TEXT, text=text, client=client)
         said = adapter.said(session, text=text)
     else:
         if not isinstance(action, str) or not action or len(action) > MAX_ACTION:
             raise ApiError(400, "missing_input")
-        event = Inbound(conversation, event_id, EventKind.CHOICE, choice=action)
+        event = Inbound(conversation, event_id, EventKind.CHOICE, choice=action, client=client)
         said = adapter.said(session, label=await adapter.choice_label(session, action))
     replies = await request.app[ENGINE].handle(event)
     messages = await adapter.record(conversation, replies, said=said, event_id=event_id)
@@ -411,7 +413,14 @@ async def post_file(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_id")
     event_id = f"web-{client_id}" if client_id else f"web-{uuid.uuid4()}"
     conversation = session.conversation_id
-    event = Inbound(conversation, event_id, EventKind.FILE, file=data, filename=filename)
+    event = Inbound(
+        conversation,
+        event_id,
+        EventKind.FILE,
+        file=data,
+        filename=filename,
+        client=client_address(request),
+    )
     said = adapter.said(session, text=filename or "file")
     replies = await request.app[ENGINE].handle(event)
     messages = await adapter.record(conversation, replies, said=said, event_id=event_id)

@@ -14,9 +14,10 @@ the chat when the operation is done (`link_newcomer`), instead of two checks in 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
-from certcore.clock import taipei_text
-from certcore.customers import IdentityOutcome
+from certcore.clock import TAIPEI, taipei_text
+from certcore.customers import Attempt, IdentityOutcome
 from certcore.errors import (
     OtpError,
     OtpExpired,
@@ -117,13 +118,19 @@ def verification_steps(
         except RocDateError as error:
             turn.say(f"verify.birth_date.{error.problem.name.lower()}")
             return
+        id_number = turn.data["id_number"]
+        attempt = Attempt(
+            conversation=turn.conversation.id,
+            client=turn.client,
+            linked=turn.customer_id == id_number,
+        )
         result = await turn.services.identity.verify(
-            turn.data["id_number"], birth_date, actor=actor(turn)
+            id_number, birth_date, actor=actor(turn), attempt=attempt
         )
         if result.outcome is IdentityOutcome.LOCKED:
             assert result.locked_until is not None
-            turn.say("verify.identity.locked", until=taipei_text(result.locked_until)[11:16])
-            await turn.menu()
+            turn.say("verify.identity.locked", until=_until(turn, result.locked_until))
+            await turn.menu()  # which offers 客服: a locked check closes nothing else
             return
         if result.outcome is IdentityOutcome.MISMATCH:
             turn.say("verify.identity.mismatch")
@@ -296,6 +303,12 @@ async def _explain_rejection(turn: Turn, error: OtpError) -> None:
     else:
         turn.say("verify.code.none")
         await turn.goto(SEND)
+
+
+def _until(turn: Turn, moment: datetime) -> str:
+    """When a lock ends, on the Taipei clock: the time today, the date too on another day."""
+    shown = taipei_text(moment)
+    return shown[11:16] if moment.astimezone(TAIPEI).date() == today(turn) else shown[5:16]
 
 
 def _masked_destination(turn: Turn) -> str:

@@ -430,6 +430,24 @@ async def test_wrong_methods_and_content_types(client: TestClient[Any, Any]) -> 
     await assert_error(response, 415, "unsupported_media_type")
 
 
+async def test_the_sessions_of_one_client_share_its_identity_lock(
+    client: TestClient[Any, Any], core: Core
+) -> None:
+    """New sessions cost nothing: five wrong birth dates from one address, one per session,
+    lock the identity check in a sixth session of that address too (issue 10, item 4)."""
+    for _ in range(5):
+        chat = await new_chat(client)
+        await chat.tap("query")
+        await chat.say(CUSTOMER)
+        replies = await chat.say("800102")
+    assert says(replies[0], "verify.identity.locked")
+    chat = await new_chat(client)  # locked for any ID now, not only the one guessed
+    await chat.tap("query")
+    await chat.say("A120786753")  # 王三 of the demo customers
+    replies = await chat.say("761205")
+    assert says(replies[0], "verify.identity.locked")
+
+
 async def test_errors_are_localised(client: TestClient[Any, Any]) -> None:
     url = f"/api/chat/sessions/{'A' * 43}/messages"
     zh = await (await client.get(url)).json()
