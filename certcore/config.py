@@ -8,6 +8,7 @@ one clear line instead of failing half-way through a customer's flow.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import urllib.parse
@@ -57,6 +58,12 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     # would be a way to keep the owner out.
     ("identity_max_failures", 1, 5),
     ("identity_lock_minutes", 15, DAY_MINUTES),
+    # Issue 10 item 4: a chat (and its client) is locked for the day after this many failures;
+    # across all chats an ID takes at most `identity_id_failures_per_day`, low enough that
+    # guessing a birth date stays hopeless (20 of ~36,500 dates a day) and high enough that one
+    # client alone cannot reach it.
+    ("identity_chat_failures_per_day", 5, 20),
+    ("identity_id_failures_per_day", 10, 50),
     # §3 OTP "Lifetime 5 minutes (never over 10)".
     ("otp_lifetime_minutes", 1, MAX_OTP_LIFETIME_MINUTES),
     # §3 "resend allowed after 60 s"; never longer than a code lives (checked below).
@@ -77,6 +84,7 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     # A sender that has not answered in a minute will not; the chat is waiting meanwhile.
     ("send_timeout_seconds", 1, 60),
 )
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,11 @@ class Settings:
     """Base of the CRL, OCSP and CA-certificate URLs written into every certificate."""
     host: str = "127.0.0.1"
     port: int = 8080
+    trusted_proxies: str = ""
+    """Addresses or networks (comma-separated) of the reverse proxies in front of `serve`,
+    whose `X-Forwarded-For` names the client; empty means clients connect directly. Behind a
+    proxy left out here, every web client would share the proxy's address, and with it the
+    limits kept per client (new chat sessions, identity checks)."""
 
     broker_name: str = "CertDesk Demo Securities Co., Ltd."
     ra_name: str = "CertDesk Registration Authority"
@@ -110,7 +123,16 @@ class Settings:
     pkcs12_kdf_rounds: int = MIN_PKCS12_KDF_ROUNDS
 
     identity_max_failures: int = 5
+    """Consecutive failed identity checks that lock a conversation's (and its client's) check
+    for `identity_lock_minutes`."""
     identity_lock_minutes: int = 15
+    identity_chat_failures_per_day: int = 10
+    """Failed checks in a day after which a conversation's (or a client's) check is locked for
+    the rest of that day, successes in between or not."""
+    identity_id_failures_per_day: int = 20
+    """Failed checks of one ID number in a day, from all conversations together, after which
+    the ID is locked for the rest of that day except in chats already linked to it. Above
+    `identity_chat_failures_per_day`, so one client alone cannot lock the owner out."""
 
     otp_lifetime_minutes: int = 5
     otp_resend_seconds: int = 60
@@ -193,6 +215,15 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'certdesk.sqlite3').resolve()}"
 
     @property
+    def proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """`trusted_proxies`, parsed; ValueError for what is not an address or a network."""
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in self.trusted_proxies.split(",")
+            if part.strip()
+        )
+
+    @property
     def crl_url(self) -> str:
         return f"{self.public_url.rstrip('/')}/crl"
 
@@ -217,6 +248,19 @@ class Settings:
             problems.append("ocsp_refresh_margin_hours must be below ocsp_validity_hours")
         if self.otp_resend_seconds > 60 * self.otp_lifetime_minutes:
             problems.append("otp_resend_seconds must not exceed otp_lifetime_minutes")
+        if not (
+            self.identity_max_failures
+            <= self.identity_chat_failures_per_day
+            < self.identity_id_failures_per_day
+        ):
+            problems.append(
+                "identity_chat_failures_per_day must be at least identity_max_failures and "
+                "below identity_id_failures_per_day"
+            )
+        try:
+            self.proxy_networks  # noqa: B018 - parsed here so a typo stops the start
+        except ValueError:
+            problems.append("trusted_proxies must be IP addresses or networks, comma-separated")
         if self.otp_sends_per_day < self.otp_sends_per_hour:
             problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
         problems += _url_problems("public_url", self.public_url)

@@ -154,7 +154,7 @@ class Core:
             certificates=certificates,
             ocsp=ocsp,
             customers=CustomerDirectory(db),
-            identity=IdentityVerifier(db=db, settings=settings, clock=clock),
+            identity=IdentityVerifier(db=db, settings=settings, clock=clock, senders=senders),
             otp=OtpService(
                 db=db, settings=settings, clock=clock, rng=rng, senders=senders, key=otp_key
             ),
@@ -172,6 +172,7 @@ class Core:
         return sender if isinstance(sender, DevOutbox) else None
 
     async def close(self) -> None:
+        await self.identity.flush_notices()
         await close_senders(self.senders)
         self.conversations.close()
         await self.db.close()

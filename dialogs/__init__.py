@@ -27,6 +27,7 @@ from dialogs.messages import (
     outbound_to_json,
 )
 from dialogs.services import HandoffDesk, Linker, NoAgentDesk, Services
+from dialogs.text import small_number
 
 
 def engine_for(
@@ -67,4 +68,5 @@ __all__ = [
     "global_word",
     "outbound_from_json",
     "outbound_to_json",
+    "small_number",
 ]

@@ -23,13 +23,14 @@ from functools import cache
 from certcore.clock import Clock
 from certcore.errors import ConcurrentUpdate
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
+from certcore.otp import parse_entry
 from dialogs.conversation import Conversation, ConversationStore
 from dialogs.flows.understand import could_be_words, warn
 from dialogs.flows.words import GLOBAL_WORDS, act_on_word
 from dialogs.messages import EventKind, Inbound, Outbound, Progress
 from dialogs.services import Services
-from dialogs.text import normalise_words
-from dialogs.turn import Flow, Input, Turn, decode_choice
+from dialogs.text import normalise_words, small_number
+from dialogs.turn import OPTION_DIGITS, Flow, Input, Turn, decode_choice
 from dialogs.understanding import Intent, IntentKind
 
 log = logging.getLogger("certdesk.dialogs")
@@ -119,7 +120,7 @@ class Engine:
         async with self.store.turn(event.conversation_id, event.event_id, locale, now) as opened:
             if opened.recorded is not None:
                 return opened.recorded
-            turn = Turn(opened.conversation, self.services, self.flows, now, progress)
+            turn = Turn(opened.conversation, self.services, self.flows, now, progress, event.client)
             try:
                 await self._apply(turn, event)
             except Exception:
@@ -128,7 +129,7 @@ class Engine:
                     event.event_id,
                     event.conversation_id,
                 )
-                turn = Turn(opened.reloaded(), self.services, self.flows, now)
+                turn = Turn(opened.reloaded(), self.services, self.flows, now, None, event.client)
                 turn.say("error.unexpected")
                 await turn.reprompt()
             if event.kind is not EventKind.UNFOLLOW and not turn.replies:
@@ -231,6 +232,8 @@ class Engine:
         if word is not None:
             await act_on_word(turn, word)
             return None
+        if self._reads_code(conversation) and parse_entry(text) is not None:
+            return Input(text=text)
         choice = _typed_choice(conversation, text)
         if choice is not None:
             return Input(choice=choice, text=text)
@@ -246,14 +249,19 @@ class Engine:
                 return None
         return Input(text=text)
 
+    def _reads_code(self, conversation: Conversation) -> bool:
+        flow = self.flows.get(conversation.flow or "")
+        step = flow.steps.get(conversation.step or "") if flow is not None else None
+        return step is not None and step.reads_code
+
 
 def _typed_choice(conversation: Conversation, text: str) -> str | None:
     """An option picked by typing its number (1, １) or its label, as on LINE PC."""
     options = conversation.options
     folded = normalise_words(text)
-    if folded.isdigit():
-        index = int(folded) - 1
-        return options[index].key if 0 <= index < len(options) else None
+    number = small_number(folded, digits=OPTION_DIGITS)
+    if number is not None:
+        return options[number - 1].key if 0 < number <= len(options) else None
     for option in options:
         if normalise_words(option.label) == folded:
             return option.key

@@ -43,6 +43,10 @@ class Inbound:
     file: bytes | None = field(default=None, repr=False)
     filename: str = ""
     locale_hint: str | None = None
+    client: str = ""
+    """Who sent it, as far as the channel can tell beyond the conversation (`web:<address>`:
+    a web chat's sessions are free to open), for limits that must hold across conversations;
+    empty where the conversation is the client (a LINE or Telegram user)."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from certcore.i18n import translate
 from dialogs.conversation import Conversation
 from dialogs.messages import Choices, ForgetInput, Option, Outbound, Progress, Text
+from dialogs.text import small_number
 
 if TYPE_CHECKING:
     from dialogs.services import Services
@@ -41,6 +42,10 @@ StepHandler = Callable[["Turn", Input], Awaitable[None]]
 class Step:
     prompt: StepPrompt
     handle: StepHandler
+    reads_code: bool = False
+    """The answer is a one-time code: text that reads as one (`123456`, `HFCR-123456`) is
+    handed to `handle` as typed, never taken for an option's number (`000001` is a code, not
+    option 1) nor read for words."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,11 @@ class Flow:
 
 
 CHOICE_SEPARATOR = ":"
+SEQ_DIGITS = 18
+"""A question's number fits in 18 digits (a 64-bit integer); a longer one is forged."""
+OPTION_DIGITS = 3
+"""An option's number (typed, or in an option's key) has at most 3 digits: no question has
+more options; a longer number is never an option."""
 
 
 def encode_choice(seq: int, key: str) -> str:
@@ -67,10 +77,12 @@ def encode_choice(seq: int, key: str) -> str:
 
 
 def decode_choice(wire: str) -> tuple[int, str] | None:
+    """The question's number and the option's key, or None for what no button of ours sends."""
     seq, separator, key = wire.partition(CHOICE_SEPARATOR)
-    if not separator or not seq.isdigit() or not key:
+    number = small_number(seq, digits=SEQ_DIGITS)
+    if not separator or number is None or not key:
         return None
-    return int(seq), key
+    return number, key
 
 
 class Turn:
@@ -81,12 +93,15 @@ class Turn:
         flows: Mapping[str, Flow],
         now: datetime,
         progress: Progress | None = None,
+        client: str = "",
     ) -> None:
         self.conversation = conversation
         self.services = services
         self.flows = flows
         self.now = now
         self.progress = progress
+        self.client = client
+        """The event's `Inbound.client`: who is behind the conversation, where a channel knows."""
         self.replies: list[Outbound] = []
 
     # -- reading -----------------------------------------------------------------------------

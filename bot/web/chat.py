@@ -32,12 +32,13 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from bot.channels.webchat import Session, WebChat, new_session
+from bot.web.clients import client_address
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from bot.web.limits import read_body
 from certcore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, normalise_locale, translate
 from certcore.pki import MAX_FILE_BYTES
 from certcore.storage import ChatLog
-from dialogs import EventKind, Inbound
+from dialogs import EventKind, Inbound, small_number
 
 log = logging.getLogger("certdesk.webchat")
 
@@ -56,6 +57,9 @@ SESSION_WINDOW_SECONDS = 60.0
 HEARTBEAT_SECONDS = 15.0
 """How often an idle event stream says it is alive, and reads the log again (another instance's
 appends arrive by then)."""
+
+SEQ_DIGITS = 18
+"""A chat log's message number fits a 64-bit integer."""
 
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -312,22 +316,24 @@ async def _known_session(request: web.Request) -> Session:
 
 
 def _after(request: web.Request) -> int:
-    value = request.query.get("after", "0")
+    """The last message the client has: `after`, or the event stream's `Last-Event-ID`. A
+    message's number has at most `SEQ_DIGITS` digits; a longer one would overflow the
+    database's integer (a 500), or `int()` itself past 4,300 digits."""
+    after = small_number(request.query.get("after", "0"), digits=SEQ_DIGITS)
     last_event = request.headers.get("Last-Event-ID", "")
-    try:
-        after = int(value)
-        if last_event:
-            after = max(after, int(last_event))
-    except ValueError:
-        raise ApiError(400, "bad_after") from None
-    if after < 0:
+    if after is None:
         raise ApiError(400, "bad_after")
+    if last_event:
+        resumed = small_number(last_event, digits=SEQ_DIGITS)
+        if resumed is None:
+            raise ApiError(400, "bad_after")
+        after = max(after, resumed)
     return after
 
 
 async def create_session(request: web.Request) -> web.Response:
     """A new session: its secret to the browser, the welcome and the menu into its log."""
-    wait = request.app[LIMITER].take(request.remote or "unknown")
+    wait = request.app[LIMITER].take(client_address(request) or "unknown")
     if wait:
         raise ApiError(429, "rate_limited", {"Retry-After": str(max(1, round(wait)))})
     data = await _json_body(request, optional=True)
@@ -358,6 +364,7 @@ async def post_message(request: web.Request) -> web.Response:
         raise ApiError(400, "missing_input")
     event_id = f"web-{client_id}" if client_id else f"web-{uuid.uuid4()}"
     conversation = session.conversation_id
+    client = client_address(request)
     if text is not None:
         if not isinstance(text, str):
             raise ApiError(400, "missing_input")
@@ -366,12 +373,12 @@ async def post_message(request: web.Request) -> web.Response:
             raise ApiError(400, "empty_text")
         if len(text) > MAX_TEXT:
             raise ApiError(413, "text_too_long")
-        event = Inbound(conversation, event_id, EventKind.TEXT, text=text)
+        event = Inbound(conversation, event_id, EventKind.TEXT, text=text, client=client)
         said = adapter.said(session, text=text)
     else:
         if not isinstance(action, str) or not action or len(action) > MAX_ACTION:
             raise ApiError(400, "missing_input")
-        event = Inbound(conversation, event_id, EventKind.CHOICE, choice=action)
+        event = Inbound(conversation, event_id, EventKind.CHOICE, choice=action, client=client)
         said = adapter.said(session, label=await adapter.choice_label(session, action))
     replies = await request.app[ENGINE].handle(event)
     messages = await adapter.record(conversation, replies, said=said, event_id=event_id)
@@ -395,7 +402,14 @@ async def post_file(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_id")
     event_id = f"web-{client_id}" if client_id else f"web-{uuid.uuid4()}"
     conversation = session.conversation_id
-    event = Inbound(conversation, event_id, EventKind.FILE, file=data, filename=filename)
+    event = Inbound(
+        conversation,
+        event_id,
+        EventKind.FILE,
+        file=data,
+        filename=filename,
+        client=client_address(request),
+    )
     said = adapter.said(session, text=filename or "file")
     replies = await request.app[ENGINE].handle(event)
     messages = await adapter.record(conversation, replies, said=said, event_id=event_id)

@@ -52,7 +52,8 @@ class Platform:
         return recommended_format(self.system)
 
 
-_WINDOWS_NT = re.compile(r"Windows NT (\d+)\.(\d+)")
+_WINDOWS_NT = re.compile(r"Windows NT ([0-9]{1,4})\.([0-9]{1,4})")
+"""Bounded, so a forged User-Agent's 5,000-digit version never reaches `int()`."""
 
 
 def detect_platform(user_agent: str | None) -> Platform:

@@ -22,15 +22,22 @@ from certcore.customers.importer import (
     parse_customer_file,
 )
 from certcore.customers.verifier import (
+    Attempt,
     IdentityOutcome,
     IdentityResult,
     IdentityVerifier,
     LockoutPolicy,
-    after_failure,
+    Tally,
+    chat_after_failure,
+    chat_after_success,
+    id_after_failure,
+    identity_notice,
+    notice_due,
 )
 
 __all__ = [
     "SUPPORTED_ENCODINGS",
+    "Attempt",
     "Customer",
     "CustomerDirectory",
     "CustomerFileRejected",
@@ -44,13 +51,18 @@ __all__ = [
     "InvalidField",
     "LockoutPolicy",
     "ParsedFile",
-    "after_failure",
+    "Tally",
+    "chat_after_failure",
+    "chat_after_success",
     "demo_customers",
+    "id_after_failure",
+    "identity_notice",
     "import_customer_file",
     "load_demo_customers",
     "normalise_account",
     "normalise_email",
     "normalise_mobile",
+    "notice_due",
     "parse_customer_file",
     "upsert_demo_customers",
 ]

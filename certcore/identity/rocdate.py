@@ -15,6 +15,10 @@ from typing import Final
 #: ROC year + this = Gregorian year (民國1年 = 1912).
 ROC_OFFSET: Final = 1911
 
+#: Longer than any way of typing a date (`113 / 12 / 31`): refused before it is folded or
+#: read, so no length of input reaches `int()` (which refuses over 4,300 digits) or NFKC.
+MAX_TEXT: Final = 24
+
 # Plausible years for an 8-digit value to be read as a Gregorian yyyymmdd by mistake.
 _GREGORIAN_YEARS: Final = range(1900, 2101)
 # ASCII classes only: NFKC has already folded full-width digits, and anything else
@@ -59,6 +63,8 @@ def parse_roc_date(text: str, *, today: datetime.date) -> datetime.date:
     """
     if isinstance(today, datetime.datetime):
         raise TypeError("today must be a datetime.date, not a datetime")
+    if len(text) > MAX_TEXT and len(text.strip()) > MAX_TEXT:
+        raise RocDateError(RocDateProblem.WRONG_LENGTH)
     value = unicodedata.normalize("NFKC", text).strip()
     if not value:
         raise RocDateError(RocDateProblem.EMPTY)

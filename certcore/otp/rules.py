@@ -22,6 +22,8 @@ from certcore.config import Settings
 
 CODE_DIGITS = 6
 PREFIX_LETTERS = 4
+MAX_ENTRY = 24
+"""Longer than any way of typing a code (`HFCR - 123456` with spaces): not read at all."""
 # ASCII digits only: `\d` would also take other scripts' digits (Arabic-Indic, Devanagari),
 # which NFKC does not fold; such an entry would be counted as a wrong guess at the code.
 _ENTRY = re.compile(r"(?:([A-Z]{4})\s*-?\s*)?([0-9]{6})")
@@ -80,6 +82,8 @@ def new_prefix(rng: random.Random) -> str:
 
 def parse_entry(text: str) -> CodeEntry | None:
     """Read what the customer typed: `123456`, `HFCR-123456`, `hfcr 123456`, full-width too."""
+    if len(text) > MAX_ENTRY and len(text.strip()) > MAX_ENTRY:
+        return None
     normalised = unicodedata.normalize("NFKC", text).strip().upper().replace("－", "-")
     match = _ENTRY.fullmatch(normalised)
     if match is None:

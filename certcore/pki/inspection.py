@@ -21,8 +21,13 @@ from cryptography import x509
 MAX_FILE_BYTES = 64 * 1024
 """A certificate is 1–2 KiB; anything much larger is not one (and is not read)."""
 
+MAX_PEM_BLOCKS = 8
+"""Certificate blocks of a PEM file that are decoded and parsed: a chain file holds two or
+three; the rest of a file of thousands of tiny blocks is not read."""
+
 PRIVATE_KEY_EXTENSIONS = (".pfx", ".p12")
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+_PEM_MARKER = re.compile(rb"(?=(-----(BEGIN|END) ([A-Z0-9 ]{1,64})-----))")
+"""Every BEGIN or END line, overlapping ones too (`-----BEGIN A-----BEGIN B-----`)."""
 _CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
 _PKCS7_DATA_OID = bytes.fromhex("06092a864886f70d010701")
 _BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\s]+")
@@ -48,14 +53,14 @@ def read_certificate_file(data: bytes, filename: str = "") -> Reading:
         return Reading(FileKind.TOO_LARGE)
     if filename.strip().lower().endswith(PRIVATE_KEY_EXTENSIONS) or _looks_like_pkcs12(data):
         return Reading(FileKind.PRIVATE_KEY)
-    blocks = _PEM_BLOCK.findall(data)
+    blocks = pem_blocks(data)
     if blocks:
         if any(label.endswith(b"PRIVATE KEY") for label, _ in blocks):
             return Reading(FileKind.PRIVATE_KEY)
+        bodies = [body for label, body in blocks if label in _CERTIFICATE_LABELS]
         found = [
             certificate
-            for label, body in blocks
-            if label in _CERTIFICATE_LABELS
+            for body in bodies[:MAX_PEM_BLOCKS]
             for certificate in [_load_der(_unbase64(body))]
             if certificate is not None
         ]
@@ -69,6 +74,38 @@ def read_certificate_file(data: bytes, filename: str = "") -> Reading:
             return Reading(FileKind.PRIVATE_KEY)
         certificate = _load_der(decoded)
     return _reading(certificate)
+
+
+def pem_blocks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (label, body) of every `-----BEGIN L-----` … `-----END L-----` block, in order.
+
+    A BEGIN's block ends at the first END with its label; what lies between (another BEGIN
+    among it) is its body, and a BEGIN with no such END opens no block. One pass finds the
+    markers, and each label's ENDs are walked once, so the time is linear in the file: the
+    regular expression this replaces searched the rest of the file again from every BEGIN,
+    and 64 KB of `-----BEGIN A-----` held the event loop for over a second.
+    """
+    markers = [(m.start(), m.end(1), m.group(2), m.group(3)) for m in _PEM_MARKER.finditer(data)]
+    ends: dict[bytes, list[tuple[int, int]]] = {}
+    for start, end, kind, label in markers:
+        if kind == b"END":
+            ends.setdefault(label, []).append((start, end))
+    next_end = dict.fromkeys(ends, 0)
+    blocks: list[tuple[bytes, bytes]] = []
+    position = 0
+    for start, end, kind, label in markers:
+        if kind != b"BEGIN" or start < position or label not in ends:
+            continue
+        candidates, index = ends[label], next_end[label]
+        while index < len(candidates) and candidates[index][0] < end:
+            index += 1
+        next_end[label] = index
+        if index == len(candidates):
+            continue
+        end_start, end_end = candidates[index]
+        blocks.append((label, data[end:end_start]))
+        position = end_end
+    return blocks
 
 
 def _reading(certificate: x509.Certificate | None) -> Reading:

@@ -129,15 +129,22 @@ customers = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
-identity_lockouts = Table(
-    "identity_lockouts",
+identity_locks = Table(
+    "identity_locks",
     metadata,
-    Column("id_number", String(10), primary_key=True),
-    # the ID that was typed (checksum-valid), known to the directory or not
+    Column("scope", String(160), primary_key=True),
+    # what is counted: `chat:<conversation>`, `client:<client>`, or `id:<ID number>` (the ID
+    # that was typed, checksum-valid, known to the directory or not)
     Column("failures", Integer, nullable=False),
-    # consecutive failures since the last success or lock
+    # consecutive failures since the last success or lock (a conversation's, a client's)
+    Column("window_started_at", UTCDateTime(), nullable=True),
+    Column("window_failures", Integer, nullable=False),
+    # failures in the day that began at window_started_at
     Column("locked_until", UTCDateTime(), nullable=True),
+    Column("notified_at", UTCDateTime(), nullable=True),
+    # an ID's: when its owner was last told that it is being guessed
     Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_identity_locks_updated_at", "updated_at"),
 )
 
 otp_codes = Table(

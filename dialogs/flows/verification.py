@@ -14,9 +14,10 @@ the chat when the operation is done (`link_newcomer`), instead of two checks in 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
-from certcore.clock import taipei_text
-from certcore.customers import IdentityOutcome
+from certcore.clock import TAIPEI, taipei_text
+from certcore.customers import Attempt, IdentityOutcome
 from certcore.errors import (
     OtpError,
     OtpExpired,
@@ -33,7 +34,8 @@ from certcore.masking import mask_account, mask_email, mask_mobile
 from certcore.notify import Medium, mask_destination
 from certcore.otp import Binding, Operation
 from dialogs.flows.common import actor, today
-from dialogs.turn import Input, Step, Turn
+from dialogs.text import small_number
+from dialogs.turn import OPTION_DIGITS, Input, Step, Turn
 
 ID_NUMBER, BIRTH_DATE, ACCOUNT, DESTINATION, SEND, CODE = (
     "id_number",
@@ -116,13 +118,19 @@ def verification_steps(
         except RocDateError as error:
             turn.say(f"verify.birth_date.{error.problem.name.lower()}")
             return
+        id_number = turn.data["id_number"]
+        attempt = Attempt(
+            conversation=turn.conversation.id,
+            client=turn.client,
+            linked=turn.customer_id == id_number,
+        )
         result = await turn.services.identity.verify(
-            turn.data["id_number"], birth_date, actor=actor(turn)
+            id_number, birth_date, actor=actor(turn), attempt=attempt
         )
         if result.outcome is IdentityOutcome.LOCKED:
             assert result.locked_until is not None
-            turn.say("verify.identity.locked", until=taipei_text(result.locked_until)[11:16])
-            await turn.menu()
+            turn.say("verify.identity.locked", until=_until(turn, result.locked_until))
+            await turn.menu()  # which offers 客服: a locked check closes nothing else
             return
         if result.outcome is IdentityOutcome.MISMATCH:
             turn.say("verify.identity.mismatch")
@@ -227,7 +235,7 @@ def verification_steps(
         ACCOUNT: Step(ask_account, on_account),
         DESTINATION: Step(ask_destination, on_destination),
         SEND: Step(ask_send, on_send),
-        CODE: Step(ask_code, on_code),
+        CODE: Step(ask_code, on_code, reads_code=True),
     }
 
 
@@ -297,12 +305,18 @@ async def _explain_rejection(turn: Turn, error: OtpError) -> None:
         await turn.goto(SEND)
 
 
+def _until(turn: Turn, moment: datetime) -> str:
+    """When a lock ends, on the Taipei clock: the time today, the date too on another day."""
+    shown = taipei_text(moment)
+    return shown[11:16] if moment.astimezone(TAIPEI).date() == today(turn) else shown[5:16]
+
+
 def _masked_destination(turn: Turn) -> str:
     masked: str = turn.data.get("destination_masked", "")
     return masked
 
 
 def _index(choice: str | None, prefix: str) -> int | None:
-    if not choice or not choice.startswith(prefix) or not choice[len(prefix) :].isdigit():
+    if not choice or not choice.startswith(prefix):
         return None
-    return int(choice[len(prefix) :])
+    return small_number(choice.removeprefix(prefix), digits=OPTION_DIGITS)

@@ -164,6 +164,15 @@ def test_unknown_toml_keys_are_kept_in_extra(tmp_path: Path) -> None:
         pytest.param(
             "ISSUER_TAG", "富邦", "issuer_tag must be ASCII letters and digits", id="cjk-tag"
         ),
+        pytest.param(
+            "TRUSTED_PROXIES", "10.0.0.1, proxy.local", "trusted_proxies must be IP", id="proxy"
+        ),
+        pytest.param(
+            "IDENTITY_ID_FAILURES_PER_DAY",
+            "10",
+            "identity_chat_failures_per_day must be at least identity_max_failures and below",
+            id="id-ceiling-reachable-by-one-client",
+        ),
     ],
 )
 def test_bad_environment_values_are_refused(variable: str, value: str, message: str) -> None:

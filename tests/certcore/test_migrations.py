@@ -126,3 +126,40 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
         assert differences(engine) == []
     finally:
         engine.dispose()
+
+
+def test_an_id_lock_carries_over_to_the_identity_locks(tmp_path: Path) -> None:
+    """0008: a lock kept per ID number becomes the ID's day, with its failures and its lock;
+    and back."""
+    engine = sync_engine(sqlite_file(tmp_path))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0007")
+            conn.execute(
+                text(
+                    "INSERT INTO identity_lockouts (id_number, failures, locked_until, updated_at)"
+                    " VALUES ('A123456789', 0, '2026-11-24 02:15:00', '2026-11-24 02:00:00'),"
+                    " ('F131104093', 3, NULL, '2026-11-24 01:00:00')"
+                )
+            )
+            command.upgrade(config, "0008")
+            rows = conn.execute(
+                text(
+                    "SELECT scope, failures, window_started_at, window_failures, locked_until,"
+                    " notified_at FROM identity_locks ORDER BY scope"
+                )
+            ).all()
+            assert rows == [
+                ("id:A123456789", 0, "2026-11-24 02:00:00", 0, "2026-11-24 02:15:00", None),
+                ("id:F131104093", 0, "2026-11-24 01:00:00", 3, None, None),
+            ]
+            command.downgrade(config, "0007")
+            back = conn.execute(
+                text("SELECT id_number, locked_until FROM identity_lockouts ORDER BY id_number")
+            ).all()
+            assert back == [("A123456789", "2026-11-24 02:15:00"), ("F131104093", None)]
+    finally:
+        engine.dispose()

@@ -53,6 +53,10 @@ def test_parse_entry_accepts(typed: str, expected: CodeEntry) -> None:
     assert parse_entry(typed) == expected
 
 
+def test_spaces_around_a_code_are_not_counted_against_its_length() -> None:
+    assert parse_entry(" " * 100 + "HFCR-123456" + "\n" * 100) == CodeEntry("HFCR", "123456")
+
+
 @pytest.mark.parametrize(
     "typed",
     [
@@ -76,6 +80,9 @@ def test_parse_entry_accepts(typed: str, expected: CodeEntry) -> None:
         "١٢٣٤٥٦",  # Arabic-Indic digits: not what a customer means by a code
         "HFCR-١٢٣٤٥٦",
         "１２３４５６７",
+        "1" * 5000,  # a very long number is not read at all (int() refuses 4,300 digits)
+        "１" * 5000,
+        "HFCR-" + "1" * 5000,
     ],
 )
 def test_parse_entry_rejects(typed: str) -> None:

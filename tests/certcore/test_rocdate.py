@@ -129,6 +129,28 @@ def test_gregorian_input_carries_what_was_meant(typed: str, meant: datetime.date
     assert caught.value.gregorian == meant
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "1" * 5000,  # past int()'s 4,300-digit limit
+        "１" * 5000,  # full-width, folded to the same by NFKC
+        "0" * 4300 + "1",
+        "1" * 5000 + "/12/05",
+        "76/12/" + "0" * 5000 + "5",
+        " " * 40 + "1" * 30 + " " * 40,
+    ],
+    ids=["5000-digits", "5000-full-width", "4301-digits", "long-year", "long-day", "padded"],
+)
+def test_a_very_long_number_is_refused_before_it_is_read(typed: str) -> None:
+    with pytest.raises(RocDateError) as caught:
+        parse_roc_date(typed, today=TODAY)
+    assert caught.value.problem is RocDateProblem.WRONG_LENGTH
+
+
+def test_spaces_around_a_date_are_not_counted_against_its_length() -> None:
+    assert parse_roc_date(" " * 100 + "761205" + "\n" * 100, today=TODAY) == D(1987, 12, 5)
+
+
 def test_error_is_a_value_error_and_does_not_repeat_the_input() -> None:
     # A birth date is personal data; the exception text ends up in logs.
     with pytest.raises(ValueError) as caught:

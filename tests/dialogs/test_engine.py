@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -24,6 +25,7 @@ from dialogs.messages import Choices, EventKind, Inbound, Outbound, Text
 from dialogs.services import Services
 from dialogs.turn import Flow, Turn, decode_choice
 from tests.dialogs.catalogue import expected_pattern
+from tests.dialogs.scene import link_conversation
 
 CONVERSATION = "console:engine-test"
 _ids = itertools.count(1)
@@ -191,6 +193,53 @@ async def test_language_words_switch_and_repeat_the_question(engine: Engine) -> 
 async def test_an_option_can_be_typed_by_number_or_label(engine: Engine, typed: str) -> None:
     await engine.handle(Inbound(CONVERSATION, "f", EventKind.FOLLOW, locale_hint="zh-TW"))
     assert says(await engine.handle(text(typed)), "link.id.prompt")
+
+
+LONG_NUMBERS = {
+    "5000 digits": "1" * 5000,
+    "5000 full-width digits": "１" * 5000,
+    "4301 digits": "0" * 4300 + "1",
+    "a digit int() refuses": "᧚",  # NEW TAI LUE THAM DIGIT ONE: str.isdigit, but not int()
+}
+
+
+@pytest.mark.parametrize("typed", LONG_NUMBERS.values(), ids=LONG_NUMBERS)
+async def test_a_number_of_any_length_is_answered_at_every_kind_of_step(
+    engine: Engine, core: Core, typed: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """int() refuses more than 4,300 digits: a typed number, as an option's number, a birth
+    date or a code, must be answered as what it is, not with the generic error."""
+    await link_conversation(core, CONVERSATION, WANG.id_number)
+    menu = last_choices(await engine.handle(Inbound(CONVERSATION, "f", EventKind.FOLLOW)))
+    at_menu = await engine.handle(text(typed))
+    consent = last_choices(await engine.handle(tap(last_choices(at_menu), "apply")))
+    await engine.handle(tap(consent, "agree"))
+    at_birth_date = await engine.handle(text(typed))
+    destination = last_choices(await engine.handle(text("761205")))
+    send = last_choices(await engine.handle(tap(destination, "sms")))
+    await engine.handle(tap(send, "send"))
+    at_code = await engine.handle(text(typed))
+    assert menu.options
+    assert says(at_menu, "menu.not_understood")
+    assert says(at_birth_date, "verify.birth_date.wrong_length") or says(
+        at_birth_date, "verify.birth_date.not_digits"
+    )
+    assert says(at_code, "verify.code.malformed")
+    for replies in (at_menu, at_birth_date, at_code):
+        assert not says(replies, "error.unexpected")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("seq", ["9" * 5000, "１" * 5000, "9" * 19, "᧚"])
+async def test_a_button_with_a_forged_sequence_number_is_stale(
+    engine: Engine, seq: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await engine.handle(Inbound(CONVERSATION, "f", EventKind.FOLLOW))
+    forged = Inbound(CONVERSATION, "forged", EventKind.CHOICE, choice=f"{seq}:query")
+    replies = await engine.handle(forged)
+    assert says(replies, "error.stale_button")
+    assert not says(replies, "error.unexpected")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_stale_button_is_refused_and_the_current_question_repeated(engine: Engine) -> None:

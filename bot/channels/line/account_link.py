@@ -37,12 +37,13 @@ from bot.channels.base import channel_of
 from bot.channels.line.adapter import AccountLinkHandler
 from bot.channels.line.api import LineApi
 from bot.channels.line.events import CHANNEL, AccountLinked, Context
+from bot.web.clients import client_address
 from bot.web.keys import CORE, ENGINE
 from bot.web.limits import body_deadline
 from certcore.audit import Actor
 from certcore.clock import taipei_text
 from certcore.core import Core
-from certcore.customers import IdentityOutcome
+from certcore.customers import Attempt, IdentityOutcome
 from certcore.errors import OtpError, OtpResendTooEarly, OtpSendFailed, OtpSendLimit
 from certcore.i18n import normalise_locale, translate
 from certcore.identity import RocDateError, classify_id, normalise_id, parse_roc_date
@@ -115,9 +116,14 @@ class PageSession:
         assert self.customer_id is not None
         return Binding(
             customer_id=self.customer_id,
-            conversation_id=f"line-link:{hashlib.sha256(sid.encode()).hexdigest()[:32]}",
+            conversation_id=page_conversation(sid),
             operation=Operation.LINK,
         )
+
+
+def page_conversation(sid: str) -> str:
+    """What the page's session is to the core: a conversation (never its secret id)."""
+    return f"line-link:{hashlib.sha256(sid.encode()).hexdigest()[:32]}"
 
 
 class LinkPage:
@@ -179,11 +185,22 @@ class LinkPage:
         if form.get("step") == "code" and session.customer_id is not None:
             return await self._code(locale, sid, session, str(form.get("code", "")))
         return await self._identify(
-            locale, sid, session, str(form.get("id_number", "")), str(form.get("birth", ""))
+            locale,
+            sid,
+            session,
+            str(form.get("id_number", "")),
+            str(form.get("birth", "")),
+            client_address(request),
         )
 
     async def _identify(
-        self, locale: str, sid: str, session: PageSession, id_text: str, birth_text: str
+        self,
+        locale: str,
+        sid: str,
+        session: PageSession,
+        id_text: str,
+        birth_text: str,
+        client: str,
     ) -> web.Response:
         core = self.core
         id_number = normalise_id(id_text)
@@ -193,7 +210,8 @@ class LinkPage:
             birth = None
         if classify_id(id_number) is None or birth is None:
             return self._again(locale, sid, "line.link.page.mismatch")
-        result = await core.identity.verify(id_number, birth, actor=ACTOR)
+        attempt = Attempt(conversation=page_conversation(sid), client=client)
+        result = await core.identity.verify(id_number, birth, actor=ACTOR, attempt=attempt)
         if result.outcome is IdentityOutcome.LOCKED:
             until = taipei_text(result.locked_until)[11:16] if result.locked_until else ""
             return self._again(locale, sid, "line.link.page.locked", until=until)

@@ -147,3 +147,20 @@ async def test_a_page_without_a_link_token_says_what_to_do(linking: Line) -> Non
         assert page.status == 400
         assert "重新點選" in await page.text()
         assert page.headers["Cache-Control"] == "no-store"
+
+
+async def test_the_pages_sessions_of_one_client_share_its_identity_lock(linking: Line) -> None:
+    """A new page session costs a reload: five wrong birth dates from one address, one per
+    session, lock the identity check of that address in a sixth (issue 10, item 4)."""
+    line = linking
+    for _ in range(5):
+        _, csrf = await open_page(line)
+        status, body, _ = await post(
+            line, csrf=csrf, step="identify", id_number=CUSTOMER, birth="761206"
+        )
+    assert status == 200 and "錯誤次數過多" in body
+    _, csrf = await open_page(line)  # locked for any ID now, not only the one guessed
+    status, body, _ = await post(
+        line, csrf=csrf, step="identify", id_number="F131104093", birth=BIRTH
+    )
+    assert status == 200 and "錯誤次數過多" in body

@@ -373,6 +373,19 @@ async def test_missing_or_wrong_fields(client: TestClient[Any, Any]) -> None:
     await assert_error(await client.get(url, params={"after": "-1"}), 400, "bad_after")
 
 
+@pytest.mark.parametrize("after", ["9" * 20, "9" * 4000, "9" * 5000, "１２", "+1"])
+async def test_a_message_number_past_any_message_is_refused(
+    client: TestClient[Any, Any], after: str
+) -> None:
+    """A number over 18 digits overflowed the database's integer (a 500), and over 4,300
+    digits int() itself; neither is a message number."""
+    chat = await new_chat(client)
+    url = f"{chat.base}/messages"
+    await assert_error(await client.get(url, params={"after": after}), 400, "bad_after")
+    stream = await client.get(f"{chat.base}/events", headers={"Last-Event-ID": after})
+    await assert_error(stream, 400, "bad_after")
+
+
 async def test_unknown_sessions(client: TestClient[Any, Any]) -> None:
     unknown = "A" * 43
     for url in (f"/api/chat/sessions/{unknown}/messages", "/api/chat/sessions/short/messages"):
@@ -415,6 +428,24 @@ async def test_wrong_methods_and_content_types(client: TestClient[Any, Any]) -> 
         "/api/chat/sessions", data="lang=en", headers={"Content-Type": "text/plain"}
     )
     await assert_error(response, 415, "unsupported_media_type")
+
+
+async def test_the_sessions_of_one_client_share_its_identity_lock(
+    client: TestClient[Any, Any], core: Core
+) -> None:
+    """New sessions cost nothing: five wrong birth dates from one address, one per session,
+    lock the identity check in a sixth session of that address too (issue 10, item 4)."""
+    for _ in range(5):
+        chat = await new_chat(client)
+        await chat.tap("query")
+        await chat.say(CUSTOMER)
+        replies = await chat.say("800102")
+    assert says(replies[0], "verify.identity.locked")
+    chat = await new_chat(client)  # locked for any ID now, not only the one guessed
+    await chat.tap("query")
+    await chat.say("A120786753")  # 王三 of the demo customers
+    replies = await chat.say("761205")
+    assert says(replies[0], "verify.identity.locked")
 
 
 async def test_errors_are_localised(client: TestClient[Any, Any]) -> None:

@@ -648,3 +648,14 @@ async def test_a_chat_that_cannot_be_told_does_not_hold_the_file_back(
     await wait_for(lambda: any("telling failing:carol failed" in m for m in caplog.messages))
     ours = [r.getMessage() for r in caplog.records if r.name != "aiohttp.access"]
     assert not [m for m in ours if token in m]  # (the test server's access log names paths)
+
+
+@pytest.mark.parametrize("version", ["1" * 5000, "１" * 5000, "10" + "0" * 4299])
+async def test_a_forged_windows_version_of_any_length_is_answered(site: Site, version: str) -> None:
+    """`Windows NT <5,000 digits>` once reached int() (4,300 digits at most): a 500."""
+    agent = f"Mozilla/5.0 (Windows NT {version}.0; Win64; x64)"
+    assert detect_platform(agent).system is ClientSystem.WINDOWS_OLD
+    if agent.isascii():  # aiohttp itself refuses a header that is not
+        token = await open_delivery(site.core)
+        response, _ = await site.page(token, **{"User-Agent": agent})
+        assert response.status == 200
