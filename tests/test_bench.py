@@ -1,0 +1,25 @@
+"""The benchmarks keep running: a smoke run of the ones that need nothing outside the project
+(the webhook benchmark needs wrk, which `make bench` installs). Nothing here times anything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_understanding_benchmark_prints_its_tables() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.understanding", "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Routing accuracy on held-back utterances" in done.stdout
+    assert "Time per message" in done.stdout
+    assert "| Matcher.read |" in done.stdout
