@@ -14,6 +14,7 @@ import tomllib
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ MAX_PORT = 65_535
 SMS_PROVIDERS = ("", "mitake", "every8d")
 TELEGRAM_DELIVERIES = ("link", "document")
 DAY_MINUTES = 24 * 60
+REMINDER_DAYS_BOUNDS = (1, 90)
+"""Each expiry-reminder milestone, in days before notAfter: a reminder more than a quarter ahead
+is noise, and one on the last day (0) would come too late to renew."""
 
 BOUNDS: tuple[tuple[str, int, int], ...] = (
     # Every number a rule depends on, lowest and highest allowed. A value outside would switch a
@@ -155,6 +159,14 @@ class Settings:
     sensitive_flow_minutes: int = 30
 
     send_timeout_seconds: int = 10
+
+    reminder_days: str = "30,7"
+    """Expiry-reminder milestones, days before notAfter, comma-separated (each 1–90)."""
+    reminder_quiet_start: str = "21:00"
+    """Quiet hours on the Taipei wall clock ("HH:MM"): a reminder found from `start` waits
+    until `end`; the window may cross midnight, and equal ends mean no quiet hours."""
+    reminder_quiet_end: str = "09:00"
+
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_username: str = ""
@@ -224,6 +236,20 @@ class Settings:
         )
 
     @property
+    def reminder_milestones(self) -> tuple[int, ...]:
+        """`reminder_days`, parsed: distinct, furthest first; ValueError for a bad list."""
+        days = {int(part) for part in self.reminder_days.split(",") if part.strip()}
+        lowest, highest = REMINDER_DAYS_BOUNDS
+        if not days or not all(lowest <= day <= highest for day in days):
+            raise ValueError(self.reminder_days)
+        return tuple(sorted(days, reverse=True))
+
+    @property
+    def reminder_quiet_hours(self) -> tuple[time, time]:
+        """`reminder_quiet_start` and `_end`, parsed; ValueError for what is not HH:MM."""
+        return _clock_time(self.reminder_quiet_start), _clock_time(self.reminder_quiet_end)
+
+    @property
     def crl_url(self) -> str:
         return f"{self.public_url.rstrip('/')}/crl"
 
@@ -263,6 +289,19 @@ class Settings:
             problems.append("trusted_proxies must be IP addresses or networks, comma-separated")
         if self.otp_sends_per_day < self.otp_sends_per_hour:
             problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
+        try:
+            self.reminder_milestones  # noqa: B018 - parsed here so a typo stops the start
+        except ValueError:
+            lowest, highest = REMINDER_DAYS_BOUNDS
+            problems.append(
+                f"reminder_days must be whole numbers between {lowest} and {highest}, "
+                "comma-separated"
+            )
+        for name in ("reminder_quiet_start", "reminder_quiet_end"):
+            try:
+                _clock_time(getattr(self, name))
+            except ValueError:
+                problems.append(f"{name} must be a time of day as HH:MM (00:00-23:59)")
         problems += _url_problems("public_url", self.public_url)
         if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():
             problems.append("issuer_tag must be ASCII letters and digits")
@@ -310,6 +349,16 @@ def _url_problems(name: str, url: str) -> list[str]:
     ):
         return [f"{name} must be an http:// or https:// URL"]
     return []
+
+
+def _clock_time(text: str) -> time:
+    """`21:00` as a time of day; ValueError for anything else (`9:00`, `24:00`, `21:00:30`)."""
+    hours, colon, minutes = text.strip().partition(":")
+    if not (colon and len(hours) == len(minutes) == 2 and (hours + minutes).isdigit()):
+        raise ValueError(text)
+    if not hours.isascii() or not minutes.isascii():
+        raise ValueError(text)
+    return time(int(hours), int(minutes))
 
 
 def _policy_oid_problems(oid: str) -> list[str]:

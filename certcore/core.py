@@ -41,6 +41,7 @@ from certcore.pki import (
     KeyWork,
     OcspResponder,
 )
+from certcore.reminders import ReminderPlanner
 from certcore.storage import Database, sqlite_file
 from certcore.storage.conversations import ConversationRecords
 
@@ -91,6 +92,7 @@ class Core:
     deliveries: DeliveryService
     audit: AuditLog
     conversations: ConversationRecords
+    reminders: ReminderPlanner
     senders: dict[Medium, Sender]
     clock: Clock = field(default=system_clock)
 
@@ -161,6 +163,7 @@ class Core:
             deliveries=deliveries,
             audit=AuditLog(db, clock),
             conversations=ConversationRecords(db, clock),
+            reminders=ReminderPlanner(db, settings, clock),
             senders=senders,
             clock=clock,
         )

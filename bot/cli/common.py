@@ -21,6 +21,7 @@ from certcore.customers import CustomerDirectory
 from certcore.errors import InvalidInput
 from certcore.identity import classify_id, normalise_id
 from certcore.masking import mask_id
+from certcore.reminders import ReminderPlanner
 from certcore.storage import Database
 
 EXIT_USAGE = 2
@@ -80,11 +81,17 @@ class Store:
     db: Database
     customers: CustomerDirectory
     audit: AuditLog
+    reminders: ReminderPlanner
 
     @classmethod
     async def open(cls, settings: Settings) -> Self:
         db = await open_database(settings)
-        return cls(db=db, customers=CustomerDirectory(db), audit=AuditLog(db, system_clock))
+        return cls(
+            db=db,
+            customers=CustomerDirectory(db),
+            audit=AuditLog(db, system_clock),
+            reminders=ReminderPlanner(db, settings, system_clock),
+        )
 
     async def close(self) -> None:
         await self.db.close()

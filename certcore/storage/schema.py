@@ -276,3 +276,24 @@ account_links = Table(
     Column("used_at", UTCDateTime(), nullable=True),
 )
 """LINE Account Link: the nonce that LINE's `accountLink` event brings back, to its customer."""
+
+reminder_outbox = Table(
+    "reminder_outbox",
+    metadata,
+    Column("serial", String(40), ForeignKey("certificates.serial"), primary_key=True),
+    Column("milestone_days", Integer, primary_key=True, autoincrement=False),
+    # the key is the "exactly once": a second planner's insert of the same pair does nothing
+    Column("customer_id", String(10), nullable=False),
+    Column("planned_at", UTCDateTime(), nullable=False),
+    Column("send_after", UTCDateTime(), nullable=False),
+    # the planning moment, or the end of the quiet hours it fell in
+    Column("state", String(8), nullable=False),
+    # pending | sent | skipped
+    Column("reason", String(64), nullable=True),
+    # why it was skipped (e.g. no reachable chat); never personal data
+    Column("attempts", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_reminder_outbox_due", "state", "send_after"),
+)
+"""Expiry reminders decided on, one row per (certificate, milestone), written in the same
+transaction that decides them so a crash or a second instance cannot plan one twice."""

@@ -11,6 +11,7 @@ never a traceback or a secret (an export password, a full ID number).
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import io
 import json
@@ -33,7 +34,10 @@ from cryptography.x509.oid import NameOID
 
 from bot.cli import main
 from certcore.clock import TAIPEI
+from certcore.config import load_settings
 from certcore.identity import personal_id_check_digit
+from certcore.reminders import ReminderPlanner, ReminderState
+from certcore.storage import Database
 from tests import pkitools
 from tests.conftest import TEST_PASSPHRASE
 
@@ -835,3 +839,52 @@ def test_the_chat_log_and_database_are_the_operators_alone(ca_env: Path, tmp_pat
     for name in ("console.log", "certdesk.sqlite3", "otp-key"):
         assert _mode(ca_env / name) == 0o600, name
     assert "chmod 700" in (ca_env / "console.log").read_text()  # the warning, in the chat's log
+
+
+# -- reminders list ----------------------------------------------------------------------------
+
+
+def test_reminders_list_shows_the_outbox_masked(cli: Cli, ca_env: Path, tmp_path: Path) -> None:
+    first, second = valid_id("T12345678"), valid_id("U12345678")
+    assert issue(cli, ca_env, first, tmp_path / "1.pfx").code == 0
+    assert issue(cli, ca_env, second, tmp_path / "2.pfx").code == 0
+    assert cli("reminders", "list", "--json", "--data-dir", ca_env).out.strip() == "[]"
+    rows = listing(cli, ca_env)
+    not_after = datetime.fromisoformat(str(rows[0]["not_after"]))
+    near_the_end = not_after - timedelta(days=10, hours=12)  # 11:59:59 Taipei, no quiet hours
+
+    async def plan_and_skip_one() -> None:
+        settings = load_settings(environ={}, data_dir=ca_env)
+        db = Database(settings.database)
+        try:
+            planner = ReminderPlanner(db, settings, lambda: near_the_end)
+            assert len(await planner.plan(near_the_end, 100)) == 2
+            await planner.mark(str(rows[1]["serial"]), 30, ReminderState.SKIPPED, "unreachable")
+        finally:
+            await db.close()
+
+    asyncio.run(plan_and_skip_one())
+
+    result = cli("reminders", "list", "--json", "--data-dir", ca_env)
+    assert result.code == 0, result.err
+    listed = {row["serial"]: row for row in json.loads(result.out)}
+    assert set(listed) == {rows[0]["serial"], rows[1]["serial"]}
+    pending, skipped = listed[rows[0]["serial"]], listed[rows[1]["serial"]]
+    assert pending == {
+        "serial": rows[0]["serial"],
+        "customer_id": masked(first),
+        "milestone_days": 30,
+        "planned_at": near_the_end.isoformat(),
+        "send_after": near_the_end.isoformat(),
+        "state": "pending",
+        "reason": None,
+        "attempts": 0,
+    }
+    assert (skipped["customer_id"], skipped["state"]) == (masked(second), "skipped")
+    assert (skipped["reason"], skipped["attempts"]) == ("unreachable", 1)
+
+    plain = cli("reminders", "list", "--data-dir", ca_env)
+    assert plain.code == 0, plain.err
+    assert "skipped (unreachable)" in plain.out and masked(second) in plain.out
+    for full in (first, second):
+        assert full not in plain.out and full not in result.out

@@ -364,3 +364,31 @@ def test_a_public_url_no_certificate_can_carry_is_refused_at_load(url: str, mess
 def test_an_international_host_in_its_ascii_form_is_accepted() -> None:
     url = "https://xn--ndsy35a.example.com.tw"
     assert load_settings(environ={"CERTDESK_PUBLIC_URL": url}).crl_url == f"{url}/crl"
+
+
+@pytest.mark.parametrize(
+    ("value", "milestones"),
+    [("30,7", (30, 7)), ("7, 30 ,60", (60, 30, 7)), ("1,90,1", (90, 1)), ("14", (14,))],
+)
+def test_reminder_days_are_a_list_furthest_first(value: str, milestones: tuple[int, ...]) -> None:
+    settings = load_settings(environ={"CERTDESK_REMINDER_DAYS": value})
+    assert settings.reminder_milestones == milestones
+
+
+@pytest.mark.parametrize("value", ["0", "91", "30,0", "-7", "30;7", "x", ",", "7.5"])
+def test_reminder_days_outside_1_to_90_are_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="reminder_days must be whole numbers between 1"):
+        load_settings(environ={"CERTDESK_REMINDER_DAYS": value})
+
+
+@pytest.mark.parametrize("value", ["9:00", "24:00", "21:60", "21:00:00", "2100", "", "ab:cd"])
+def test_quiet_hours_must_be_hh_mm(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="reminder_quiet_start must be a time of day"):
+        load_settings(environ={}, reminder_quiet_start=value or " ")
+
+
+def test_quiet_hours_are_read_from_the_environment() -> None:
+    settings = load_settings(
+        environ={"CERTDESK_REMINDER_QUIET_START": "22:30", "CERTDESK_REMINDER_QUIET_END": "08:15"}
+    )
+    assert [t.isoformat() for t in settings.reminder_quiet_hours] == ["22:30:00", "08:15:00"]

@@ -1,0 +1,206 @@
+"""The reminder outbox: plan each (certificate, milestone) once, list what is due, record how
+it went.
+
+Planning decides and records in one transaction, and the row's key is the certificate and the
+milestone: a second planner running at the same moment (another instance, a cron sweep beside
+`serve`) inserts the same key, which the database ignores (INSERT … ON CONFLICT DO NOTHING on
+SQLite and PostgreSQL alike), so nothing is ever planned twice, across restarts and crashes
+included. Sending is the caller's business; it reports each outcome with `mark`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Row, and_, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
+
+from certcore.clock import Clock
+from certcore.config import Settings
+from certcore.errors import InvalidInput
+from certcore.pki import RecordState
+from certcore.reminders.rules import QuietHours, reached_milestone
+from certcore.storage.database import Database
+from certcore.storage.schema import certificates, reminder_outbox
+
+REASON_MAX = 64
+
+
+class ReminderState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Reminder:
+    serial: str
+    milestone_days: int
+    customer_id: str
+    planned_at: datetime
+    send_after: datetime
+    state: ReminderState
+    reason: str | None
+    attempts: int
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[*tuple[Any, ...]]) -> Reminder:
+        values = dict(row._mapping)
+        values["state"] = ReminderState(values["state"])
+        return cls(**values)
+
+
+class ReminderPlanner:
+    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.milestones = settings.reminder_milestones
+        self.quiet = QuietHours(*settings.reminder_quiet_hours)
+
+    async def plan(self, now: datetime, limit: int) -> list[Reminder]:
+        """Record a pending reminder for at most `limit` certificates that have reached a
+        milestone at `now` and have none for it yet; the rows this call created."""
+        planned: list[Reminder] = []
+        async with self.db.write() as conn:
+            for days in self.milestones:
+                if len(planned) >= limit:
+                    break
+                for serial, customer_id, not_after in await self._reaching(
+                    conn, now, days, limit - len(planned)
+                ):
+                    # The SQL chose by the same bounds; the rule has the last word.
+                    if (
+                        reached_milestone(
+                            not_after=not_after,
+                            revoked=False,
+                            now=now,
+                            milestones=self.milestones,
+                        )
+                        != days
+                    ):
+                        continue
+                    reminder = Reminder(
+                        serial=serial,
+                        milestone_days=days,
+                        customer_id=customer_id,
+                        planned_at=now,
+                        send_after=self.quiet.next_send(now),
+                        state=ReminderState.PENDING,
+                        reason=None,
+                        attempts=0,
+                        updated_at=now,
+                    )
+                    if await self._insert_once(conn, reminder):
+                        planned.append(reminder)
+        return planned
+
+    async def _reaching(
+        self, conn: AsyncConnection, now: datetime, days: int, limit: int
+    ) -> list[tuple[str, str, datetime]]:
+        """Issued, unrevoked, unexpired certificates whose latest milestone at `now` is `days`,
+        without a reminder for it, and whose customer holds no newer valid certificate."""
+        whole = now.replace(microsecond=0)
+        nearer = [d for d in self.milestones if d < days]
+        newer = certificates.alias("newer")
+        query = (
+            select(certificates.c.serial, certificates.c.customer_id, certificates.c.not_after)
+            .where(
+                certificates.c.state == RecordState.ISSUED.value,
+                certificates.c.revoked_at.is_(None),
+                certificates.c.not_after >= whole,
+                certificates.c.not_after <= whole + timedelta(days=days),
+                ~exists().where(
+                    reminder_outbox.c.serial == certificates.c.serial,
+                    reminder_outbox.c.milestone_days == days,
+                ),
+                ~exists().where(
+                    newer.c.customer_id == certificates.c.customer_id,
+                    newer.c.state == RecordState.ISSUED.value,
+                    newer.c.revoked_at.is_(None),
+                    newer.c.not_after > certificates.c.not_after,
+                ),
+            )
+            .order_by(certificates.c.not_after, certificates.c.serial)
+            .limit(limit)
+        )
+        if nearer:  # past a nearer milestone, the nearer one is the latest
+            query = query.where(certificates.c.not_after > whole + timedelta(days=max(nearer)))
+        rows = await conn.execute(query)
+        return [(row.serial, row.customer_id, row.not_after) for row in rows]
+
+    async def _insert_once(self, conn: AsyncConnection, reminder: Reminder) -> bool:
+        """Insert the row unless its (serial, milestone) exists; whether this call did."""
+        values = {**reminder.__dict__, "state": reminder.state.value}
+        statement: Insert
+        if self.db.is_sqlite:
+            statement = sqlite.insert(reminder_outbox).on_conflict_do_nothing()
+        else:
+            statement = postgresql.insert(reminder_outbox).on_conflict_do_nothing()
+        result = await conn.execute(statement.values(**values))
+        return result.rowcount == 1
+
+    async def due(self, now: datetime, limit: int) -> list[Reminder]:
+        """Pending reminders whose send time has come, oldest first, at most `limit`."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(reminder_outbox)
+                .where(
+                    reminder_outbox.c.state == ReminderState.PENDING.value,
+                    reminder_outbox.c.send_after <= now,
+                )
+                .order_by(
+                    reminder_outbox.c.send_after,
+                    reminder_outbox.c.planned_at,
+                    reminder_outbox.c.serial,
+                    reminder_outbox.c.milestone_days,
+                )
+                .limit(limit)
+            )
+            return [Reminder.from_row(row) for row in rows]
+
+    async def mark(
+        self, serial: str, milestone: int, state: ReminderState, reason: str | None = None
+    ) -> None:
+        """Record one attempt's outcome: `sent`, `skipped` (with its reason) or, after a
+        failure to be retried, `pending` again. Only a pending reminder can be marked."""
+        if state is ReminderState.SKIPPED and not reason:
+            raise InvalidInput("a skipped reminder needs its reason")
+        if reason is not None and len(reason) > REASON_MAX:
+            raise InvalidInput(f"a reminder's reason is at most {REASON_MAX} characters")
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                update(reminder_outbox)
+                .where(
+                    and_(
+                        reminder_outbox.c.serial == serial,
+                        reminder_outbox.c.milestone_days == milestone,
+                        reminder_outbox.c.state == ReminderState.PENDING.value,
+                    )
+                )
+                .values(
+                    state=state.value,
+                    reason=reason,
+                    attempts=reminder_outbox.c.attempts + 1,
+                    updated_at=self.clock(),
+                )
+            )
+            if result.rowcount != 1:
+                raise InvalidInput(f"no pending reminder for {serial} at {milestone} days")
+
+    async def listing(self) -> list[Reminder]:
+        """Every reminder, sent, pending or skipped, oldest plan first (for the operator)."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(reminder_outbox).order_by(
+                    reminder_outbox.c.planned_at,
+                    reminder_outbox.c.serial,
+                    reminder_outbox.c.milestone_days,
+                )
+            )
+            return [Reminder.from_row(row) for row in rows]
