@@ -25,6 +25,7 @@ from dialogs.messages import (
     Text,
     outbound_from_json,
     outbound_to_json,
+    reminder_choice,
 )
 from dialogs.services import HandoffDesk, Linker, NoAgentDesk, Services
 from dialogs.text import small_number
@@ -68,5 +69,6 @@ __all__ = [
     "global_word",
     "outbound_from_json",
     "outbound_to_json",
+    "reminder_choice",
     "small_number",
 ]

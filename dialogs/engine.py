@@ -25,6 +25,7 @@ from certcore.errors import ConcurrentUpdate
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
 from certcore.otp import parse_entry
 from dialogs.conversation import Conversation, ConversationStore
+from dialogs.flows import reminder
 from dialogs.flows.understand import could_be_words, warn
 from dialogs.flows.words import GLOBAL_WORDS, act_on_word
 from dialogs.messages import EventKind, Inbound, Outbound, Progress
@@ -132,9 +133,11 @@ class Engine:
                 turn = Turn(opened.reloaded(), self.services, self.flows, now, None, event.client)
                 turn.say("error.unexpected")
                 await turn.reprompt()
-            if event.kind is not EventKind.UNFOLLOW and not turn.replies:
+            silent = event.kind in (EventKind.UNFOLLOW, EventKind.REMIND)
+            if not silent and not turn.replies:
                 turn.say("error.not_understood")
-            turn.conversation.last_activity_at = now
+            if event.kind is not EventKind.REMIND or turn.replies:
+                turn.conversation.last_activity_at = now
             await opened.save(turn.conversation, turn.replies, now)
             return turn.replies
 
@@ -163,6 +166,9 @@ class Engine:
             item = Input(choice=event.choice) if event.choice else Input(text=event.text)
             await self.flows["menu"].steps["main"].handle(turn, item)
             return
+        if event.kind is EventKind.REMIND:
+            await self._remind(turn, event.choice)
+            return
         if await self._timed_out(turn):
             return
         if event.kind is EventKind.DELIVERED:
@@ -183,19 +189,36 @@ class Engine:
             turn.end()
         await self.flows["menu"].steps["main"].handle(turn, answer)
 
-    async def _timed_out(self, turn: Turn) -> bool:
-        """End a flow left idle too long, or a sensitive flow past its absolute limit."""
+    async def _remind(self, turn: Turn, choice: str) -> None:
+        """A reminder, said only where it is wanted (else no reply at all). A flow that has
+        timed out meanwhile is left quietly: the reminder's own question replaces it."""
+        record = await reminder.wanted(turn, choice)
+        if record is None:
+            return
+        if self._overdue(turn) is not None:
+            await turn.abandon()
+            turn.end()
+        await reminder.remind(turn, record)
+
+    def _overdue(self, turn: Turn) -> str | None:
+        """ "idle" or "too_long" when the running flow has timed out; None otherwise."""
         conversation = turn.conversation
         flow = self.flows.get(conversation.flow or "")
         if flow is None:
-            return False
+            return None
         last, started = conversation.last_activity_at, conversation.flow_started_at
-        idle = last is not None and turn.now - last > self.idle_limit
-        too_long = (
-            flow.sensitive and started is not None and turn.now - started > self.sensitive_limit
-        )
-        if not (idle or too_long):
+        if last is not None and turn.now - last > self.idle_limit:
+            return "idle"
+        if flow.sensitive and started is not None and turn.now - started > self.sensitive_limit:
+            return "too_long"
+        return None
+
+    async def _timed_out(self, turn: Turn) -> bool:
+        """End a flow left idle too long, or a sensitive flow past its absolute limit."""
+        overdue = self._overdue(turn)
+        if overdue is None:
             return False
+        idle = overdue == "idle"
         await turn.abandon()
         limit = self.idle_limit if idle else self.sensitive_limit
         turn.say(

@@ -29,6 +29,16 @@ class EventKind(StrEnum):
     LINKED = "linked"
     """The channel verified who the customer is on its own page (LINE Account Link), after the
     engine's `Linker` offered it; `choice` holds the customer's ID number."""
+    REMIND = "remind"
+    """An expiry reminder planned for this conversation's customer (not the customer's doing):
+    `choice` holds `<certificate serial>:<milestone days>` (`reminder_choice`). The engine
+    answers it only in a chat linked to that customer, following, with reminders on; else
+    with no reply at all."""
+
+
+def reminder_choice(serial: str, milestone_days: int) -> str:
+    """A REMIND event's `choice`: which certificate, at which milestone."""
+    return f"{serial}:{milestone_days}"
 
 
 @dataclass(frozen=True)

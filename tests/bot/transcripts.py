@@ -29,6 +29,8 @@ the key's text in the conversation's language, with any `{placeholder}` standing
                                 without an export password being set
     > replay                    deliver the previous event again, with the same event id
     > follow | unfollow
+    > remind A123456789 30      the service's expiry reminder for the customer's newest
+                                certificate at this milestone (a REMIND event)
 
     < verify.birth_date.prompt                  the next reply, by key
     < menu.prompt [query, apply, ...]           a question and exactly its option keys
@@ -75,6 +77,7 @@ from dialogs.messages import (
     Outbound,
     Table,
     Text,
+    reminder_choice,
 )
 from dialogs.turn import decode_choice
 from tests.dialogs.catalogue import expected_pattern
@@ -343,6 +346,11 @@ class Transcript:
             return await session.send(session.last_event)
         if verb in ("follow", "unfollow"):
             return await session.send(session.event(EventKind(verb)))
+        if verb == "remind":
+            id_number, days = argument.split()
+            serial = await _newest_serial(session, id_number)
+            choice = reminder_choice(serial, int(days))
+            return await session.send(session.event(EventKind.REMIND, choice=choice))
         raise AssertionError(f"{where}\nunknown action {verb!r}")
 
     async def _deliver(self, session: Session, password: str, where: str) -> list[Outbound]:
@@ -446,13 +454,18 @@ async def _set_quota(session: Session, id_number: str, used: int) -> None:
         )
 
 
-async def _revoke_newest(session: Session, id_number: str) -> None:
+async def _newest_serial(session: Session, id_number: str) -> str:
     assert session.core is not None
     async with session.core.db.read() as conn:
         records = [r for r in await certificates_of(conn, id_number) if r.der is not None]
     assert records, f"{id_number} holds no certificate"
+    return records[-1].serial
+
+
+async def _revoke_newest(session: Session, id_number: str) -> None:
+    assert session.core is not None
     await session.core.certificates.revoke(
-        records[-1].serial,
+        await _newest_serial(session, id_number),
         RevocationReason.KEY_COMPROMISE,
         actor=Actor("operator:t", "cli"),
         online=False,
