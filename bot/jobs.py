@@ -5,8 +5,10 @@ responses that near their nextUpdate, close expired certificate deliveries (eras
 files), forget event records older than a week, web chat logs older than a month and the
 development outbox's messages once their codes have expired. Every second: notice
 revocations made by other processes through the CRL number, so no stale "good" outlives a
-second. At start, OCSP responses for every unexpired certificate are pre-signed a batch at a
-time. A failing round is logged and the next one tries again: the service keeps serving.
+second. Every few minutes: plan the expiry reminders and send those due through the chat
+channels (`bot.reminders`, a bounded batch per round). At start, OCSP responses for every
+unexpired certificate are pre-signed a batch at a time. A failing round is logged and the next
+one tries again: the service keeps serving.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from bot.web.keys import CORE
+from bot import reminders
+from bot.channels import Channels
+from bot.web.keys import CHANNELS, CORE
 from certcore.core import Core
 from certcore.storage import ChatLog
 
@@ -37,6 +41,9 @@ async def running(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(prewarm_ocsp(core)),
         asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, upkeep, core)),
         asyncio.create_task(_every(REVOCATION_POLL_SECONDS, watch_revocations, core, at_once=True)),
+        asyncio.create_task(
+            _every(reminders.SWEEP_INTERVAL_SECONDS, reminder_sweeper(app[CHANNELS]), core)
+        ),
     ]
     yield
     for task in tasks:
@@ -58,6 +65,23 @@ async def upkeep(core: Core) -> None:
     await ChatLog(core.db, core.clock).forget_old()
     if core.outbox is not None:
         await core.outbox.purge()
+
+
+def reminder_sweeper(channels: Channels) -> Callable[[Core], Awaitable[None]]:
+    """The periodic reminder sweep, sending through this app's channels."""
+
+    async def sweep_reminders(core: Core) -> None:
+        done = await reminders.sweep(core, channels, core.clock())
+        if done.planned or done.sent or done.skipped or done.retried:
+            log.info(
+                "reminders: %d planned, %d sent, %d skipped, %d to retry",
+                len(done.planned),
+                len(done.sent),
+                len(done.skipped),
+                len(done.retried),
+            )
+
+    return sweep_reminders
 
 
 async def watch_revocations(core: Core) -> None:

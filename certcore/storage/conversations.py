@@ -137,6 +137,22 @@ class ConversationRecords:
             ).scalar()
         return replies
 
+    async def linked_to(self, customer_id: str) -> list[dict[str, Any]]:
+        """The conversations linked to this customer, oldest first: each one's `id` and what
+        decides whether it may be reminded (`reminders`, `following`, `agent_mode`)."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    conversations.c.id,
+                    conversations.c.reminders,
+                    conversations.c.following,
+                    conversations.c.agent_mode,
+                )
+                .where(conversations.c.customer_id == customer_id)
+                .order_by(conversations.c.created_at, conversations.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
     async def forget_old_events(self) -> int:
         """Drop event records older than `EVENT_RECORDS_KEPT`; returns how many."""
         async with self.db.write() as conn:

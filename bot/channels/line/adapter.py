@@ -132,11 +132,24 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
 
     async def send(self, conversation_id: str, replies: Sequence[Outbound]) -> None:
         """Push (an event that did not come by webhook: the download page's confirmation)."""
+        # A retry inside `push` keeps the key; a new send is new.
+        await self._push_replies(conversation_id, replies, f"push-{uuid.uuid4()}")
+
+    async def dispatch(self, event: Inbound) -> list[Outbound]:
+        """An event that did not come by webhook (a delivery confirmation, a reminder): its
+        pushes carry retry keys derived from the event id, so dispatching the same event again
+        (a reminder sweep retried after a crash) is one push as far as LINE is concerned."""
+        replies = await self.engine.handle(event)
+        await self._push_replies(event.conversation_id, replies, event.event_id)
+        return replies
+
+    async def _push_replies(
+        self, conversation_id: str, replies: Sequence[Outbound], once: str
+    ) -> None:
         user = conversation_id.partition(":")[2]
-        if not user or not await self._may_push(conversation_id, user):
+        if not replies or not user or not await self._may_push(conversation_id, user):
             return
         messages = await self._rendered(conversation_id, replies)
-        once = f"push-{uuid.uuid4()}"  # a retry inside `push` keeps the key; a new send is new
         for index, batch in enumerate(rendering.batches(messages)):
             await self.push(user, batch, retry_key(once, index))
 
