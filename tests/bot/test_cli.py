@@ -888,3 +888,29 @@ def test_reminders_list_shows_the_outbox_masked(cli: Cli, ca_env: Path, tmp_path
     assert "skipped (unreachable)" in plain.out and masked(second) in plain.out
     for full in (first, second):
         assert full not in plain.out and full not in result.out
+
+
+def test_reminders_sweep_plans_as_of_at_and_lists_what_is_due(
+    cli: Cli, ca_env: Path, tmp_path: Path
+) -> None:
+    """`reminders sweep --at`: planned as if it were then, quiet hours included; nothing is
+    pushed (serve sends), so what is due stays pending."""
+    first = valid_id("T12345678")
+    assert issue(cli, ca_env, first, tmp_path / "1.pfx").code == 0
+    [row] = listing(cli, ca_env)
+    not_after = datetime.fromisoformat(str(row["not_after"]))
+    night = (not_after - timedelta(days=29)).replace(hour=22, minute=0, second=0)
+
+    result = cli("reminders", "sweep", "--at", night.isoformat(), "--data-dir", ca_env)
+    assert result.code == 0, result.err
+    assert "1 planned" in result.out and "0 due" in result.out
+    assert first not in result.out and masked(first) in result.out
+
+    morning = (night + timedelta(hours=11)).replace(tzinfo=None)  # no offset: Taipei
+    result = cli("reminders", "sweep", "--at", morning.isoformat(), "--data-dir", ca_env)
+    assert result.code == 0, result.err
+    assert "0 planned" in result.out and "1 due" in result.out
+    [listed] = json.loads(cli("reminders", "list", "--json", "--data-dir", ca_env).out)
+    assert listed["state"] == "pending"
+
+    assert cli("reminders", "sweep", "--at", "yesterday", "--data-dir", ca_env).code == 2
