@@ -90,7 +90,9 @@ class HandoffQueue:
                         requested_at=now,
                     )
                 )
-                new_id = int(result.inserted_primary_key[0])
+                key = result.inserted_primary_key
+                assert key is not None
+                new_id = int(key[0])
         except IntegrityError:  # another process opened one between our read and our insert
             existing = await self.open_for(conversation_id)
             if existing is None:
