@@ -21,6 +21,7 @@ from typing import Any
 from cryptography import x509
 
 from certcore.errors import ConfigurationError
+from certcore.handoff.hours import ServiceHours, parse_dates, parse_days
 
 ENV_PREFIX = "CERTDESK_"
 CUSTOMER_KEY_TYPES = ("rsa2048", "rsa3072", "p256")
@@ -167,6 +168,15 @@ class Settings:
     until `end`; the window may cross midnight, and equal ends mean no quiet hours."""
     reminder_quiet_end: str = "09:00"
 
+    service_days: str = "mon,tue,wed,thu,fri"
+    """The support desk's days (mon … sun, comma-separated); its hours are the same each day."""
+    service_start: str = "08:30"
+    """Opening and closing time of the support desk, Taipei wall clock ("HH:MM")."""
+    service_end: str = "17:00"
+    closed_dates: str = ""
+    """Days the desk is closed (public holidays, typhoon days): YYYY-MM-DD, comma-separated,
+    or a TOML list of dates."""
+
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_username: str = ""
@@ -250,6 +260,16 @@ class Settings:
         return _clock_time(self.reminder_quiet_start), _clock_time(self.reminder_quiet_end)
 
     @property
+    def service_hours(self) -> ServiceHours:
+        """The desk's hours, parsed; ValueError for a bad day, time or date."""
+        return ServiceHours(
+            days=parse_days(self.service_days),
+            start=_clock_time(self.service_start),
+            end=_clock_time(self.service_end),
+            closed=parse_dates(self.closed_dates),
+        )
+
+    @property
     def crl_url(self) -> str:
         return f"{self.public_url.rstrip('/')}/crl"
 
@@ -302,6 +322,7 @@ class Settings:
                 _clock_time(getattr(self, name))
             except ValueError:
                 problems.append(f"{name} must be a time of day as HH:MM (00:00-23:59)")
+        problems += _service_hours_problems(self)
         problems += _url_problems("public_url", self.public_url)
         if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():
             problems.append("issuer_tag must be ASCII letters and digits")
@@ -349,6 +370,27 @@ def _url_problems(name: str, url: str) -> list[str]:
     ):
         return [f"{name} must be an http:// or https:// URL"]
     return []
+
+
+def _service_hours_problems(settings: Settings) -> list[str]:
+    problems = []
+    try:
+        parse_days(settings.service_days)
+    except ValueError:
+        problems.append("service_days must be days among mon,tue,wed,thu,fri,sat,sun")
+    times = []
+    for name in ("service_start", "service_end"):
+        try:
+            times.append(_clock_time(getattr(settings, name)))
+        except ValueError:
+            problems.append(f"{name} must be a time of day as HH:MM (00:00-23:59)")
+    if len(times) == 2 and not times[0] < times[1]:
+        problems.append("service_start must be before service_end")
+    try:
+        parse_dates(settings.closed_dates)
+    except ValueError:
+        problems.append("closed_dates must be dates as YYYY-MM-DD, comma-separated")
+    return problems
 
 
 def _clock_time(text: str) -> time:
@@ -430,6 +472,8 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
             return int(value)
         if kind == "Path":
             return Path(value)
+        if isinstance(value, list):  # a TOML list (closed_dates): its items, comma-separated
+            return ",".join(str(item) for item in value)
         return str(value)
     except (TypeError, ValueError):
         shown = repr(value)

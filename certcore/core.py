@@ -22,6 +22,7 @@ from certcore.audit import AuditLog
 from certcore.clock import Clock, system_clock, system_random
 from certcore.config import Settings
 from certcore.customers import CustomerDirectory, IdentityVerifier
+from certcore.handoff import AgentAccounts, HandoffQueue
 from certcore.keyfile import keep_private, load_or_create_secret, open_to_others
 from certcore.notify import (
     DevOutbox,
@@ -93,6 +94,8 @@ class Core:
     audit: AuditLog
     conversations: ConversationRecords
     reminders: ReminderPlanner
+    handoffs: HandoffQueue
+    agents: AgentAccounts
     senders: dict[Medium, Sender]
     clock: Clock = field(default=system_clock)
 
@@ -164,6 +167,8 @@ class Core:
             audit=AuditLog(db, clock),
             conversations=ConversationRecords(db, clock),
             reminders=ReminderPlanner(db, settings, clock),
+            handoffs=HandoffQueue(db, clock),
+            agents=AgentAccounts(db, clock),
             senders=senders,
             clock=clock,
         )

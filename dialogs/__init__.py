@@ -11,6 +11,7 @@ from certcore.core import Core
 from dialogs.conversation import Conversation, ConversationStorage, ConversationStore
 from dialogs.engine import Engine, global_word
 from dialogs.flows import all_flows
+from dialogs.handoff import QueueDesk
 from dialogs.messages import (
     Choices,
     Delivery,
@@ -27,7 +28,7 @@ from dialogs.messages import (
     outbound_to_json,
     reminder_choice,
 )
-from dialogs.services import HandoffDesk, Linker, NoAgentDesk, Services
+from dialogs.services import HandoffDesk, Linker, Services
 from dialogs.text import small_number
 
 
@@ -57,10 +58,10 @@ __all__ = [
     "Inbound",
     "Link",
     "Linker",
-    "NoAgentDesk",
     "Option",
     "Outbound",
     "Progress",
+    "QueueDesk",
     "Services",
     "Table",
     "Text",

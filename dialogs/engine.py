@@ -28,6 +28,7 @@ from dialogs.conversation import Conversation, ConversationStore
 from dialogs.flows import reminder
 from dialogs.flows.understand import could_be_words, warn
 from dialogs.flows.words import GLOBAL_WORDS, act_on_word
+from dialogs.handoff import CANCEL_HANDOFF
 from dialogs.messages import EventKind, Inbound, Outbound, Progress
 from dialogs.services import Services
 from dialogs.text import normalise_words, small_number
@@ -35,6 +36,11 @@ from dialogs.turn import OPTION_DIGITS, Flow, Input, Turn, decode_choice
 from dialogs.understanding import Intent, IntentKind
 
 log = logging.getLogger("certdesk.dialogs")
+
+WITH_AGENT = frozenset(
+    {EventKind.TEXT, EventKind.CHOICE, EventKind.FILE, EventKind.MENU, EventKind.FOLLOW}
+)
+"""What the customer does while their conversation is with a person (silent, but recorded)."""
 
 SAVE_ATTEMPTS = 3
 """Applications of one event over a state another process changed meanwhile, before it fails."""
@@ -133,7 +139,7 @@ class Engine:
                 turn = Turn(opened.reloaded(), self.services, self.flows, now, None, event.client)
                 turn.say("error.unexpected")
                 await turn.reprompt()
-            silent = event.kind in (EventKind.UNFOLLOW, EventKind.REMIND)
+            silent = event.kind in (EventKind.UNFOLLOW, EventKind.REMIND) or turn.silent
             if not silent and not turn.replies:
                 turn.say("error.not_understood")
             if event.kind is not EventKind.REMIND or turn.replies:
@@ -147,6 +153,12 @@ class Engine:
             conversation.following = False
             await turn.abandon()
             turn.end()
+            return
+        if (
+            conversation.agent_mode
+            and event.kind in WITH_AGENT
+            and await self._with_agent(turn, event)
+        ):
             return
         if event.kind is EventKind.FOLLOW:
             conversation.following = True
@@ -188,6 +200,32 @@ class Engine:
             await turn.abandon()
             turn.end()
         await self.flows["menu"].steps["main"].handle(turn, answer)
+
+    async def _with_agent(self, turn: Turn, event: Inbound) -> bool:
+        """A conversation handed to a person: the event is recorded with no reply, except the
+        word (or the 取消轉接 option) that cancels a waiting request. False when the request
+        has ended meanwhile: the bot has the conversation again and handles the event."""
+        conversation, desk = turn.conversation, self.services.handoff
+        if not await desk.holds(turn):
+            conversation.agent_mode = False
+            return False
+        if event.kind is EventKind.FOLLOW:
+            conversation.following = True
+        if self._cancels_handoff(conversation, event) and await desk.cancel(turn):
+            return True
+        turn.silent = True
+        return True
+
+    @staticmethod
+    def _cancels_handoff(conversation: Conversation, event: Inbound) -> bool:
+        if event.kind is EventKind.TEXT:
+            return global_word(event.text) == "cancel"
+        if event.kind is EventKind.CHOICE:
+            decoded = decode_choice(event.choice)
+            return decoded == (conversation.seq, CANCEL_HANDOFF) and any(
+                option.key == CANCEL_HANDOFF for option in conversation.options
+            )
+        return False
 
     async def _remind(self, turn: Turn, choice: str) -> None:
         """A reminder, said only where it is wanted (else no reply at all). A flow that has

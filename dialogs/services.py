@@ -16,6 +16,7 @@ from certcore.otp import OtpService
 from certcore.pki import CertificateService, DeliveryService
 from dialogs.conversation import ConversationStorage
 from dialogs.faq import Faq
+from dialogs.handoff import QueueDesk
 from dialogs.understanding import Matcher, load_matcher
 
 if TYPE_CHECKING:
@@ -23,9 +24,19 @@ if TYPE_CHECKING:
 
 
 class HandoffDesk(Protocol):
-    """Where 客服 (agent) leads; the hand-off issue puts a human support desk behind it."""
+    """Where 客服 (agent) leads: the support desk's queue (`dialogs.handoff.QueueDesk`)."""
 
-    async def request(self, turn: Turn) -> None: ...
+    async def request(self, turn: Turn, why: str = "asked") -> None:
+        """Hand the conversation to a person; `why` is a `certcore.handoff.HandoffReason`."""
+        ...
+
+    async def holds(self, turn: Turn) -> bool:
+        """Whether the conversation's request is still open (the engine stays silent)."""
+        ...
+
+    async def cancel(self, turn: Turn) -> bool:
+        """Cancel a waiting request and return to the bot; False when none is waiting."""
+        ...
 
 
 class Linker(Protocol):
@@ -37,14 +48,6 @@ class Linker(Protocol):
         False for a conversation it does not serve (the flow then asks in chat). The channel
         completes the link later with an `EventKind.LINKED` event."""
         ...
-
-
-class NoAgentDesk:
-    """Until agents can take over a chat: tell the customer how to reach support."""
-
-    async def request(self, turn: Turn) -> None:
-        turn.say("agent.unavailable")
-        await turn.reprompt()
 
 
 @dataclass
@@ -88,7 +91,7 @@ class Services:
             matcher=load_matcher(
                 Path(settings.intents_file) if settings.intents_file else None, faq_file
             ),
-            handoff=handoff or NoAgentDesk(),
+            handoff=handoff or QueueDesk(core.handoffs, settings.service_hours),
             conversations=conversations or core.conversations,
             linker=linker,
         )

@@ -103,6 +103,8 @@ class Turn:
         self.client = client
         """The event's `Inbound.client`: who is behind the conversation, where a channel knows."""
         self.replies: list[Outbound] = []
+        self.silent = False
+        """No reply at all is the answer (the conversation is with an agent)."""
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ traceback; `audit verify` exits 1 when the chain is broken, so scripts can tell 
 "mistyped".
 
 Each module registers its own commands next to their handlers (`serve` for `serve` and
-`chat`, then `ca`, `cert`, `customers`, `reminders`, `audit`, `notify`); `common` holds what
-they share.
+`chat`, then `ca`, `cert`, `customers`, `agents`, `reminders`, `audit`, `notify`); `common`
+holds what they share.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.cli import audit, ca, cert, customers, line, notify, reminders, serve
+from bot.cli import agents, audit, ca, cert, customers, line, notify, reminders, serve
 from bot.cli.common import EXIT_BROKEN, EXIT_USAGE, Commands, Handler, Parser
 from bot.cli.notify import NOTIFY_TEST_BODY, NOTIFY_TEST_SUBJECT
 from certcore.config import load_settings
@@ -79,6 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = Commands(parser.add_subparsers(title="commands", metavar="COMMAND"), options)
     # in the order --help lists them
-    for group in (serve, ca, cert, customers, reminders, audit, notify, line):
+    for group in (serve, ca, cert, customers, agents, reminders, audit, notify, line):
         group.register(commands)
     return parser

@@ -297,3 +297,38 @@ reminder_outbox = Table(
 )
 """Expiry reminders decided on, one row per (certificate, milestone), written in the same
 transaction that decides them so a crash or a second instance cannot plan one twice."""
+
+handoffs = Table(
+    "handoffs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(160), nullable=False),
+    Column("reason", String(16), nullable=False),
+    # asked | misunderstood | quota | identity_lock
+    Column("state", String(10), nullable=False),
+    # waiting | active | closed | cancelled
+    Column("open_key", String(160), nullable=True, unique=True),
+    # the conversation id while the request is waiting or active, NULL once it ends: at most
+    # one open request per conversation, kept by the database (NULLs never collide)
+    Column("agent", String(64), nullable=True),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("claimed_at", UTCDateTime(), nullable=True),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Index("ix_handoffs_queue", "state", "requested_at"),
+    Index("ix_handoffs_conversation_id", "conversation_id"),
+)
+"""Hand-off requests: a conversation handed to a person, why, and how far it got."""
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("password_hash", LargeBinary, nullable=False),
+    # scrypt of the password with the salt and cost below; never the password
+    Column("salt", LargeBinary, nullable=False),
+    Column("scrypt_n", Integer, nullable=False),
+    Column("scrypt_r", Integer, nullable=False),
+    Column("scrypt_p", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+"""Support agents' accounts for the agent console (`certdesk agents add`)."""

@@ -114,8 +114,8 @@ async def ask_quota(turn: Turn) -> None:
 
 async def on_quota(turn: Turn, answer: Input) -> None:
     if answer.choice == "agent":
-        turn.end()  # the desk answers after the flow: its re-ask is the menu, not this offer
-        await turn.services.handoff.request(turn)
+        turn.end()
+        await turn.services.handoff.request(turn, "quota")
     elif answer.choice == "menu":
         await turn.menu()
     else:

@@ -203,8 +203,9 @@ async def ask_warned(turn: Turn) -> None:
 
 async def on_offer(turn: Turn, answer: Input) -> None:
     if answer.choice == "agent":
-        turn.end()  # the desk answers after the offer: its re-ask is the menu, not this offer
-        await turn.services.handoff.request(turn)
+        missed = turn.conversation.step == OFFER_AGENT  # not the warning's offer
+        turn.end()
+        await turn.services.handoff.request(turn, "misunderstood" if missed else "asked")
     elif answer.choice == "revoke":
         await turn.start("revoke")
     elif answer.choice == "menu":

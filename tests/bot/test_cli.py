@@ -914,3 +914,72 @@ def test_reminders_sweep_plans_as_of_at_and_lists_what_is_due(
     assert listed["state"] == "pending"
 
     assert cli("reminders", "sweep", "--at", "yesterday", "--data-dir", ca_env).code == 2
+
+
+# -- agents ------------------------------------------------------------------------------
+
+AGENT_PASSWORD = "agent-pass-2026"
+
+
+def agent_rows(data_dir: Path) -> list[sqlite3.Row]:
+    with sqlite3.connect(data_dir / "certdesk.sqlite3") as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute("SELECT * FROM agents").fetchall()
+
+
+def test_agents_add_reads_stdin_and_stores_only_a_hash(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "var"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{AGENT_PASSWORD}\n"))
+    result = cli("agents", "add", "mei", "--password-stdin", "--data-dir", data_dir)
+    assert result.code == 0, result
+    assert AGENT_PASSWORD not in result.out + result.err
+    (row,) = agent_rows(data_dir)
+    assert row["name"] == "mei" and AGENT_PASSWORD.encode() not in bytes(row["password_hash"])
+    assert [r["subject"] for r in audit_records(data_dir, "agent.added")] == ["agent:mei"]
+
+    async def check() -> tuple[bool, bool]:
+        from certcore.clock import system_clock
+        from certcore.handoff import AgentAccounts
+
+        db = Database(load_settings(environ={}, data_dir=data_dir).database)
+        try:
+            accounts = AgentAccounts(db, system_clock)
+            return (
+                await accounts.verify("mei", AGENT_PASSWORD),
+                await accounts.verify("mei", "wrong"),
+            )
+        finally:
+            await db.close()
+
+    assert asyncio.run(check()) == (True, False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{AGENT_PASSWORD}\n"))
+    assert_error(
+        cli("agents", "add", "mei", "--password-stdin", "--data-dir", data_dir),
+        "exists already",
+    )
+
+
+def test_agents_add_prompts_twice(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "var"
+    typed = iter([AGENT_PASSWORD, AGENT_PASSWORD + "x"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(typed))
+    monkeypatch.setattr(sys, "stdin", Terminal(""))
+    assert_error(cli("agents", "add", "mei", "--data-dir", data_dir), "differ")
+    assert not (data_dir / "certdesk.sqlite3").exists()  # refused before the database opened
+    typed = iter([AGENT_PASSWORD, AGENT_PASSWORD])
+    assert cli("agents", "add", "mei", "--data-dir", data_dir).code == 0
+    assert [r["name"] for r in agent_rows(data_dir)] == ["mei"]
+
+
+def test_agents_remove(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = tmp_path / "var"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{AGENT_PASSWORD}\n"))
+    assert cli("agents", "add", "mei", "--password-stdin", "--data-dir", data_dir).code == 0
+    assert cli("agents", "remove", "mei", "--data-dir", data_dir).code == 0
+    assert agent_rows(data_dir) == []
+    assert [r["subject"] for r in audit_records(data_dir, "agent.removed")] == ["agent:mei"]
+    assert_error(cli("agents", "remove", "mei", "--data-dir", data_dir), "no agent named mei")

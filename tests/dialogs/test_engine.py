@@ -173,7 +173,7 @@ async def test_a_sensitive_flow_ends_after_thirty_minutes_however_active(
         ("取消", "flow.cancelled"),
         ("cancel", "flow.cancelled"),
         ("說明", "help.step.link"),
-        ("客服", "agent.unavailable"),
+        ("客服", "handoff.requested"),
     ],
 )
 async def test_global_words_work_in_any_state(engine: Engine, word: str, reply_key: str) -> None:

@@ -18,6 +18,7 @@ from certcore.customers.directory import upsert_customers
 from certcore.storage.schema import dev_outbox
 from dialogs import engine_for
 from dialogs.engine import Engine
+from dialogs.handoff import QueueDesk
 from dialogs.messages import Choices, EventKind, Inbound, Outbound
 from dialogs.turn import Turn
 from tests.dialogs.scene import link_conversation
@@ -26,21 +27,21 @@ from tests.dialogs.test_engine import WANG, last_choices, says, tap
 _ids = itertools.count(1)
 
 
-class RecordingDesk:
+class RecordingDesk(QueueDesk):
     """The hand-off desk: records who asked for a person."""
 
-    def __init__(self) -> None:
+    def __init__(self, core: Core) -> None:
+        super().__init__(core.handoffs, core.settings.service_hours)
         self.asked: list[str] = []
 
-    async def request(self, turn: Turn) -> None:
+    async def request(self, turn: Turn, why: str = "asked") -> None:
         self.asked.append(turn.conversation.id)
-        turn.say("agent.unavailable")
-        await turn.reprompt()
+        await super().request(turn, why)
 
 
 @pytest.fixture
-def desk() -> RecordingDesk:
-    return RecordingDesk()
+def desk(core: Core) -> RecordingDesk:
+    return RecordingDesk(core)
 
 
 @pytest.fixture
@@ -130,9 +131,10 @@ async def test_a_locked_customer_still_reaches_a_person(
     assert says(locked, "verify.identity.locked")
     menu = next(r for r in reversed(locked) if isinstance(r, Choices))
     assert "agent" in [o.key.partition(":")[2] for o in menu.options]
-    await press(engine, owner, locked, "agent")
-    await say(engine, owner, "客服")
-    assert desk.asked == [owner, owner]
+    assert says(await press(engine, owner, locked, "agent"), "handoff.requested")
+    assert await say(engine, owner, "客服") == []  # with a person now: the bot is silent
+    assert desk.asked == [owner]
+    assert [h.conversation_id for h in await core.handoffs.waiting()] == [owner]
 
 
 async def test_a_lock_for_the_rest_of_the_day_says_which_day(
