@@ -69,13 +69,20 @@ async def understand(turn: Turn, text: str) -> None:
     await turn.start("understand", choices=[choice.id for choice in choices])
 
 
+def clear_request(turn: Turn, text: str) -> Intent | None:
+    """What the words clearly ask for, when it is something the bot does; None for unclear
+    words, small talk, and anything that looks like an ID number (never read)."""
+    if not text or looks_like_id_number(text):
+        return None
+    intent = turn.services.matcher.read(text).clear
+    return intent if intent is not None and intent.id != OUT_OF_SCOPE else None
+
+
 async def elsewhere(turn: Turn, answer: Input, choose_key: str) -> None:
     """Words that are none of the options of a help list (操作說明, 憑證匯入, 檢查電腦環境): when
     they clearly ask for something else, it is done; otherwise the list is asked again."""
-    text = answer.text
-    reading = turn.services.matcher.read(text) if could_be_words(text) else None
-    intent = reading.clear if reading is not None else None
-    if intent is not None and intent.id != OUT_OF_SCOPE and not looks_like_id_number(text):
+    intent = clear_request(turn, answer.text) if could_be_words(answer.text) else None
+    if intent is not None:
         turn.end()
         await act(turn, intent, guessed=True)
         return
@@ -169,9 +176,8 @@ async def ask_rephrase(turn: Turn) -> None:
 
 
 async def on_rephrase(turn: Turn, answer: Input) -> None:
-    reading = turn.services.matcher.read(answer.text) if answer.text else None
-    intent = reading.clear if reading is not None else None
-    if intent is not None and intent.id != OUT_OF_SCOPE and not looks_like_id_number(answer.text):
+    intent = clear_request(turn, answer.text)
+    if intent is not None:
         await act(turn, intent, guessed=True)
         return
     if looks_like_id_number(answer.text):
