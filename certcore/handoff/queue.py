@@ -45,6 +45,12 @@ class Handoff:
     requested_at: datetime
     claimed_at: datetime | None
     ended_at: datetime | None
+    outcome: str | None = None
+    rating: int | None = None
+    last_agent_at: datetime | None = None
+    agent_seen_at: datetime | None = None
+    topic_id: int | None = None
+    relayed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Row[*tuple[Any, ...]]) -> Handoff:

@@ -7,6 +7,7 @@ two so they cannot drift apart.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -50,6 +51,8 @@ certificates = Table(
     Column("revoked_reason", String(32), nullable=True),
     Index(None, "customer_id"),
     Index(None, "state", "created_at"),
+    Index("ix_certificates_expiry", "state", "not_after"),
+    # the reminder sweep's range over issued certificates by expiry
 )
 
 holder_locks = Table(
@@ -248,6 +251,12 @@ conversation_events = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("replies", Text, nullable=False),
     # JSON of the outbound messages, so a redelivered event gets the same answer
+    Column("said", Text, nullable=True),
+    # what the customer did, for the agents' transcript, masked (no code, password or full ID
+    # number ever): the words typed, the option tapped; NULL for events not the customer's
+    Column("author", String(64), nullable=True),
+    # the agent whose reply this event carried (`replies` holds it); NULL otherwise
+    Index("ix_conversation_events_recent", "conversation_id", "received_at"),
 )
 
 chat_messages = Table(
@@ -314,6 +323,18 @@ handoffs = Table(
     Column("requested_at", UTCDateTime(), nullable=False),
     Column("claimed_at", UTCDateTime(), nullable=True),
     Column("ended_at", UTCDateTime(), nullable=True),
+    Column("outcome", String(16), nullable=True),
+    # how it ended: cancelled | returned (to the bot by the agent) | resolved | timed_out
+    Column("rating", Integer, nullable=True),
+    # 1–5, the customer's rating of a resolved hand-off, if given
+    Column("last_agent_at", UTCDateTime(), nullable=True),
+    # the agent's last reply: no reply for `handoff_timeout_minutes` returns it to the bot
+    Column("agent_seen_at", UTCDateTime(), nullable=True),
+    # when the agent last read the transcript: later customer messages are unread
+    Column("topic_id", BigInteger, nullable=True),
+    # the Telegram support group's forum topic (message_thread_id) for this hand-off
+    Column("relayed_at", UTCDateTime(), nullable=True),
+    # the customer's messages up to here have been copied to the support group's topic
     Index("ix_handoffs_queue", "state", "requested_at"),
     Index("ix_handoffs_conversation_id", "conversation_id"),
 )
@@ -330,5 +351,44 @@ agents = Table(
     Column("scrypt_r", Integer, nullable=False),
     Column("scrypt_p", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    # wrong passwords in a row; reaching the limit locks the account
+    Column("locked_until", UTCDateTime(), nullable=True),
 )
 """Support agents' accounts for the agent console (`certdesk agents add`)."""
+
+agent_sessions = Table(
+    "agent_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    # SHA-256 of the session cookie's value; the value itself is never stored
+    Column("agent", String(64), ForeignKey("agents.name", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Index("ix_agent_sessions_agent", "agent"),
+)
+"""Agent console sessions, in the database so every instance knows them."""
+
+handoff_notes = Table(
+    "handoff_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("handoff_id", Integer, ForeignKey("handoffs.id"), nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_handoff_notes_handoff_id", "handoff_id"),
+)
+"""Private notes on a hand-off: only agents see them, never the customer."""
+
+canned_replies = Table(
+    "canned_replies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(80), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+"""The support team's canned replies, shared by every agent."""
