@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import cache
@@ -23,13 +24,14 @@ from functools import cache
 from certcore.clock import Clock
 from certcore.errors import ConcurrentUpdate
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
+from certcore.masking import mask_text_ids
 from certcore.otp import parse_entry
 from dialogs.conversation import Conversation, ConversationStore
 from dialogs.flows import reminder
 from dialogs.flows.understand import could_be_words, warn
 from dialogs.flows.words import GLOBAL_WORDS, act_on_word
 from dialogs.handoff import CANCEL_HANDOFF
-from dialogs.messages import EventKind, Inbound, Outbound, Progress
+from dialogs.messages import EventKind, ForgetInput, Inbound, Outbound, Progress
 from dialogs.services import Services
 from dialogs.text import normalise_words, small_number
 from dialogs.turn import OPTION_DIGITS, Flow, Input, Turn, decode_choice
@@ -41,6 +43,14 @@ WITH_AGENT = frozenset(
     {EventKind.TEXT, EventKind.CHOICE, EventKind.FILE, EventKind.MENU, EventKind.FOLLOW}
 )
 """What the customer does while their conversation is with a person (silent, but recorded)."""
+
+SERVICE_EVENTS = frozenset({EventKind.REMIND, EventKind.AGENT, EventKind.HANDBACK})
+"""Events the service sends, not the customer: no 'not understood' when they say nothing."""
+
+SECRET = "[secret]"
+"""What the agents' transcript shows for an input that held a secret (a code, an ID number,
+a birth date): never the input itself."""
+_LONG_NUMBER = re.compile(r"\d{6,}")
 
 SAVE_ATTEMPTS = 3
 """Applications of one event over a state another process changed meanwhile, before it fails."""
@@ -128,6 +138,7 @@ class Engine:
             if opened.recorded is not None:
                 return opened.recorded
             turn = Turn(opened.conversation, self.services, self.flows, now, progress, event.client)
+            said = self._said(turn.conversation, event)
             try:
                 await self._apply(turn, event)
             except Exception:
@@ -139,12 +150,15 @@ class Engine:
                 turn = Turn(opened.reloaded(), self.services, self.flows, now, None, event.client)
                 turn.say("error.unexpected")
                 await turn.reprompt()
-            silent = event.kind in (EventKind.UNFOLLOW, EventKind.REMIND) or turn.silent
+            silent = event.kind is EventKind.UNFOLLOW or event.kind in SERVICE_EVENTS or turn.silent
             if not silent and not turn.replies:
                 turn.say("error.not_understood")
             if event.kind is not EventKind.REMIND or turn.replies:
                 turn.conversation.last_activity_at = now
-            await opened.save(turn.conversation, turn.replies, now)
+            if any(isinstance(reply, ForgetInput) for reply in turn.replies):
+                said = SECRET
+            author = event.choice if event.kind in (EventKind.AGENT, EventKind.HANDBACK) else None
+            await opened.save(turn.conversation, turn.replies, now, said=said, author=author)
             return turn.replies
 
     async def _apply(self, turn: Turn, event: Inbound) -> None:
@@ -153,6 +167,12 @@ class Engine:
             conversation.following = False
             await turn.abandon()
             turn.end()
+            return
+        if event.kind is EventKind.AGENT:
+            await self.services.handoff.agent_says(turn, event.choice, event.text)
+            return
+        if event.kind is EventKind.HANDBACK:
+            await self.services.handoff.hand_back(turn, event.choice, event.text)
             return
         if (
             conversation.agent_mode
@@ -309,6 +329,30 @@ class Engine:
                 await warn(turn)
                 return None
         return Input(text=text)
+
+    def _said(self, conversation: Conversation, event: Inbound) -> str | None:
+        """What the customer did, for the agents' transcript, before the event is applied: the
+        words typed (a code, anything typed where a code is asked, ID numbers and long numbers
+        masked; the engine replaces it all when the step says the input was secret), the option
+        tapped, the file's name. None for what the service did (a reminder, an agent)."""
+        kind = event.kind
+        if kind is EventKind.TEXT:
+            text = event.text
+            if self._reads_code(conversation) or parse_entry(text) is not None:
+                return SECRET
+            return _LONG_NUMBER.sub(lambda m: "•" * len(m.group()), mask_text_ids(text))
+        if kind is EventKind.CHOICE:
+            decoded = decode_choice(event.choice)
+            key = decoded[1] if decoded is not None else ""
+            labels = {option.key: option.label for option in conversation.options}
+            return f"[{kind.value}] {labels.get(key, key)}"
+        if kind is EventKind.MENU:
+            return f"[{kind.value}] {event.choice or mask_text_ids(event.text)}"
+        if kind is EventKind.FILE:
+            return f"[{kind.value}] {event.filename}"
+        if kind in (EventKind.FOLLOW, EventKind.UNFOLLOW, EventKind.LINKED, EventKind.DELIVERED):
+            return f"[{kind.value}]"  # LINKED's choice is an ID number: never copied
+        return None
 
     def _reads_code(self, conversation: Conversation) -> bool:
         flow = self.flows.get(conversation.flow or "")
