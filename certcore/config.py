@@ -45,6 +45,8 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     ("validity_months", 1, 27),
     # §3 renewal window "notAfter − 30 days"; a quarter at most.
     ("renewal_window_days", 1, 90),
+    # Issue 11: a silent agent hands the customer back to the bot; a day at most.
+    ("handoff_timeout_minutes", 5, DAY_MINUTES),
     # §3 "Online revocation quota: 2 per calendar year"; 0 sends every revocation to a branch.
     ("revocations_per_year", 0, 2),
     # A stale pending record blocks its customer until recovery: a day at most.
@@ -173,6 +175,8 @@ class Settings:
     service_start: str = "08:30"
     """Opening and closing time of the support desk, Taipei wall clock ("HH:MM")."""
     service_end: str = "17:00"
+    handoff_timeout_minutes: int = 30
+    """An agent's conversation with no agent reply for this long returns to the bot."""
     closed_dates: str = ""
     """Days the desk is closed (public holidays, typhoon days): YYYY-MM-DD, comma-separated,
     or a TOML list of dates."""
