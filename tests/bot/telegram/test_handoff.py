@@ -10,7 +10,7 @@ from tests.bot.telegram.conftest import CHAT
 from tests.bot.telegram.test_flows import link
 
 
-async def test_an_agent_answers_in_telegram(telegram_app) -> None:  # type: ignore[no-untyped-def]
+async def test_an_agent_answers_in_telegram(telegram_app) -> None:
     tg = await telegram_app()
     await link(tg)
     await tg.text(CHAT, "客服")
