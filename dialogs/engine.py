@@ -167,6 +167,8 @@ class Engine:
             conversation.following = False
             await turn.abandon()
             turn.end()
+            if conversation.agent_mode:  # no agent can reach a chat that blocked the account
+                await self.services.handoff.customer_left(turn)
             return
         if event.kind is EventKind.AGENT:
             await self.services.handoff.agent_says(turn, event.choice, event.text)
