@@ -40,6 +40,8 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     # rule of DESIGN §3–§4 off, or overflow a timedelta at start. Where the design fixes a
     # number, the bound is that number: a setting may make a rule stricter, never looser.
     ("port", 1, MAX_PORT),
+    # An orchestrator kills what does not stop in time (Kubernetes: 30 s by default).
+    ("shutdown_seconds", 1, 300),
     ("smtp_port", 1, MAX_PORT),
     # §3 validity "1 year"; 27 months (825 days) is the most relying parties accept.
     ("validity_months", 1, 27),
@@ -103,6 +105,10 @@ class Settings:
     """Base of the CRL, OCSP and CA-certificate URLs written into every certificate."""
     host: str = "127.0.0.1"
     port: int = 8080
+    log_format: str = "json"
+    """`serve`'s log lines: "json" (one object a line, for a log pipeline) or "text"."""
+    shutdown_seconds: int = 20
+    """On SIGTERM, how long `serve` may take to finish the events in hand before it exits."""
     trusted_proxies: str = ""
     """Addresses or networks (comma-separated) of the reverse proxies in front of `serve`,
     whose `X-Forwarded-For` names the client; empty means clients connect directly. Behind a
@@ -313,6 +319,8 @@ class Settings:
             problems.append("trusted_proxies must be IP addresses or networks, comma-separated")
         if self.otp_sends_per_day < self.otp_sends_per_hour:
             problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
+        if self.log_format not in ("json", "text"):
+            problems.append('log_format must be "json" or "text"')
         try:
             self.reminder_milestones  # noqa: B018 - parsed here so a typo stops the start
         except ValueError:

@@ -41,6 +41,7 @@ from bot.channels.line.events import (
     interpret,
 )
 from bot.channels.line.render import LineMessage
+from bot.logs import REQUEST_ID
 from certcore.i18n import DEFAULT_LOCALE, translate
 from certcore.pki import MAX_FILE_BYTES
 from dialogs import Delivery, Engine, EventKind, Inbound, Outbound
@@ -275,7 +276,15 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
                     log.exception("LINE event %s (%s) failed", context.event_id, _kind(event))
 
     async def process(self, context: Context, event: Event) -> None:
-        """One event, all of it: the caller holds its user's order (`_in_order`)."""
+        """One event, all of it: the caller holds its user's order (`_in_order`). Its log
+        lines carry the webhook event's id as their request id."""
+        token = REQUEST_ID.set(f"line-{context.event_id}")
+        try:
+            await self._process(context, event)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _process(self, context: Context, event: Event) -> None:
         action = interpret(event, context)
         answer = Answer(self, context)
         if isinstance(action, Dispatch):
