@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from bot import reminders
+from bot import metrics, reminders
 from bot.channels import Channels
 from bot.web.keys import CHANNELS, CORE
 from certcore.core import Core
@@ -77,6 +77,13 @@ def reminder_sweeper(channels: Channels) -> Callable[[Core], Awaitable[None]]:
 
     async def sweep_reminders(core: Core) -> None:
         done = await reminders.sweep(core, channels, core.clock())
+        for result, count in (
+            ("sent", len(done.sent)),
+            ("skipped", len(done.skipped)),
+            ("retried", len(done.retried)),
+        ):
+            if count:
+                metrics.REMINDERS.labels(result).inc(count)
         if done.planned or done.sent or done.skipped or done.retried:
             log.info(
                 "reminders: %d planned, %d sent, %d skipped, %d to retry",
