@@ -9,10 +9,10 @@ again (a file the engine answered is not downloaded again); an event answered be
 no redelivery (a replayed body: LINE's signature holds no time) is not answered again at all.
 One user's events are worked on one at a time in arrival order, the slow parts before the
 engine included (a file's download, an Account Link nonce's redeem): a text sent just after a
-file is answered after it; other users do not wait. Before a slow step the loading animation shows, and from then on the
-event's answers are pushed (a reply token may not outlive the step). Once a user unfollows
-(or a push meets 403), nothing more is pushed to them; the engine keeps `following` in the
-database, so a restart still knows.
+file is answered after it; other users do not wait. Before a slow step the loading animation
+shows, and from then on the event's answers are pushed (a reply token may not outlive the
+step). Once a user unfollows (or a push meets 403), nothing more is pushed to them; the engine
+keeps `following` in the database, so a restart still knows.
 """
 
 from __future__ import annotations
