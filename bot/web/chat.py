@@ -294,7 +294,7 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> dict[st
         raise ApiError(415, "unsupported_media_type")
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested deeper than json reads
         raise ApiError(400, "bad_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json")
