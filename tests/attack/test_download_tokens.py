@@ -84,8 +84,8 @@ async def test_10000_guessed_download_tokens(
         assert response.content_type == "text/html"
 
     # The owner's link is untouched by all of it.
-    described = await core.deliveries.describe(token)
-    assert described is not None and described.state is DeliveryState.OPEN
+    owner = await core.deliveries.describe(token)
+    assert owner is not None and owner.state is DeliveryState.OPEN
     page = await client.get(f"/d/{token}")
     assert page.status == 200
 
