@@ -8,7 +8,9 @@ ones are kept only where the service cannot work without them.
 What runs: the whole app with LINE on, over the fake LINE API, and two customers' complete
 lives through it, each with its own export password: in the web chat, linking, an application,
 the download page (the password typed there, the .pfx taken), and a revocation; on LINE, the same
-through signed webhooks. Every log record of every logger at DEBUG is kept meanwhile.
+through signed webhooks. A second test does the same on Telegram in document mode, where the
+export password is typed in the chat itself. Every log record of every logger at DEBUG is kept
+meanwhile.
 
 What is scanned: (a) every log line (the message with its arguments, and the traceback of any
 exception); (b) every value of every column of every table in
@@ -36,6 +38,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,11 +46,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import select
 
+from certcore.core import Core
 from certcore.pki import CAFiles
 from certcore.storage.schema import metadata
 from dialogs.turn import decode_choice
 from tests.bot.line.conftest import Line, add_customer
 from tests.bot.line.test_flows import assert_keys, link, verify
+from tests.bot.telegram.conftest import CHAT as TELEGRAM_CHAT
+from tests.bot.telegram.conftest import Factory
+from tests.bot.telegram.test_flows import link as telegram_link
+from tests.bot.telegram.test_flows import verified
 from tests.conftest import _FULL_ID, TEST_PASSPHRASE
 from tests.fakes.line_api import uri_buttons
 
@@ -56,6 +64,7 @@ LINE_PASSWORD = "Lx7Qw2Zp9K"
 WEB_CUSTOMER = "A120786753"
 WEB_BIRTH = "761205"  # as `add_customer` files every customer
 WEB_PASSWORD = "Wb4Tn8Yc3R"
+TELEGRAM_PASSWORD = "Tg5Vm3Xk8P"
 _CODE = re.compile(r"\b([A-Z]{4})-(\d{6})\b")
 
 ID_COLUMNS: dict[str, str] = {
@@ -258,10 +267,10 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-async def database_cells(line: Line) -> list[tuple[str, object, dict[str, Any]]]:
+async def database_cells(core: Core) -> list[tuple[str, object, dict[str, Any]]]:
     """Every value of every column of every table, named `table.column`, with its row."""
     cells: list[tuple[str, object, dict[str, Any]]] = []
-    async with line.core.db.read() as conn:
+    async with core.db.read() as conn:
         for table in metadata.sorted_tables:
             for row in (await conn.execute(select(table))).all():
                 values = dict(row._mapping)
@@ -293,11 +302,8 @@ def findings_in(where: str, value: object, secrets: Secrets) -> Iterator[str]:
             yield f"one-time code {name} in {where}"
 
 
-async def test_no_secret_in_any_log_line_or_database_column(
-    line: Line, keeper: Keeper, data_dir: Any
-) -> None:
-    core = line.core
-    await add_customer(core, WEB_CUSTOMER)  # the LINE fixture's customer is on file already
+def secrets_of(data_dir: Path, passwords: dict[str, str]) -> Secrets:
+    """The CA's key (decrypted from its file) and the export passwords the flows will use."""
     secrets = Secrets()
     ca_key = serialization.load_pem_private_key(
         CAFiles(data_dir).key_path.read_bytes(), TEST_PASSPHRASE
@@ -310,24 +316,24 @@ async def test_no_secret_in_any_log_line_or_database_column(
             serialization.NoEncryption(),
         ),
     )
-    secrets.texts["export password (web)"] = WEB_PASSWORD
-    secrets.texts["export password (LINE)"] = LINE_PASSWORD
+    for name, password in passwords.items():
+        secrets.texts[f"export password ({name})"] = password
+    return secrets
 
-    await web_chat_life(line, secrets)
-    await line_life(line, secrets)
 
+async def scan(core: Core, keeper: Keeper, secrets: Secrets, *, codes: int) -> None:
+    """Read the codes sent from the outbox, then scan every log line and database cell."""
     assert core.outbox is not None
     sent = [m for entry in await core.outbox.since(0) for m in _CODE.finditer(entry.body)]
-    assert len(sent) == 6  # link, apply, revoke: in the web chat and on LINE
-    conversations = [
-        row for where, _, row in await database_cells(line) if where == "conversations.id"
-    ]
-    assert len(conversations) == 2 and all(row["flow"] is None for row in conversations)
+    assert len(sent) == codes
     for found in sent:
         prefix, code = found.groups()
         secrets.codes[f"{prefix}-{code}"] = re.compile(
             rf"{prefix}\W*{code}|(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])"
         )
+    cells = await database_cells(core)
+    conversations = [row for where, _, row in cells if where == "conversations.id"]
+    assert conversations and all(row["flow"] is None for row in conversations)
 
     # The scan finds what it looks for (a scan that finds nothing could be blind).
     controls: list[str | bytes] = [*secrets.blobs.values(), *secrets.texts.values()]
@@ -342,7 +348,7 @@ async def test_no_secret_in_any_log_line_or_database_column(
         if _FULL_ID.search(text):
             problems.append(f"a full ID number in log line {number}: {text[:120]!r}")
     outbox_codes = set()
-    for where, value, row in await database_cells(line):
+    for where, value, row in cells:
         for problem in findings_in(where, value, secrets):
             if where == "dev_outbox.body" and problem.startswith("one-time code"):
                 outbox_codes.add(problem.split()[2])  # the development outbox's own job
@@ -353,3 +359,40 @@ async def test_no_secret_in_any_log_line_or_database_column(
     assert keeper.lines, "no log line was kept"
     assert not problems, "\n".join(sorted(set(problems)))
     assert outbox_codes == set(secrets.codes)  # each code in the outbox, as designed
+
+
+async def test_no_secret_in_any_log_line_or_database_column(
+    line: Line, keeper: Keeper, data_dir: Path
+) -> None:
+    """The web chat and LINE: link, apply, the download page, revoke."""
+    await add_customer(line.core, WEB_CUSTOMER)  # the LINE fixture's customer is on file
+    secrets = secrets_of(data_dir, {"web": WEB_PASSWORD, "LINE": LINE_PASSWORD})
+    await web_chat_life(line, secrets)
+    await line_life(line, secrets)
+    await scan(line.core, keeper, secrets, codes=6)  # link, apply, revoke on each channel
+
+
+async def test_no_secret_after_a_password_typed_in_telegram(
+    telegram_app: Factory, keeper: Keeper, data_dir: Path
+) -> None:
+    """Telegram's document delivery, where the export password is typed in the chat itself
+    (and deleted there at once): it must not stay in the conversation's record either."""
+    tg = await telegram_app(telegram_delivery="document")
+    secrets = secrets_of(data_dir, {"Telegram": TELEGRAM_PASSWORD})
+    await telegram_link(tg)
+    await tg.tap(TELEGRAM_CHAT, "apply")
+    await verified(tg, TELEGRAM_CHAT, "apply.consent")
+    await tg.tap(TELEGRAM_CHAT, "issue")
+    await tg.text(TELEGRAM_CHAT, TELEGRAM_PASSWORD)
+    await tg.text(TELEGRAM_CHAT, TELEGRAM_PASSWORD)
+    [document] = [s.document for s in tg.fake.to(TELEGRAM_CHAT) if s.document is not None]
+    key, _, _ = pkcs12.load_key_and_certificates(document[1], TELEGRAM_PASSWORD.encode())
+    assert key is not None
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    secrets.key("customer key (Telegram)", der)
+    await tg.text(TELEGRAM_CHAT, "/menu")  # the flow ends: its data is dropped
+    await scan(tg.core, keeper, secrets, codes=2)  # link, apply
