@@ -8,7 +8,9 @@ revocations made by other processes through the CRL number, so no stale "good" o
 second. Every few minutes: plan the expiry reminders and send those due through the chat
 channels (`bot.reminders`, a bounded batch per round). At start, OCSP responses for every
 unexpired certificate are pre-signed a batch at a time. A failing round is logged and the next
-one tries again: the service keeps serving.
+one tries again: the service keeps serving. With a Telegram support group, every 2 seconds:
+new hand-offs get their topics and the customers' messages are copied to them
+(`bot.channels.telegram.support`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiohttp import web
 
 from bot import reminders
 from bot.channels import Channels
+from bot.channels.telegram import SUPPORT, SupportGroup
 from bot.web.keys import CHANNELS, CORE
 from certcore.core import Core
 from certcore.storage import ChatLog
@@ -31,6 +34,7 @@ log = logging.getLogger("certdesk.jobs")
 UPKEEP_INTERVAL_SECONDS = 60.0
 REVOCATION_POLL_SECONDS = 1.0
 PREWARM_BATCH = 64
+RELAY_INTERVAL_SECONDS = 2.0
 
 
 async def running(app: web.Application) -> AsyncIterator[None]:
@@ -45,6 +49,12 @@ async def running(app: web.Application) -> AsyncIterator[None]:
             _every(reminders.SWEEP_INTERVAL_SECONDS, reminder_sweeper(app[CHANNELS]), core)
         ),
     ]
+    if SUPPORT in app:
+        tasks.append(
+            asyncio.create_task(
+                _every(RELAY_INTERVAL_SECONDS, support_relay(app[SUPPORT]), core, at_once=True)
+            )
+        )
     yield
     for task in tasks:
         task.cancel()
@@ -82,6 +92,15 @@ def reminder_sweeper(channels: Channels) -> Callable[[Core], Awaitable[None]]:
             )
 
     return sweep_reminders
+
+
+def support_relay(support: SupportGroup) -> Callable[[Core], Awaitable[None]]:
+    """The Telegram support group's relay round (`SupportGroup.relay`)."""
+
+    async def relay_to_support_group(core: Core) -> None:
+        await support.relay()
+
+    return relay_to_support_group
 
 
 async def watch_revocations(core: Core) -> None:

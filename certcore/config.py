@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import urllib.parse
 from collections.abc import Mapping
@@ -88,8 +89,12 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     ("sensitive_flow_minutes", 1, 30),
     # A sender that has not answered in a minute will not; the chat is waiting meanwhile.
     ("send_timeout_seconds", 1, 60),
+    # Telegram lets a bot post about 20 messages a minute in one group; 3 of them are a burst.
+    ("telegram_support_per_minute", 4, 20),
 )
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_SUPPORT_CHAT = re.compile(r"-100[0-9]{1,13}")
+"""A supergroup's chat id as the Bot API gives it: -100 followed by the group's number."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,11 @@ class Settings:
     telegram_delivery: str = "link"
     """`link` (the download page, as on LINE) or `document` (the encrypted .pfx sent in chat,
     `protect_content`, with the export password typed in chat and deleted once read)."""
+    telegram_support_chat_id: str = ""
+    """The support group: a forum supergroup (`-100…`) where every hand-off gets a topic and
+    agents answer in it (the bot an admin with can_manage_topics). Empty: no support group."""
+    telegram_support_per_minute: int = 20
+    """Messages the bot posts in the support group in any minute, all topics together."""
 
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Unknown keys from the TOML file, kept for the packages that own them."""
@@ -224,6 +234,13 @@ class Settings:
     @property
     def telegram_enabled(self) -> bool:
         return bool(self.telegram_bot_token)
+
+    @property
+    def telegram_support_chat(self) -> int | None:
+        """The support group's chat id; None when there is none (or Telegram is off)."""
+        if not (self.telegram_enabled and _SUPPORT_CHAT.fullmatch(self.telegram_support_chat_id)):
+            return None
+        return int(self.telegram_support_chat_id)
 
     @property
     def telegram_webhook_mode(self) -> bool:
@@ -344,6 +361,11 @@ class Settings:
             len(secret) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in secret)
         ):
             problems.append("telegram_webhook_secret must be 1-256 of A-Z, a-z, 0-9, _ and -")
+        support = self.telegram_support_chat_id
+        if support and not _SUPPORT_CHAT.fullmatch(support):
+            problems.append("telegram_support_chat_id must be a supergroup's id (-100 and digits)")
+        if support and not self.telegram_enabled:
+            problems.append("telegram_support_chat_id needs telegram_bot_token")
         if self.telegram_enabled and self.telegram_webhook_mode and not secret:
             problems.append("telegram_webhook_secret is needed for Telegram's webhook (https)")
         problems += _policy_oid_problems(self.policy_oid)

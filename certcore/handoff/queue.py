@@ -349,6 +349,40 @@ class HandoffQueue:
                 .values(relayed_at=through)
             )
 
+    async def relay_pending(self, limit: int = 100) -> list[Handoff]:
+        """What the Telegram support group has work for, oldest first: every open request (its
+        topic to make, the customer's messages to copy), and every ended one whose topic is not
+        closed yet (its relay mark not past its end, see `topic_closed`)."""
+        unclosed = and_(
+            handoffs.c.topic_id.is_not(None),
+            handoffs.c.ended_at.is_not(None),
+            or_(handoffs.c.relayed_at.is_(None), handoffs.c.relayed_at <= handoffs.c.ended_at),
+        )
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(handoffs)
+                .where(or_(handoffs.c.open_key.is_not(None), unclosed))
+                .order_by(handoffs.c.id)
+                .limit(limit)
+            )
+            return [Handoff.from_row(row) for row in rows]
+
+    async def topic_closed(self, handoff_id: int) -> None:
+        """The ended request's topic has its closing line and is closed: the relay mark is put
+        one microsecond past the end (a relay copies nothing later than the end), so
+        `relay_pending` leaves it."""
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(select(handoffs.c.ended_at).where(handoffs.c.id == handoff_id))
+            ).first()
+            if row is None or row.ended_at is None:
+                raise InvalidInput(f"hand-off {handoff_id} has not ended")
+            await conn.execute(
+                update(handoffs)
+                .where(handoffs.c.id == handoff_id)
+                .values(relayed_at=row.ended_at + timedelta(microseconds=1))
+            )
+
     async def by_topic(self, topic_id: int) -> Handoff | None:
         """The open request whose support-group topic this is."""
         async with self.db.read() as conn:

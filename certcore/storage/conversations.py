@@ -169,6 +169,27 @@ class ConversationRecords:
             ).scalar()
         return replies
 
+    async def recorded(self, conversation_id: str, event_id: str) -> bool:
+        """Whether this event was processed already (a push about to be dispatched again, such
+        as a redelivered support-group message, would otherwise be sent twice)."""
+        if self._writer is not None:
+            return await self._writer.read(
+                lambda conn: (
+                    _SELECT_RECORDED.run(conn, {"cid": conversation_id, "eid": event_id}).fetchone()
+                    is not None
+                )
+            )
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(conversation_events.c.event_id).where(
+                        conversation_events.c.conversation_id == conversation_id,
+                        conversation_events.c.event_id == event_id,
+                    )
+                )
+            ).first()
+        return row is not None
+
     async def linked_to(self, customer_id: str) -> list[dict[str, Any]]:
         """The conversations linked to this customer, oldest first: each one's `id` and what
         decides whether it may be reminded (`reminders`, `following`, `agent_mode`)."""
@@ -186,10 +207,17 @@ class ConversationRecords:
             return [dict(row._mapping) for row in rows]
 
     async def transcript(
-        self, conversation_id: str, *, limit: int = 50, after: datetime | None = None
+        self,
+        conversation_id: str,
+        *,
+        limit: int = 50,
+        after: datetime | None = None,
+        earliest: bool = False,
     ) -> list[TranscriptEntry]:
         """The conversation's latest `limit` events (those after `after`, when given), oldest
-        first: the agents' view of the chat. Kept as long as the event records (a week)."""
+        first: the agents' view of the chat. Kept as long as the event records (a week).
+        `earliest`: the first `limit` events after `after` instead, for a reader catching up in
+        order (the Telegram support group's relay), which must not skip the older ones."""
         query = select(
             conversation_events.c.event_id,
             conversation_events.c.received_at,
@@ -199,7 +227,8 @@ class ConversationRecords:
         ).where(conversation_events.c.conversation_id == conversation_id)
         if after is not None:
             query = query.where(conversation_events.c.received_at > after)
-        query = query.order_by(conversation_events.c.received_at.desc()).limit(limit)
+        received = conversation_events.c.received_at
+        query = query.order_by(received if earliest else received.desc()).limit(limit)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [
@@ -210,7 +239,7 @@ class ConversationRecords:
                 author=row.author,
                 replies=row.replies,
             )
-            for row in reversed(rows)
+            for row in (rows if earliest else reversed(rows))
         ]
 
     async def forget_old_events(self) -> int:

@@ -6,7 +6,9 @@ order. In a private chat a text is a TEXT event (`/start` a FOLLOW, `/menu`, `/h
 engine's global words), a button tap is answered first and then a CHOICE with its callback
 data, a certificate file a FILE event, a block (`my_chat_member` kicked) an UNFOLLOW.
 Conversations are `telegram:<chat id>`. Groups, supergroups and channels never reach the
-engine: at most one short line a day asks the customer to write to the bot privately.
+engine: at most one short line a day asks the customer to write to the bot privately. The one
+exception is the support group (`support`), whose messages go to its handler, never to a
+customer's conversation.
 
 Every call to the Bot API goes through `call`: the send limits (`limits`), `retry_after` on a
 429 honoured, network errors and 5xx retried with a bounded backoff, and a 403 (the customer
@@ -134,6 +136,9 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
         """Chats that blocked the bot: nothing is sent to them until they write again."""
         self.groups_told: OrderedDict[int, float] = OrderedDict()
         self.exports = ExportDesk(self)
+        self.support_chat_id: int | None = None
+        self.on_support: Callable[[Message], Awaitable[None]] | None = None
+        """The support group's chat and the handler its messages go to (`support.mount`)."""
         self._secrets = {core.settings.telegram_bot_token, core.settings.telegram_webhook_secret}
 
     # -- updates in ---------------------------------------------------------------------------
@@ -162,6 +167,9 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
 
     async def _on_message(self, message: Message, event_id: str) -> None:
         chat = message.chat
+        if self.on_support is not None and chat.id == self.support_chat_id:
+            await self.on_support(message)  # agents at work: never a customer's conversation
+            return
         hint = message.from_user.language_code if message.from_user else None
         if chat.type != ChatType.PRIVATE:
             await self._refuse_group(chat.id, hint)
@@ -175,7 +183,7 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
                 await self.exports.password(chat_id, message)
                 return
             self.exports.cancel(chat_id)
-            event = _text_event(conversation, event_id, text, hint, self._bot_username())
+            event = _text_event(conversation, event_id, text, hint, self.bot_username())
             await self.apply(event, source=message.message_id)
         elif message.document is not None:
             self.exports.cancel(chat_id)
@@ -269,7 +277,7 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
         text = translate(normalise_locale(hint), "telegram.group.refused")
         await self.post(chat_id, Outgoing(text))
 
-    def _bot_username(self) -> str | None:
+    def bot_username(self) -> str | None:
         try:
             return self.bot.username
         except RuntimeError:  # not initialised yet (getMe still to come)
@@ -451,6 +459,9 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
         the chat's current work (never inside it: the engine may be mid-event for the chat)."""
         if chat_id in self.unreachable or chat_id == 0:
             return
+        if chat_id == self.support_chat_id:
+            log.error("Telegram: the bot may not write in the support group (removed, no rights)")
+            return
         self.unreachable.add(chat_id)
         self.exports.cancel(chat_id)
         event = Inbound(
@@ -491,7 +502,7 @@ def _text_event(
     conversation: str, event_id: str, text: str, hint: str | None, username: str | None
 ) -> Inbound:
     """A typed text; a command as the engine's word for it (`/start` is a FOLLOW)."""
-    command = _command(text, username)
+    command = command_in(text, username)
     if command == "start":
         return Inbound(conversation, event_id, EventKind.FOLLOW, locale_hint=hint)
     if command is not None:
@@ -499,7 +510,7 @@ def _text_event(
     return Inbound(conversation, event_id, EventKind.TEXT, text=text, locale_hint=hint)
 
 
-def _command(text: str, username: str | None) -> str | None:
+def command_in(text: str, username: str | None) -> str | None:
     """`menu` for `/menu`, `/menu@CertDeskBot` or `/Menu extra`; None for no command (or one
     meant for another bot)."""
     found = _COMMAND.match(text)

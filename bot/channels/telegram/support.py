@@ -1,0 +1,400 @@
+"""The Telegram support group (issue 11): agents answer hand-offs from any channel in forum
+topics of one supergroup, with the Telegram app they already use.
+
+Why a relay driven by the database: a hand-off is made by the engine on whichever instance the
+customer's message reached, on LINE, the web chat or Telegram; the queue in certcore is the
+truth. So every couple of seconds `relay` reads the hand-offs with work (`relay_pending`) and
+does it: a topic for each open one without one (its name: the hand-off's number, the channel
+and the customer's masked ID number; then a header with the reason), the customer's new
+messages copied in order from the masked transcript (what the engine recorded as `said`: a
+secret input is "[secret]", ID numbers masked), and for an ended one a closing line and
+`closeForumTopic`. The relay mark (`relayed_at`) moves only after a copy was sent, so a restart,
+a failed send or another instance loses nothing (a copy may at worst come twice).
+
+Agents write in the topic (`on_message`, called by the channel for the support chat before any
+customer handling). The first member to write in a waiting hand-off's topic claims it (the
+customer is told a person took it), and their words go to the customer as an AGENT event on the
+customer's own channel; while one member holds it, another member's message is not sent and is
+answered in the topic with who holds it. `/done` ends it as resolved (the customer is asked for
+a rating), `/back` returns it to the bot; only the member holding it may do either. The event
+ids come from the group's message ids, and one already recorded is not dispatched again, so a
+redelivered update never reaches the customer twice.
+
+Topics go missing: a deleted topic (sendMessage answers "message thread not found") is made
+anew, with the header and the copies not yet relayed; a closed one (TOPIC_CLOSED) is reopened
+and the message sent again. Every post to the group draws on one budget shared by all topics
+(`telegram_support_per_minute`, a token bucket in the channel's `SendLimiter`), and a 429's
+`retry_after` is honoured by the channel's `call`. The group reads Chinese (the broker's staff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from telegram import Message
+from telegram.error import BadRequest
+
+from bot.channels.base import Channels, channel_of
+from bot.channels.telegram.adapter import TelegramChannel, command_in
+from certcore.clock import TAIPEI
+from certcore.handoff import NOTE_MAX, Handoff, HandoffState, HandoffTaken
+from certcore.i18n import DEFAULT_LOCALE, translate
+from certcore.masking import mask_id
+from certcore.storage import TranscriptEntry
+from dialogs import EventKind, Inbound
+
+log = logging.getLogger("certdesk.telegram.support")
+
+PER_HANDOFF = 5
+"""Copies one hand-off gets per round, so a talkative customer does not hold back the others'
+topics while the group's budget is short."""
+BATCH = 50
+"""Transcript entries read per hand-off and round (most are the customer's, copied or not)."""
+CONTEXT = timedelta(minutes=5)
+"""What the customer did in the minutes before asking is copied too: the agent's context."""
+GROUP_BURST = 3
+"""Posts the group may get at once; the rest of the minute's budget comes evenly."""
+TOPIC_NAME_MAX = 128
+COPY_MAX = 3500
+"""Characters of one copied message (Telegram's limit is 4,096, the prefix included)."""
+RECREATE_LIMIT = 2
+"""Topics made anew for one hand-off in one round (each deleted at once is a config problem)."""
+EVENT_PREFIX = "tg-topic"
+COMMANDS = {"done": "resolved", "back": "returned"}
+"""Commands in a topic and the outcome each ends the hand-off with."""
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class Posted(enum.Enum):
+    SENT = "sent"
+    GONE = "gone"
+    """The topic was deleted."""
+    CLOSED = "closed"
+    """The topic is closed (`_post` reopens it and sends again; never returned by it)."""
+    FAILED = "failed"
+    """Not sent now (the network, a refusal): tried again next round."""
+
+
+TopicCall = Callable[[], Awaitable[bool]]
+
+
+class SupportGroup:
+    def __init__(
+        self, channel: TelegramChannel, channels: Channels, chat_id: int, per_minute: int
+    ) -> None:
+        self.channel = channel
+        self.channels = channels
+        self.chat_id = chat_id
+        self.per_minute = per_minute
+        self.core = channel.core
+        self.queue = channel.core.handoffs
+        self.locale = DEFAULT_LOCALE
+        self._round = asyncio.Lock()
+        self._copied: dict[int, tuple[datetime, set[str]]] = {}
+        """Per hand-off: the relay mark and the events at exactly that instant already copied
+        (the transcript is read from the mark itself, since two events may share it)."""
+
+    # -- the relay ----------------------------------------------------------------------------
+
+    def budget(self) -> None:
+        """The group's own limits in the channel's limiter: `per_minute` in any minute."""
+        rate = (self.per_minute - GROUP_BURST) / 60.0
+        self.channel.limiter.limit_chat(self.chat_id, rate, GROUP_BURST)
+
+    async def relay(self) -> int:
+        """One round over every hand-off with work; returns how many posts it made (tests run
+        rounds until there is nothing left). One round at a time in this process."""
+        async with self._round:
+            self.budget()
+            posts = 0
+            for handoff in await self.queue.relay_pending():
+                try:
+                    posts += await self._relay(handoff)
+                except Exception:  # one hand-off's trouble holds back no other
+                    log.exception("support group: relaying hand-off %d failed", handoff.id)
+            return posts
+
+    async def _relay(self, handoff: Handoff) -> int:
+        posts = 0
+        topic = handoff.topic_id
+        if topic is None:
+            if not handoff.is_open:
+                return 0
+            topic = await self._open_topic(handoff, again=False)
+            if topic is None:
+                return 0
+            posts += 2
+        for _ in range(RECREATE_LIMIT):
+            copied, outcome = await self._copy(handoff, topic)
+            posts += copied
+            if outcome is not Posted.GONE:
+                break
+            if not handoff.is_open:  # deleted after the end: nothing left to close
+                await self.queue.topic_closed(handoff.id)
+                return posts
+            topic = await self._open_topic(handoff, again=True)
+            if topic is None:
+                return posts
+            posts += 2
+        else:
+            return posts
+        if outcome is Posted.SENT and not handoff.is_open:
+            posts += await self._close(handoff, topic)
+        return posts
+
+    async def _open_topic(self, handoff: Handoff, *, again: bool) -> int | None:
+        """A new topic for the hand-off, stored, with its header; None when Telegram refused."""
+        bot = self.channel.bot
+        name = (await self._title(handoff))[:TOPIC_NAME_MAX]
+        made = await self.channel.call(
+            self.chat_id, lambda: bot.create_forum_topic(self.chat_id, name)
+        )
+        if made is None:
+            log.error("support group: no topic for hand-off %d (a forum? rights?)", handoff.id)
+            return None
+        topic = made.message_thread_id
+        await self.queue.set_topic(handoff.id, topic)
+        header = await self._header(handoff)
+        if again:
+            header += "\n\n" + self.t("telegram.support.recreated")
+        await self._post(topic, header)
+        return topic
+
+    async def _copy(self, handoff: Handoff, topic: int) -> tuple[int, Posted]:
+        """The customer's messages since the relay mark, in order, up to `PER_HANDOFF`; the
+        mark follows each copy sent. SENT when everything due is in the topic."""
+        mark, done = self._copied.get(handoff.id, (None, set()))
+        stored = handoff.relayed_at
+        if mark is None or (stored is not None and stored > mark):
+            mark, done = stored, set()
+        # Read from the mark itself when this process knows which events at that instant it
+        # copied (two events may share it: a frozen clock, one microsecond); else after it.
+        if mark is None:
+            after = handoff.requested_at - CONTEXT
+        else:
+            after = mark - _MICROSECOND if done else mark
+        entries = await self.core.conversations.transcript(
+            handoff.conversation_id, limit=BATCH, after=after, earliest=True
+        )
+        copied = 0
+        for entry in entries:
+            if entry.event_id in done and entry.at == mark:
+                continue
+            if handoff.ended_at is not None and entry.at > handoff.ended_at:
+                return copied, Posted.SENT  # what came after the end is the bot's again
+            if _customers(entry):
+                if copied >= PER_HANDOFF:
+                    return copied, Posted.FAILED  # the rest next round
+                posted = await self._post(topic, self._said(entry))
+                if posted is not Posted.SENT:
+                    return copied, posted
+                copied += 1
+            if entry.at != mark:
+                mark, done = entry.at, set()
+            done.add(entry.event_id)
+            self._copied[handoff.id] = (mark, done)
+            await self.queue.relayed(handoff.id, entry.at)
+        if len(entries) == BATCH:
+            return copied, Posted.FAILED  # the batch was full: the rest next round
+        return copied, Posted.SENT
+
+    async def _close(self, handoff: Handoff, topic: int) -> int:
+        outcome = handoff.outcome or "returned"
+        posted = await self._post(topic, self.t(f"telegram.support.ended.{outcome}"))
+        if posted is Posted.FAILED:
+            return 0
+        if posted is Posted.SENT:
+            bot = self.channel.bot
+            await self._topic_call(lambda: bot.close_forum_topic(self.chat_id, topic))
+        await self.queue.topic_closed(handoff.id)
+        self._copied.pop(handoff.id, None)
+        return 1 if posted is Posted.SENT else 0
+
+    # -- posting ------------------------------------------------------------------------------
+
+    async def _post(self, topic: int, text: str) -> Posted:
+        """sendMessage in the topic, within the group's budget; a closed topic is reopened and
+        the message sent again."""
+        posted = await self._send(topic, text)
+        if posted is not Posted.CLOSED:
+            return posted
+        bot = self.channel.bot
+        reopened = await self._topic_call(lambda: bot.reopen_forum_topic(self.chat_id, topic))
+        if reopened is not Posted.SENT:
+            return reopened
+        again = await self._send(topic, text)
+        return Posted.FAILED if again is Posted.CLOSED else again
+
+    async def _send(self, topic: int, text: str) -> Posted:
+        bot = self.channel.bot
+        try:
+            sent = await self.channel.call(
+                self.chat_id,
+                lambda: bot.send_message(self.chat_id, text, message_thread_id=topic),
+                raise_bad_request=True,
+            )
+        except BadRequest as error:
+            if _gone(error):
+                return Posted.GONE
+            if "topic_closed" in error.message.lower():
+                return Posted.CLOSED
+            log.warning("support group refused a post: %s", self.channel.describe(error))
+            return Posted.FAILED
+        return Posted.SENT if sent is not None else Posted.FAILED
+
+    async def _topic_call(self, make: TopicCall) -> Posted:
+        """closeForumTopic or reopenForumTopic: SENT when done or nothing to change."""
+        try:
+            done = await self.channel.call(self.chat_id, make, raise_bad_request=True)
+        except BadRequest as error:
+            if "topic_not_modified" in error.message.lower():
+                return Posted.SENT  # already as wanted
+            if _gone(error):
+                return Posted.GONE
+            log.warning("support group refused a topic change: %s", self.channel.describe(error))
+            return Posted.FAILED
+        return Posted.SENT if done else Posted.FAILED
+
+    async def tell(self, topic: int, key: str, **params: object) -> None:
+        """One line of ours in a topic, for the agents (not retried on a missing topic)."""
+        await self._post(topic, self.t(key, **params))
+
+    # -- agents writing -----------------------------------------------------------------------
+
+    async def on_message(self, message: Message) -> None:
+        """A message in the support group (in the group's lane, one after another)."""
+        user = message.from_user
+        topic = message.message_thread_id if message.is_topic_message else None
+        if user is None or user.is_bot or topic is None:
+            return  # the General topic, a channel post, another bot: not an agent's reply
+        text = message.text
+        if text is None:
+            if message.effective_attachment is not None:
+                await self.tell(topic, "telegram.support.text_only")
+            return  # service messages: a topic made, closed, renamed, a member joining
+        handoff = await self.queue.by_topic(topic)
+        if handoff is None:
+            await self.tell(topic, "telegram.support.ended")
+            return
+        agent = f"tg:{user.id}"
+        event_id = f"{EVENT_PREFIX}:{self.chat_id}:{message.message_id}"
+        command = command_in(text, self.channel.bot_username())
+        if command is not None:
+            await self._command(handoff, topic, agent, command, event_id)
+            return
+        if len(text) > NOTE_MAX:
+            await self.tell(topic, "telegram.support.too_long", limit=NOTE_MAX)
+            return
+        if handoff.state is HandoffState.WAITING:
+            handoff = await self._claim(handoff, agent, event_id)
+        if handoff.agent != agent or handoff.state is not HandoffState.ACTIVE:
+            await self.tell(topic, "telegram.support.held", agent=handoff.agent or "-")
+            return
+        said = Inbound(handoff.conversation_id, event_id, EventKind.AGENT, text=text, choice=agent)
+        if not await self._dispatch(said):
+            await self.tell(topic, "telegram.support.not_sent")
+
+    async def _claim(self, handoff: Handoff, agent: str, event_id: str) -> Handoff:
+        """The first member writing takes a waiting hand-off; the customer is told."""
+        try:
+            claimed = await self.queue.claim(handoff.id, agent)
+        except HandoffTaken:  # someone else was faster (or a console agent)
+            return await self.queue.get(handoff.id) or handoff
+        taken = Inbound(
+            claimed.conversation_id, f"{event_id}:claim", EventKind.AGENT, text="", choice=agent
+        )
+        await self._dispatch(taken)
+        return claimed
+
+    async def _command(
+        self, handoff: Handoff, topic: int, agent: str, command: str, event_id: str
+    ) -> None:
+        outcome = COMMANDS.get(command)
+        if outcome is None:
+            await self.tell(topic, "telegram.support.commands")
+            return
+        if handoff.agent != agent or handoff.state is not HandoffState.ACTIVE:
+            await self.tell(topic, "telegram.support.not_yours")
+            return
+        ended = Inbound(
+            handoff.conversation_id, event_id, EventKind.HANDBACK, text=agent, choice=outcome
+        )
+        if not await self._dispatch(ended):
+            await self.tell(topic, "telegram.support.not_yours")
+
+    async def _dispatch(self, event: Inbound) -> bool:
+        """The event through the customer's own channel; True when the engine showed it (a
+        redelivered one, already recorded, is not dispatched again: it was shown then)."""
+        if await self.core.conversations.recorded(event.conversation_id, event.event_id):
+            log.info("support group: %s was handled before", event.event_id)
+            return True
+        return bool(await self.channels.dispatch(event))
+
+    # -- words --------------------------------------------------------------------------------
+
+    def t(self, key: str, /, **params: object) -> str:
+        return translate(self.locale, key, **params)
+
+    async def _who(self, handoff: Handoff) -> tuple[str, str]:
+        """The channel's name and the customer's masked ID number (never the full number)."""
+        channel = self.t(f"telegram.support.channel.{channel_of(handoff.conversation_id)}")
+        conversation = await self.channel.engine.store.find(handoff.conversation_id)
+        customer_id = conversation.customer_id if conversation is not None else None
+        customer = mask_id(customer_id) if customer_id else self.t("telegram.support.unlinked")
+        return channel, customer
+
+    async def _title(self, handoff: Handoff) -> str:
+        channel, customer = await self._who(handoff)
+        return self.t("telegram.support.topic", id=handoff.id, channel=channel, customer=customer)
+
+    async def _header(self, handoff: Handoff) -> str:
+        channel, customer = await self._who(handoff)
+        return self.t(
+            "telegram.support.header",
+            id=handoff.id,
+            channel=channel,
+            customer=customer,
+            reason=self.t(f"telegram.support.reason.{handoff.reason.value}"),
+            at=handoff.requested_at.astimezone(TAIPEI).strftime("%Y-%m-%d %H:%M"),
+        )
+
+    def _said(self, entry: TranscriptEntry) -> str:
+        text = entry.said or ""
+        if len(text) > COPY_MAX:
+            text = text[:COPY_MAX] + "…"
+        return self.t(
+            "telegram.support.said", time=entry.at.astimezone(TAIPEI).strftime("%H:%M"), text=text
+        )
+
+
+def _customers(entry: TranscriptEntry) -> bool:
+    """What the customer did (the agents' own replies are in the topic already, or in the
+    console; a reminder or a hand-back is the service's)."""
+    return entry.said is not None and entry.author is None
+
+
+def _gone(error: BadRequest) -> bool:
+    text = error.message.lower()
+    return "thread not found" in text or "topic_id_invalid" in text or "topic_deleted" in text
+
+
+SUPPORT = web.AppKey("telegram_support", SupportGroup)
+"""The app's support group, when `telegram_support_chat_id` is set."""
+
+
+def mount(app: web.Application, channel: TelegramChannel, channels: Channels) -> SupportGroup:
+    """The support group on this app: its messages routed here by the channel, its relay run by
+    `bot.jobs` for as long as the app runs."""
+    settings = channel.core.settings
+    chat_id = settings.telegram_support_chat
+    assert chat_id is not None
+    support = SupportGroup(channel, channels, chat_id, settings.telegram_support_per_minute)
+    channel.support_chat_id = chat_id
+    channel.on_support = support.on_message
+    app[SUPPORT] = support
+    return support
