@@ -337,6 +337,27 @@ class HandoffQueue:
                 update(handoffs).where(handoffs.c.id == handoff_id).values(topic_id=topic_id)
             )
 
+    async def take_topic(
+        self, handoff_id: int, topic_id: int, *, instead_of: int | None
+    ) -> int | None:
+        """Store a new support-group topic for this request in place of `instead_of` (None: it
+        had none), unless another process stored one meanwhile; the topic stored now, either
+        way (the caller whose topic lost deletes it)."""
+        current = handoffs.c.topic_id
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(handoffs)
+                .where(
+                    handoffs.c.id == handoff_id,
+                    current.is_(None) if instead_of is None else current == instead_of,
+                )
+                .values(topic_id=topic_id)
+            )
+            stored: int | None = (
+                await conn.execute(select(current).where(handoffs.c.id == handoff_id))
+            ).scalar()
+        return stored
+
     async def relayed(self, handoff_id: int, through: datetime) -> None:
         """The customer's messages up to `through` are in the support group's topic."""
         async with self.db.write() as conn:

@@ -109,6 +109,8 @@ class SupportGroup:
     async def relay(self) -> int:
         """One round over every hand-off with work; returns how many posts it made (tests run
         rounds until there is nothing left). One round at a time in this process."""
+        if self.channel.bot_username() is None:
+            return 0  # the bot is not initialised yet (getMe still to come at start-up)
         async with self._round:
             self.budget()
             posts = 0
@@ -125,7 +127,7 @@ class SupportGroup:
         if topic is None:
             if not handoff.is_open:
                 return 0
-            topic = await self._open_topic(handoff, again=False)
+            topic = await self._open_topic(handoff, replacing=None)
             if topic is None:
                 return 0
             posts += 2
@@ -137,7 +139,7 @@ class SupportGroup:
             if not handoff.is_open:  # deleted after the end: nothing left to close
                 await self.queue.topic_closed(handoff.id)
                 return posts
-            topic = await self._open_topic(handoff, again=True)
+            topic = await self._open_topic(handoff, replacing=topic)
             if topic is None:
                 return posts
             posts += 2
@@ -147,8 +149,10 @@ class SupportGroup:
             posts += await self._close(handoff, topic)
         return posts
 
-    async def _open_topic(self, handoff: Handoff, *, again: bool) -> int | None:
-        """A new topic for the hand-off, stored, with its header; None when Telegram refused."""
+    async def _open_topic(self, handoff: Handoff, *, replacing: int | None) -> int | None:
+        """A new topic for the hand-off (in place of the deleted `replacing`), stored, with its
+        header; None when Telegram refused. When another instance stored one first, ours is
+        deleted and theirs is the hand-off's."""
         bot = self.channel.bot
         name = (await self._title(handoff))[:TOPIC_NAME_MAX]
         made = await self.channel.call(
@@ -158,9 +162,12 @@ class SupportGroup:
             log.error("support group: no topic for hand-off %d (a forum? rights?)", handoff.id)
             return None
         topic = made.message_thread_id
-        await self.queue.set_topic(handoff.id, topic)
+        stored = await self.queue.take_topic(handoff.id, topic, instead_of=replacing)
+        if stored != topic:
+            await self._topic_call(lambda: bot.delete_forum_topic(self.chat_id, topic))
+            return stored
         header = await self._header(handoff)
-        if again:
+        if replacing is not None:
             header += "\n\n" + self.t("telegram.support.recreated")
         await self._post(topic, header)
         return topic

@@ -5,6 +5,7 @@ until nothing is left to post; the send budget is checked on the limiter's injec
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -72,6 +73,10 @@ async def desk(telegram_app: Any, fake_tg: FakeTelegramApi) -> Telegram:
     # The group's budget is raised for the flows, as the conftest raises the others; it is
     # tested on the limiter's fake clock below.
     support_of(tg).per_minute = 60_000
+    for _ in range(500):  # the relay waits for the bot's getMe at start-up
+        if tg.channel.bot_username() is not None:
+            break
+        await asyncio.sleep(0.01)
     return tg
 
 
@@ -298,3 +303,26 @@ def test_the_support_chat_must_be_a_supergroup_and_needs_the_bot(tmp_path: Any) 
         telegram_support_chat_id=str(GROUP),
     )
     assert settings.telegram_support_chat == GROUP
+
+
+async def test_long_polling_brings_the_agents_words_too(
+    telegram_app: Any, fake_tg: FakeTelegramApi
+) -> None:
+    fake_tg.forum(GROUP)
+    tg: Telegram = await telegram_app(
+        public_url="http://127.0.0.1:8080",
+        telegram_webhook_secret="",
+        telegram_support_chat_id=str(GROUP),
+    )
+    support_of(tg).per_minute = 60_000
+    await fake_tg.wait_for(lambda: fake_tg.called("getUpdates"))
+    customer = await WebCustomer.open(tg)
+    await customer.say("客服")
+    await relay(tg)
+    topic = await topic_of(tg, customer.conversation_id)
+    polls = len(fake_tg.called("getUpdates"))
+    fake_tg.queue(fake_tg.topic_message(GROUP, topic, "輪詢也收得到", user_id=AGENT))
+    # The poll open now takes the update; by the next one the update is in its lane.
+    await fake_tg.wait_for(lambda: len(fake_tg.called("getUpdates")) >= polls + 1)
+    await tg.idle()
+    assert (await customer.log())[-1] == t("handoff.agent_says", text="輪詢也收得到")
