@@ -157,7 +157,7 @@ class Engine:
                 turn.conversation.last_activity_at = now
             if any(isinstance(reply, ForgetInput) for reply in turn.replies):
                 said = SECRET
-            author = event.choice if event.kind in (EventKind.AGENT, EventKind.HANDBACK) else None
+            author = _author(event)
             await opened.save(turn.conversation, turn.replies, now, said=said, author=author)
             return turn.replies
 
@@ -358,6 +358,16 @@ class Engine:
         flow = self.flows.get(conversation.flow or "")
         step = flow.steps.get(conversation.step or "") if flow is not None else None
         return step is not None and step.reads_code
+
+
+def _author(event: Inbound) -> str | None:
+    """The agent an event came from, for the transcript: an AGENT event's `choice`, a
+    HANDBACK's `text` (its `choice` is the outcome); None for a timeout and the customer's."""
+    if event.kind is EventKind.AGENT:
+        return event.choice or None
+    if event.kind is EventKind.HANDBACK:
+        return event.text or None
+    return None
 
 
 def _typed_choice(conversation: Conversation, text: str) -> str | None:

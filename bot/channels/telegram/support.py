@@ -268,8 +268,9 @@ class SupportGroup:
         return Posted.SENT if done else Posted.FAILED
 
     async def tell(self, topic: int, key: str, **params: object) -> None:
-        """One line of ours in a topic, for the agents (not retried on a missing topic)."""
-        await self._post(topic, self.t(key, **params))
+        """One line of ours in a topic, for the agents; a closed or deleted topic stays so (a
+        member writing in an ended hand-off's closed topic does not reopen it)."""
+        await self._send(topic, self.t(key, **params))
 
     # -- agents writing -----------------------------------------------------------------------
 

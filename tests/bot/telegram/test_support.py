@@ -148,16 +148,23 @@ async def test_a_web_chat_hand_off_through_the_support_group(desk: Telegram) -> 
     assert sum(text.endswith("謝謝，請幫我看") for text in tg.fake.in_topic(GROUP, topic)) == 1
     # /done: back to the bot, the customer asked for a rating; the topic gets its last line and
     # is closed.
-    await agent_writes(tg, topic, "/done")
+    done = await agent_writes(tg, topic, "/done")
     log = await customer.log()
     assert log[-2:] == [t("handoff.resolved"), t("handoff.rate")]
     ended = await tg.core.handoffs.get(handoff.id)
     assert ended is not None and ended.state is HandoffState.CLOSED
     assert ended.outcome == "resolved"
+    # The transcript names the agent for the words and for the hand-back.
+    authors = {e.event_id: e.author for e in await tg.core.conversations.transcript(conversation)}
+    assert authors[f"tg-topic:{GROUP}:{done['message']['message_id']}"] == f"tg:{AGENT}"
     await relay(tg)
     assert tg.fake.in_topic(GROUP, topic)[-1] == t("telegram.support.ended.resolved")
     assert tg.fake.topics[GROUP][topic].closed
     assert await tg.core.handoffs.relay_pending() == []
+    # A member writing in the closed topic is not sent on, and the topic stays closed.
+    await agent_writes(tg, topic, "還有問題嗎？")
+    assert tg.fake.topics[GROUP][topic].closed
+    assert (await customer.log())[-1] == t("handoff.rate")
     # Nothing of the group ever became a customer conversation of its own.
     assert await tg.core.conversations.find(f"telegram:{GROUP}") is None
 
