@@ -278,8 +278,14 @@ class SupportGroup:
         """A message in the support group (in the group's lane, one after another)."""
         user = message.from_user
         topic = message.message_thread_id if message.is_topic_message else None
-        if user is None or user.is_bot or topic is None:
-            return  # the General topic, a channel post, another bot: not an agent's reply
+        if topic is None:
+            return  # the General topic: not about one hand-off
+        sender = message.sender_chat
+        if sender is not None and sender.id == self.chat_id and message.text is not None:
+            await self.tell(topic, "telegram.support.anonymous")  # no agent to name
+            return
+        if user is None or user.is_bot:
+            return  # a channel post, another bot: not an agent's reply
         text = message.text
         if text is None:
             if message.effective_attachment is not None:

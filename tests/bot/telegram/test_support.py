@@ -202,10 +202,19 @@ async def test_another_member_cannot_speak_for_the_one_holding_it(desk: Telegram
     before = await customer.log()
     await agent_writes(tg, topic, "我也來", user_id=OTHER_AGENT)
     await agent_writes(tg, topic, "/done", user_id=OTHER_AGENT)
+    # An anonymous admin posts as the group itself (Telegram's GroupAnonymousBot): no agent.
+    anonymous = tg.fake.topic_message(
+        GROUP, topic, "匿名", user_id=1087968824, sender_chat=tg.fake.chat(GROUP)
+    )
+    anonymous["message"]["from"].update(
+        is_bot=True, first_name="Group", username="GroupAnonymousBot"
+    )
+    assert await tg.send(anonymous) == 200
     assert await customer.log() == before
-    assert tg.fake.in_topic(GROUP, topic)[-2:] == [
+    assert tg.fake.in_topic(GROUP, topic)[-3:] == [
         t("telegram.support.held", agent=f"tg:{AGENT}"),
         t("telegram.support.not_yours"),
+        t("telegram.support.anonymous"),
     ]
     assert (await handoff_of(tg, customer.conversation_id)).state is HandoffState.ACTIVE
 
