@@ -8,8 +8,11 @@ does it: a topic for each open one without one (its name: the hand-off's number,
 and the customer's masked ID number; then a header with the reason), the customer's new
 messages copied in order from the masked transcript (what the engine recorded as `said`: a
 secret input is "[secret]", ID numbers masked), and for an ended one a closing line and
-`closeForumTopic`. The relay mark (`relayed_at`) moves only after a copy was sent, so a restart,
-a failed send or another instance loses nothing (a copy may at worst come twice).
+`closeForumTopic`. The relay mark (`relayed_at`) moves only after a copy was sent, so a restart
+or a failed send loses nothing. The mark is a time, and events are recorded by the clocks of
+several instances: the last few seconds before the mark are looked at again for events recorded
+late (`LOOKBACK`), each copied once. Two instances relaying one hand-off at the same moment may
+copy a message twice; none is lost.
 
 Agents write in the topic (`on_message`, called by the channel for the support chat before any
 customer handling). The first member to write in a waiting hand-off's topic claims it (the
@@ -33,6 +36,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -67,7 +71,10 @@ RECREATE_LIMIT = 2
 EVENT_PREFIX = "tg-topic"
 COMMANDS = {"done": "resolved", "back": "returned"}
 """Commands in a topic and the outcome each ends the hand-off with."""
-_MICROSECOND = timedelta(microseconds=1)
+LOOKBACK = timedelta(seconds=10)
+"""How far before the relay mark events are looked for again: one recorded at the same instant
+as the mark, or by an instance whose clock is a little behind, after the mark had moved on.
+After a restart nothing is remembered, and the mark is trusted (no copy twice)."""
 
 
 class Posted(enum.Enum):
@@ -83,6 +90,15 @@ class Posted(enum.Enum):
 TopicCall = Callable[[], Awaitable[bool]]
 
 
+@dataclass
+class Memory:
+    """What this process copied of one hand-off lately, since the relay mark `since`."""
+
+    since: datetime
+    seen: dict[str, datetime] = field(default_factory=dict)
+    """Event id: when it was recorded; forgotten once `LOOKBACK` behind the mark."""
+
+
 class SupportGroup:
     def __init__(
         self, channel: TelegramChannel, channels: Channels, chat_id: int, per_minute: int
@@ -95,9 +111,13 @@ class SupportGroup:
         self.queue = channel.core.handoffs
         self.locale = DEFAULT_LOCALE
         self._round = asyncio.Lock()
-        self._copied: dict[int, tuple[datetime, set[str]]] = {}
-        """Per hand-off: the relay mark and the events at exactly that instant already copied
-        (the transcript is read from the mark itself, since two events may share it)."""
+        self._marks: dict[int, datetime] = {}
+        """Per hand-off: the relay mark this process last stored (the hand-off read at the
+        start of a round does not know it)."""
+        self._seen: dict[int, Memory] = {}
+        """Per hand-off: the events this process relayed lately (`LOOKBACK`): events recorded
+        at the mark's instant or just before it (another instance's clock a little behind) are
+        copied too, and each once."""
 
     # -- the relay ----------------------------------------------------------------------------
 
@@ -114,7 +134,11 @@ class SupportGroup:
         async with self._round:
             self.budget()
             posts = 0
-            for handoff in await self.queue.relay_pending():
+            pending = await self.queue.relay_pending()
+            for gone in {*self._marks, *self._seen} - {handoff.id for handoff in pending}:
+                self._marks.pop(gone, None)  # ended and closed (here or by another instance)
+                self._seen.pop(gone, None)
+            for handoff in pending:
                 try:
                     posts += await self._relay(handoff)
                 except Exception:  # one hand-off's trouble holds back no other
@@ -175,22 +199,21 @@ class SupportGroup:
     async def _copy(self, handoff: Handoff, topic: int) -> tuple[int, Posted]:
         """The customer's messages since the relay mark, in order, up to `PER_HANDOFF`; the
         mark follows each copy sent. SENT when everything due is in the topic."""
-        mark, done = self._copied.get(handoff.id, (None, set()))
-        stored = handoff.relayed_at
-        if mark is None or (stored is not None and stored > mark):
-            mark, done = stored, set()
-        # Read from the mark itself when this process knows which events at that instant it
-        # copied (two events may share it: a frozen clock, one microsecond); else after it.
-        if mark is None:
-            after = handoff.requested_at - CONTEXT
-        else:
-            after = mark - _MICROSECOND if done else mark
-        entries = await self.core.conversations.transcript(
-            handoff.conversation_id, limit=BATCH, after=after, earliest=True
-        )
+        mark = _later(handoff.relayed_at, self._marks.get(handoff.id))
+        start = handoff.requested_at - CONTEXT if mark is None else mark
+        memory = self._seen.get(handoff.id)
+        if memory is None:  # from here on this process knows what it copied
+            memory = self._seen[handoff.id] = Memory(start)
+        seen = memory.seen
+        entries = await self._transcript(handoff, start)
+        if mark is not None and mark > memory.since:
+            # Stragglers: events recorded at the mark's instant or just before it, since this
+            # process began remembering (before that, the stored mark is trusted).
+            late = await self._transcript(handoff, max(mark - LOOKBACK, memory.since))
+            entries = [e for e in late if e.at <= mark and e.event_id not in seen] + entries
         copied = 0
         for entry in entries:
-            if entry.event_id in done and entry.at == mark:
+            if entry.event_id in seen:
                 continue
             if handoff.ended_at is not None and entry.at > handoff.ended_at:
                 return copied, Posted.SENT  # what came after the end is the bot's again
@@ -201,14 +224,22 @@ class SupportGroup:
                 if posted is not Posted.SENT:
                     return copied, posted
                 copied += 1
-            if entry.at != mark:
-                mark, done = entry.at, set()
-            done.add(entry.event_id)
-            self._copied[handoff.id] = (mark, done)
+            seen[entry.event_id] = entry.at
+            mark = entry.at if mark is None else max(mark, entry.at)
+            self._marks[handoff.id] = mark
             await self.queue.relayed(handoff.id, entry.at)
-        if len(entries) == BATCH:
+        if mark is not None:  # what the stragglers' window no longer reaches is forgotten
+            for event_id, at in list(seen.items()):
+                if at < mark - LOOKBACK:
+                    del seen[event_id]
+        if len(entries) >= BATCH:
             return copied, Posted.FAILED  # the batch was full: the rest next round
         return copied, Posted.SENT
+
+    async def _transcript(self, handoff: Handoff, after: datetime) -> list[TranscriptEntry]:
+        return await self.core.conversations.transcript(
+            handoff.conversation_id, limit=BATCH, after=after, earliest=True
+        )
 
     async def _close(self, handoff: Handoff, topic: int) -> int:
         outcome = handoff.outcome or "returned"
@@ -219,7 +250,8 @@ class SupportGroup:
             bot = self.channel.bot
             await self._topic_call(lambda: bot.close_forum_topic(self.chat_id, topic))
         await self.queue.topic_closed(handoff.id)
-        self._copied.pop(handoff.id, None)
+        self._marks.pop(handoff.id, None)
+        self._seen.pop(handoff.id, None)
         return 1 if posted is Posted.SENT else 0
 
     # -- posting ------------------------------------------------------------------------------
@@ -384,6 +416,12 @@ class SupportGroup:
         return self.t(
             "telegram.support.said", time=entry.at.astimezone(TAIPEI).strftime("%H:%M"), text=text
         )
+
+
+def _later(one: datetime | None, other: datetime | None) -> datetime | None:
+    if one is None or other is None:
+        return one or other
+    return max(one, other)
 
 
 def _customers(entry: TranscriptEntry) -> bool:

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from bot.channels.telegram import SUPPORT, SupportGroup
 from bot.channels.telegram.adapter import RecentIds
 from bot.channels.telegram.limits import SendLimiter
+from certcore.clock import FrozenClock
 from certcore.config import load_settings
 from certcore.errors import ConfigurationError
 from certcore.handoff import Handoff, HandoffState
@@ -252,6 +253,41 @@ async def test_a_closed_topic_is_reopened(desk: Telegram) -> None:
     assert tg.fake.in_topic(GROUP, topic)[-1].endswith("還在嗎")
     assert len(tg.fake.called("reopenForumTopic")) == 1
     assert len(tg.fake.called("createForumTopic")) == 1
+
+
+async def test_late_events_and_a_restart_copy_each_message_once(
+    desk: Telegram, clock: FrozenClock
+) -> None:
+    tg = desk
+    customer = await WebCustomer.open(tg)
+    await customer.say("客服")
+    await relay(tg)
+    topic = await topic_of(tg, customer.conversation_id)
+    clock.advance(seconds=5)
+    await customer.say("準時")
+    await relay(tg)
+    # Another instance, its clock 3 s behind, records the customer's next message: earlier
+    # than the relay mark, still copied, and once.
+    clock.advance(seconds=-3)
+    await customer.say("遲到")
+    clock.advance(seconds=3)
+    await relay(tg)
+    await relay(tg)
+    copies = [text.rpartition("：")[2] for text in tg.fake.in_topic(GROUP, topic)]
+    assert copies[-2:] == ["準時", "遲到"] and copies.count("遲到") == 1
+    # A restart forgets what was copied: the stored mark is trusted, nothing comes twice.
+    support = support_of(tg)
+    support._marks.clear()
+    support._seen.clear()
+    posted = len(tg.fake.in_topic(GROUP, topic))
+    await relay(tg)
+    assert len(tg.fake.in_topic(GROUP, topic)) == posted
+    clock.advance(seconds=1)
+    await customer.say("重啟後")
+    await relay(tg)
+    assert tg.fake.in_topic(GROUP, topic)[posted:] == [
+        t("telegram.support.said", time="10:00", text="重啟後")
+    ]
 
 
 async def test_one_budget_paces_the_group_and_a_429_is_honoured(desk: Telegram) -> None:
