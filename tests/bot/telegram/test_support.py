@@ -106,7 +106,7 @@ async def topic_of(tg: Telegram, conversation_id: str) -> int:
 
 
 async def agent_writes(
-    tg: Telegram, topic: int, text: str, user_id: int = AGENT, **values: Any
+    tg: Telegram, topic: int, text: str | None, user_id: int = AGENT, **values: Any
 ) -> dict[str, Any]:
     update = tg.fake.topic_message(GROUP, topic, text, user_id=user_id, **values)
     assert await tg.send(update) == 200
@@ -238,6 +238,33 @@ async def test_a_deleted_topic_is_made_anew_with_nothing_lost(desk: Telegram) ->
     # The new topic is the conversation's: an agent's words there reach the customer.
     await agent_writes(tg, second, "新主題")
     assert (await customer.log())[-1] == t("handoff.agent_says", text="新主題")
+
+
+async def test_what_is_not_passed_on_is_said_in_the_topic(desk: Telegram) -> None:
+    tg = desk
+    customer = await WebCustomer.open(tg)
+    await customer.say("客服")
+    await relay(tg)
+    topic = await topic_of(tg, customer.conversation_id)
+    photo = [{"file_id": "AgAD1", "file_unique_id": "u1", "width": 1, "height": 1}]
+    await agent_writes(tg, topic, None, photo=photo)
+    await agent_writes(tg, topic, "/done")  # nobody has taken it yet
+    await agent_writes(tg, topic, "/help")
+    await agent_writes(tg, topic, "長" * 2001)
+    assert tg.fake.in_topic(GROUP, topic)[-4:] == [
+        t("telegram.support.text_only"),
+        t("telegram.support.not_yours"),
+        t("telegram.support.commands"),
+        t("telegram.support.too_long", limit=2000),
+    ]
+    assert (await handoff_of(tg, customer.conversation_id)).state is HandoffState.WAITING
+    # The customer cancels, and the topic is deleted before the relay closes it: nothing is
+    # made anew for an ended hand-off.
+    await customer.say("取消")
+    tg.fake.delete_topic(GROUP, topic)
+    await relay(tg)
+    assert len(tg.fake.called("createForumTopic")) == 1
+    assert await tg.core.handoffs.relay_pending() == []
 
 
 async def test_a_closed_topic_is_reopened(desk: Telegram) -> None:
