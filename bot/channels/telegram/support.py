@@ -7,7 +7,8 @@ truth. So every couple of seconds `relay` reads the hand-offs with work (`relay_
 does it: a topic for each open one without one (its name: the hand-off's number, the channel
 and the customer's masked ID number; then a header with the reason), the customer's new
 messages copied in order from the masked transcript (what the engine recorded as `said`: a
-secret input is "[secret]", ID numbers masked), and for an ended one a closing line and
+secret input is "[secret]", ID numbers masked) with what an agent elsewhere (the console) said
+to them, and for an ended one a closing line and
 `closeForumTopic`. The relay mark (`relayed_at`) moves only after a copy was sent, so a restart
 or a failed send loses nothing. The mark is a time, and events are recorded by the clocks of
 several instances: the last few seconds before the mark are looked at again for events recorded
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -217,10 +219,11 @@ class SupportGroup:
                 continue
             if handoff.ended_at is not None and entry.at > handoff.ended_at:
                 return copied, Posted.SENT  # what came after the end is the bot's again
-            if _customers(entry):
+            copy = self._copy_of(entry)
+            if copy is not None:
                 if copied >= PER_HANDOFF:
                     return copied, Posted.FAILED  # the rest next round
-                posted = await self._post(topic, self._said(entry))
+                posted = await self._post(topic, copy)
                 if posted is not Posted.SENT:
                     return copied, posted
                 copied += 1
@@ -409,13 +412,21 @@ class SupportGroup:
             at=handoff.requested_at.astimezone(TAIPEI).strftime("%Y-%m-%d %H:%M"),
         )
 
-    def _said(self, entry: TranscriptEntry) -> str:
-        text = entry.said or ""
-        if len(text) > COPY_MAX:
-            text = text[:COPY_MAX] + "…"
-        return self.t(
-            "telegram.support.said", time=entry.at.astimezone(TAIPEI).strftime("%H:%M"), text=text
-        )
+    def _copy_of(self, entry: TranscriptEntry) -> str | None:
+        """What the topic shows of a transcript entry: the customer's doing, and what an agent
+        elsewhere (the agent console) said to the customer; None for the rest (this group's
+        own messages are in the topic already, a reminder is the bot's)."""
+        time = entry.at.astimezone(TAIPEI).strftime("%H:%M")
+        if entry.author is None:
+            if entry.said is None:
+                return None
+            return self.t("telegram.support.said", time=time, text=_clipped(entry.said))
+        if entry.event_id.startswith(f"{EVENT_PREFIX}:{self.chat_id}:"):
+            return None
+        shown = _first_text(entry.replies)
+        if shown is None:
+            return None  # not shown to the customer (it was not that agent's any more)
+        return self.t("telegram.support.agent", agent=entry.author, time=time, text=shown)
 
 
 def _later(one: datetime | None, other: datetime | None) -> datetime | None:
@@ -424,10 +435,21 @@ def _later(one: datetime | None, other: datetime | None) -> datetime | None:
     return max(one, other)
 
 
-def _customers(entry: TranscriptEntry) -> bool:
-    """What the customer did (the agents' own replies are in the topic already, or in the
-    console; a reminder or a hand-back is the service's)."""
-    return entry.said is not None and entry.author is None
+def _clipped(text: str) -> str:
+    return text if len(text) <= COPY_MAX else text[:COPY_MAX] + "…"
+
+
+def _first_text(replies: str) -> str | None:
+    """The first message's text among an event's recorded replies (JSON)."""
+    try:
+        messages = json.loads(replies)
+    except ValueError:
+        return None
+    for message in messages if isinstance(messages, list) else []:
+        text = message.get("text") if isinstance(message, dict) else None
+        if isinstance(text, str) and text:
+            return _clipped(text)
+    return None
 
 
 def _gone(error: BadRequest) -> bool:

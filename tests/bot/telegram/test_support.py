@@ -16,11 +16,13 @@ from aiohttp.test_utils import TestServer
 from bot.channels.telegram import SUPPORT, SupportGroup
 from bot.channels.telegram.adapter import RecentIds
 from bot.channels.telegram.limits import SendLimiter
+from bot.web import CHANNELS
 from certcore.clock import FrozenClock
 from certcore.config import load_settings
 from certcore.errors import ConfigurationError
 from certcore.handoff import Handoff, HandoffState
 from certcore.i18n import translate
+from dialogs import EventKind, Inbound
 from tests.bot.telegram.conftest import CHAT, CUSTOMER, Telegram
 from tests.bot.telegram.test_limits import FakeTime
 from tests.fakes.telegram_api import FakeTelegramApi
@@ -238,6 +240,38 @@ async def test_a_deleted_topic_is_made_anew_with_nothing_lost(desk: Telegram) ->
     # The new topic is the conversation's: an agent's words there reach the customer.
     await agent_writes(tg, second, "新主題")
     assert (await customer.log())[-1] == t("handoff.agent_says", text="新主題")
+
+
+async def test_a_console_agents_words_are_copied_to_the_topic(desk: Telegram) -> None:
+    tg = desk
+    customer = await WebCustomer.open(tg)
+    await customer.say("客服")
+    await relay(tg)
+    topic = await topic_of(tg, customer.conversation_id)
+    handoff = await tg.core.handoffs.claim(
+        (await handoff_of(tg, customer.conversation_id)).id, "alice"
+    )
+    channels = tg.server.app[CHANNELS]
+    conversation = customer.conversation_id
+    await channels.dispatch(Inbound(conversation, "console:1", EventKind.AGENT, choice="alice"))
+    await channels.dispatch(
+        Inbound(conversation, "console:2", EventKind.AGENT, choice="alice", text="我是 Alice")
+    )
+    await customer.say("好的")
+    await relay(tg)
+    assert tg.fake.in_topic(GROUP, topic)[-3:] == [
+        t("telegram.support.agent", agent="alice", time="10:00", text=t("handoff.claimed")),
+        t(
+            "telegram.support.agent",
+            agent="alice",
+            time="10:00",
+            text=t("handoff.agent_says", text="我是 Alice"),
+        ),
+        t("telegram.support.said", time="10:00", text="好的"),
+    ]
+    # A member of the group is told who has it.
+    await agent_writes(tg, topic, "我來")
+    assert tg.fake.in_topic(GROUP, topic)[-1] == t("telegram.support.held", agent=handoff.agent)
 
 
 async def test_what_is_not_passed_on_is_said_in_the_topic(desk: Telegram) -> None:
