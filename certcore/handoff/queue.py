@@ -358,6 +358,23 @@ class HandoffQueue:
             ).scalar()
         return stored
 
+    async def last_with_topic(self, conversation_id: str) -> Handoff | None:
+        """The conversation's latest request that had a support-group topic (a new request
+        takes that topic again: one topic per conversation)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(handoffs)
+                    .where(
+                        handoffs.c.conversation_id == conversation_id,
+                        handoffs.c.topic_id.is_not(None),
+                    )
+                    .order_by(handoffs.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else Handoff.from_row(row)
+
     async def relayed(self, handoff_id: int, through: datetime) -> None:
         """The customer's messages up to `through` are in the support group's topic."""
         async with self.db.write() as conn:

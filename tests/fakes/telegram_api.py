@@ -15,10 +15,11 @@ long poll, `fail` and `block` inject the platform's faults (429 with `retry_afte
 was blocked by the user", 5xx).
 
 It also plays a support group: `forum` makes a forum supergroup, whose topics the bot makes,
-closes, reopens and deletes as the Bot API does (createForumTopic answers a ForumTopic whose
-`message_thread_id` is the id of the topic's service message; a name of 1–128 characters; only
-in a forum). sendMessage with a `message_thread_id` of a deleted or unknown topic answers 400
-"Bad Request: message thread not found", of a closed one 400 "Bad Request: TOPIC_CLOSED";
+renames, closes, reopens and deletes as the Bot API does (createForumTopic answers a ForumTopic
+whose `message_thread_id` is the id of the topic's service message; a name of 1–128
+characters; only in a forum). sendMessage with a `message_thread_id` of a deleted or unknown
+topic answers 400 "Bad Request: message thread not found", of a closed one 400 "Bad Request:
+TOPIC_CLOSED";
 closing a closed topic or reopening an open one is "TOPIC_NOT_MODIFIED", a deleted one
 "TOPIC_ID_INVALID". The test plays the group's members: `topic_message` builds a member's
 update in a topic, `close_topic` and `delete_topic` are an admin's doing.
@@ -567,6 +568,17 @@ class FakeTelegramApi:
         if not topic.closed:
             raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
         topic.closed = False
+        return True
+
+    async def _api_editForumTopic(self, call: Call) -> Any:
+        _, topic = self._topic(call)
+        name = call.params.get("name")
+        if name is not None:
+            if not 1 <= len(str(name)) <= 128:
+                raise ApiError(400, "Bad Request: TOPIC_NAME_INVALID")
+            if str(name) == topic.name:
+                raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
+            topic.name = str(name)
         return True
 
     async def _api_deleteForumTopic(self, call: Call) -> Any:

@@ -5,7 +5,8 @@ Why a relay driven by the database: a hand-off is made by the engine on whicheve
 customer's message reached, on LINE, the web chat or Telegram; the queue in certcore is the
 truth. So every couple of seconds `relay` reads the hand-offs with work (`relay_pending`) and
 does it: a topic for each open one without one (its name: the hand-off's number, the channel
-and the customer's masked ID number; then a header with the reason), the customer's new
+and the customer's masked ID number; then a header with the reason; a conversation handed off
+before gets its earlier topic back, reopened), the customer's new
 messages copied in order from the masked transcript (what the engine recorded as `said`: a
 secret input is "[secret]", ID numbers masked) with what an agent elsewhere (the console) said
 to them, and for an ended one a closing line and
@@ -176,26 +177,49 @@ class SupportGroup:
         return posts
 
     async def _open_topic(self, handoff: Handoff, *, replacing: int | None) -> int | None:
-        """A new topic for the hand-off (in place of the deleted `replacing`), stored, with its
-        header; None when Telegram refused. When another instance stored one first, ours is
-        deleted and theirs is the hand-off's."""
+        """The hand-off's topic, stored, with its header: the conversation's topic from an
+        earlier hand-off, reopened and renamed (the agents see its history), or a new one (in
+        place of the deleted `replacing`); None when Telegram refused. When another instance
+        stored one first, ours (if new) is deleted and theirs is the hand-off's."""
         bot = self.channel.bot
         name = (await self._title(handoff))[:TOPIC_NAME_MAX]
-        made = await self.channel.call(
-            self.chat_id, lambda: bot.create_forum_topic(self.chat_id, name)
-        )
-        if made is None:
-            log.error("support group: no topic for hand-off %d (a forum? rights?)", handoff.id)
-            return None
-        topic = made.message_thread_id
+        topic = None if replacing is not None else await self._reuse(handoff, name)
+        made = topic is None
+        if topic is None:
+            created = await self.channel.call(
+                self.chat_id, lambda: bot.create_forum_topic(self.chat_id, name)
+            )
+            if created is None:
+                log.error("support group: no topic for hand-off %d (forum? rights?)", handoff.id)
+                return None
+            topic = created.message_thread_id
         stored = await self.queue.take_topic(handoff.id, topic, instead_of=replacing)
         if stored != topic:
-            await self._topic_call(lambda: bot.delete_forum_topic(self.chat_id, topic))
+            if made:
+                await self._topic_call(lambda: bot.delete_forum_topic(self.chat_id, topic))
             return stored
         header = await self._header(handoff)
         if replacing is not None:
             header += "\n\n" + self.t("telegram.support.recreated")
         await self._post(topic, header)
+        return topic
+
+    async def _reuse(self, handoff: Handoff, name: str) -> int | None:
+        """The conversation's topic from an earlier hand-off, reopened and renamed for this
+        one; None when it had none or the topic is gone."""
+        earlier = await self.queue.last_with_topic(handoff.conversation_id)
+        topic = earlier.topic_id if earlier is not None else None
+        if earlier is None or topic is None or earlier.id == handoff.id:
+            return None
+        bot = self.channel.bot
+        reopened = await self._topic_call(lambda: bot.reopen_forum_topic(self.chat_id, topic))
+        if reopened is not Posted.SENT:
+            return None
+        await self._topic_call(lambda: bot.edit_forum_topic(self.chat_id, topic, name=name))
+        # What the topic shows already is not copied again as this hand-off's context.
+        if earlier.relayed_at is not None and earlier.relayed_at > handoff.requested_at - CONTEXT:
+            await self.queue.relayed(handoff.id, earlier.relayed_at)
+            self._marks[handoff.id] = earlier.relayed_at
         return topic
 
     async def _copy(self, handoff: Handoff, topic: int) -> tuple[int, Posted]:
@@ -290,7 +314,8 @@ class SupportGroup:
         return Posted.SENT if sent is not None else Posted.FAILED
 
     async def _topic_call(self, make: TopicCall) -> Posted:
-        """closeForumTopic or reopenForumTopic: SENT when done or nothing to change."""
+        """closeForumTopic, reopenForumTopic, editForumTopic, deleteForumTopic: SENT when
+        done or nothing to change."""
         try:
             done = await self.channel.call(self.chat_id, make, raise_bad_request=True)
         except BadRequest as error:

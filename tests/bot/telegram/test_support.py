@@ -301,6 +301,36 @@ async def test_what_is_not_passed_on_is_said_in_the_topic(desk: Telegram) -> Non
     assert await tg.core.handoffs.relay_pending() == []
 
 
+async def test_a_conversation_handed_off_again_gets_its_topic_back(
+    desk: Telegram, clock: FrozenClock
+) -> None:
+    tg = desk
+    customer = await WebCustomer.open(tg)
+    await customer.say("客服")
+    await relay(tg)
+    first = await handoff_of(tg, customer.conversation_id)
+    topic = await topic_of(tg, customer.conversation_id)
+    await agent_writes(tg, topic, "稍後再聯絡")
+    await agent_writes(tg, topic, "/back")
+    await relay(tg)
+    assert tg.fake.topics[GROUP][topic].closed
+    shown = len(tg.fake.in_topic(GROUP, topic))
+    clock.advance(minutes=1)
+    await customer.say("客服")
+    await relay(tg)
+    second = await handoff_of(tg, customer.conversation_id)
+    assert second.id != first.id and second.topic_id == topic
+    assert not tg.fake.topics[GROUP][topic].closed
+    assert tg.fake.topics[GROUP][topic].name.startswith(f"#{second.id} ")
+    assert len(tg.fake.called("createForumTopic")) == 1
+    # The new header and what came since; nothing the topic showed already.
+    again = tg.fake.in_topic(GROUP, topic)[shown:]
+    assert again[0].startswith(f"轉接 #{second.id}")
+    assert [text.rpartition("：")[2] for text in again[1:]] == ["客服"]
+    await agent_writes(tg, topic, "又見面了")
+    assert (await customer.log())[-1] == t("handoff.agent_says", text="又見面了")
+
+
 async def test_a_closed_topic_is_reopened(desk: Telegram) -> None:
     tg = desk
     customer = await WebCustomer.open(tg)
