@@ -4,17 +4,17 @@ topics of one supergroup, with the Telegram app they already use.
 Why a relay driven by the database: a hand-off is made by the engine on whichever instance the
 customer's message reached, on LINE, the web chat or Telegram; the queue in certcore is the
 truth. So every couple of seconds `relay` reads the hand-offs with work (`relay_pending`) and
-does it: a topic for each open one without one (its name: the hand-off's number, the channel
-and the customer's masked ID number; then a header with the reason; a conversation handed off
-before gets its earlier topic back, reopened), the customer's new
+does it: a topic for each open one without one (named with the hand-off's number, the channel
+and the customer's masked ID number, then a header with the reason; a conversation handed off
+before gets its earlier topic back, reopened: one topic per conversation), the customer's new
 messages copied in order from the masked transcript (what the engine recorded as `said`: a
 secret input is "[secret]", ID numbers masked) with what an agent elsewhere (the console) said
-to them, and for an ended one a closing line and
-`closeForumTopic`. The relay mark (`relayed_at`) moves only after a copy was sent, so a restart
-or a failed send loses nothing. The mark is a time, and events are recorded by the clocks of
-several instances: the last few seconds before the mark are looked at again for events recorded
-late (`LOOKBACK`), each copied once. Two instances relaying one hand-off at the same moment may
-copy a message twice; none is lost.
+to them, and for an ended one a closing line and `closeForumTopic`. The relay mark
+(`relayed_at`) moves only after a copy was sent, so a restart or a failed send loses nothing.
+The mark is a time, and events are recorded by the clocks of several instances: the last few
+seconds before the mark are looked at again for events recorded late (`LOOKBACK`), each copied
+once. Two instances relaying one hand-off at the same moment may copy a message twice; none is
+lost.
 
 Agents write in the topic (`on_message`, called by the channel for the support chat before any
 customer handling). The first member to write in a waiting hand-off's topic claims it (the
