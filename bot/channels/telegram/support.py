@@ -336,6 +336,7 @@ class SupportGroup:
 
     async def on_message(self, message: Message) -> None:
         """A message in the support group (in the group's lane, one after another)."""
+        self.budget()  # what is said back draws on the group's budget, before any relay too
         user = message.from_user
         topic = message.message_thread_id if message.is_topic_message else None
         if topic is None:
