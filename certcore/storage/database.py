@@ -86,7 +86,7 @@ class Database:
                 yield conn
         except Exception as error:
             if is_unavailable(error):
-                raise self._outage(error) from error
+                raise self.note_outage(error) from error
             raise
 
     @asynccontextmanager
@@ -96,15 +96,17 @@ class Database:
                 yield conn
         except Exception as error:
             if is_unavailable(error):
-                raise self._outage(error) from error
+                raise self.note_outage(error) from error
             raise
 
-    def _outage(self, error: Exception) -> DatabaseUnavailable:
-        """Note the outage; the one error callers see for it."""
+    def note_outage(self, error: BaseException) -> DatabaseUnavailable:
+        """Note the outage; the one error callers see for it, naming the driver's reason (the
+        disk is full, the connection was refused) but never a statement's parameters."""
+        reason = describe_unavailable(error)
         if self.outage_since is None:
             self.outage_since = time.monotonic()
-            log.warning("the database does not answer (%s)", type(error).__name__)
-        return DatabaseUnavailable(f"the database does not answer ({type(error).__name__})")
+            log.warning("the database does not answer: %s", reason)
+        return DatabaseUnavailable(f"the database does not answer: {reason}")
 
     async def ping(self) -> None:
         """Raise (`DatabaseUnavailable`) unless the database answers a trivial query; an
@@ -124,6 +126,14 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def describe_unavailable(error: BaseException) -> str:
+    """`OperationalError: database or disk is full`: the driver's own words, without the
+    statement SQLAlchemy would add."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    words = str(cause).splitlines()[0][:200] if str(cause) else ""
+    return f"{type(cause).__name__}: {words}" if words else type(cause).__name__
 
 
 def is_unavailable(error: BaseException) -> bool:
