@@ -5,13 +5,15 @@ responses that near their nextUpdate, close expired certificate deliveries (eras
 files), forget event records older than a week, web chat logs older than a month and the
 development outbox's messages once their codes have expired. Every second: notice
 revocations made by other processes through the CRL number, so no stale "good" outlives a
-second. Every few minutes: plan the expiry reminders and send those due through the chat
-channels (`bot.reminders`, a bounded batch per round). Every minute: hand back to the bot the
-conversations whose agent has not replied for `handoff_timeout_minutes`, telling the customer.
-With a Telegram support group, every 2 seconds: new hand-offs get their topics and the
-customers' messages are copied to them (`bot.channels.telegram.support`). At start, OCSP
-responses for every unexpired certificate are pre-signed a batch at a time. A failing round is
-logged and the next one tries again: the service keeps serving.
+second. Every half second while the database does not answer: ask it again, which ends the
+outage (new work is refused with 503 meanwhile, `bot.web.ops`). Every few minutes: plan the
+expiry reminders and send those due through the chat channels (`bot.reminders`, a bounded
+batch per round). Every minute: hand back to the bot the conversations whose agent has not
+replied for `handoff_timeout_minutes`, telling the customer. With a Telegram support group,
+every 2 seconds: new hand-offs get their topics and the customers' messages are copied to them
+(`bot.channels.telegram.support`). At start, OCSP responses for every unexpired certificate are
+pre-signed a batch at a time. A failing round is logged and the next one tries again: the
+service keeps serving.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from bot.channels import Channels
 from bot.channels.telegram import SUPPORT, SupportGroup
 from bot.web.keys import CHANNELS, CORE
 from certcore.core import Core
+from certcore.errors import DatabaseUnavailable
 from certcore.handoff import HandoffOutcome
 from certcore.storage import ChatLog
 from dialogs import EventKind, Inbound
@@ -39,6 +42,8 @@ UPKEEP_INTERVAL_SECONDS = 60.0
 REVOCATION_POLL_SECONDS = 1.0
 PREWARM_BATCH = 64
 RELAY_INTERVAL_SECONDS = 2.0
+DATABASE_POLL_SECONDS = 0.5
+"""While the database does not answer, how often it is asked again (new work waits for it)."""
 
 
 async def running(app: web.Application) -> AsyncIterator[None]:
@@ -49,6 +54,7 @@ async def running(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(prewarm_ocsp(core)),
         asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, upkeep, core)),
         asyncio.create_task(_every(REVOCATION_POLL_SECONDS, watch_revocations, core, at_once=True)),
+        asyncio.create_task(_every(DATABASE_POLL_SECONDS, watch_database, core)),
         asyncio.create_task(
             _every(reminders.SWEEP_INTERVAL_SECONDS, reminder_sweeper(app[CHANNELS]), core)
         ),
@@ -145,6 +151,13 @@ async def time_out_handoffs_once(core: Core, channels: Channels) -> int:
     if returned:
         log.info("handed %d silent hand-offs back to the bot", returned)
     return returned
+
+
+async def watch_database(core: Core) -> None:
+    """During an outage, ask the database until it answers (which ends the outage)."""
+    if not core.db.reachable:
+        with contextlib.suppress(DatabaseUnavailable):
+            await core.db.ping()
 
 
 async def watch_revocations(core: Core) -> None:

@@ -41,6 +41,7 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
         line.mount(app)
     if core.settings.telegram_enabled:
         telegram.mount(app)
+    app.middlewares.append(ops.refuse_new_work)  # innermost: see `ops`
     app.cleanup_ctx.append(jobs.running)
     app.on_response_prepare.append(_without_server_header)
     return app

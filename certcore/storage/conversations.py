@@ -20,11 +20,11 @@ as async SQLAlchemy transactions (the scale-out backend adds its row lock there)
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +34,8 @@ from certcore.errors import ConcurrentUpdate
 from certcore.storage.database import Database
 from certcore.storage.groupcommit import Codec, GroupCommitter, compiled
 from certcore.storage.schema import conversation_events, conversations
+
+T = TypeVar("T")
 
 EVENT_RECORDS_KEPT = timedelta(days=7)
 """Platforms redeliver within minutes to hours; a week of event records covers any retry."""
@@ -135,7 +137,7 @@ class ConversationRecords:
     async def turn(self, conversation_id: str, event_id: str) -> AsyncIterator[StoredTurn]:
         """The event's recorded replies, if any, and the conversation's state: one round trip."""
         if self._writer is not None:
-            recorded, values = await self._writer.read(
+            recorded, values = await self._on_writer(
                 lambda conn: _read_turn(conn, conversation_id, event_id)
             )
         else:
@@ -145,7 +147,7 @@ class ConversationRecords:
     async def find(self, conversation_id: str) -> dict[str, Any] | None:
         """The record's values (its version included), or None for a conversation never seen."""
         if self._writer is not None:
-            return await self._writer.read(lambda conn: _read_state(conn, conversation_id))
+            return await self._on_writer(lambda conn: _read_state(conn, conversation_id))
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
@@ -157,7 +159,7 @@ class ConversationRecords:
     async def last_replies(self, conversation_id: str) -> str | None:
         """The replies (JSON) of the conversation's latest recorded event, if any."""
         if self._writer is not None:
-            return await self._writer.read(lambda conn: _read_last(conn, conversation_id))
+            return await self._on_writer(lambda conn: _read_last(conn, conversation_id))
         async with self.db.read() as conn:
             replies: str | None = (
                 await conn.execute(
@@ -259,6 +261,19 @@ class ConversationRecords:
 
     # -- the two round trips ------------------------------------------------------------------
 
+    async def _on_writer(
+        self, work: Callable[[sqlite3.Connection], T], *, write: bool = False
+    ) -> T:
+        """`work` on the SQLite writer thread; a file that cannot be read or written (its disk
+        full, its directory gone) is the database's outage, as on the async path."""
+        assert self._writer is not None
+        try:
+            if write:
+                return await self._writer.write(work)
+            return await self._writer.read(work)
+        except sqlite3.OperationalError as error:
+            raise self.db.note_outage(error) from error
+
     async def _save(
         self,
         conversation_id: str,
@@ -268,8 +283,9 @@ class ConversationRecords:
         now: datetime,
     ) -> None:
         if self._writer is not None:
-            await self._writer.write(
-                lambda conn: _write_turn(conn, conversation_id, version, values, event, now)
+            await self._on_writer(
+                lambda conn: _write_turn(conn, conversation_id, version, values, event, now),
+                write=True,
             )
             return
         state = {name: values[name] for name in STATE_COLUMNS}

@@ -134,6 +134,8 @@ class SupportGroup:
         rounds until there is nothing left). One round at a time in this process."""
         if self.channel.bot_username() is None:
             return 0  # the bot is not initialised yet (getMe still to come at start-up)
+        if not self.core.db.reachable:
+            return 0  # a database outage: nothing to read, the jobs ask it until it answers
         async with self._round:
             self.budget()
             posts = 0

@@ -469,3 +469,15 @@ async def test_long_polling_brings_the_agents_words_too(
     await fake_tg.wait_for(lambda: len(fake_tg.called("getUpdates")) >= polls + 1)
     await tg.idle()
     assert (await customer.log())[-1] == t("handoff.agent_says", text="輪詢也收得到")
+
+
+async def test_no_relay_round_during_a_database_outage(desk: Telegram) -> None:
+    tg = desk
+    customer = await WebCustomer.open(tg)
+    await customer.say("客服")
+    tg.core.db.outage_since = 0.0  # noted by a failed statement; the jobs' ping ends it
+    assert await support_of(tg).relay() == 0
+    assert tg.fake.called("createForumTopic") == []
+    tg.core.db.outage_since = None
+    await relay(tg)
+    assert len(tg.fake.called("createForumTopic")) == 1
