@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import cache
@@ -24,7 +23,7 @@ from functools import cache
 from certcore.clock import Clock
 from certcore.errors import ConcurrentUpdate
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
-from certcore.masking import mask_text_ids
+from certcore.masking import mask_text_ids, mask_transcript_text
 from certcore.otp import parse_entry
 from dialogs.conversation import Conversation, ConversationStore
 from dialogs.flows import reminder
@@ -50,7 +49,6 @@ SERVICE_EVENTS = frozenset({EventKind.REMIND, EventKind.AGENT, EventKind.HANDBAC
 SECRET = "[secret]"
 """What the agents' transcript shows for an input that held a secret (a code, an ID number,
 a birth date): never the input itself."""
-_LONG_NUMBER = re.compile(r"\d{6,}")
 
 SAVE_ATTEMPTS = 3
 """Applications of one event over a state another process changed meanwhile, before it fails."""
@@ -340,7 +338,7 @@ class Engine:
             text = event.text
             if self._reads_code(conversation) or parse_entry(text) is not None:
                 return SECRET
-            return _LONG_NUMBER.sub(lambda m: "•" * len(m.group()), mask_text_ids(text))
+            return mask_transcript_text(text)
         if kind is EventKind.CHOICE:
             decoded = decode_choice(event.choice)
             key = decoded[1] if decoded is not None else ""
