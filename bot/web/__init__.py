@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from bot import jobs
+from bot import agent, jobs
 from bot.channels import Channels, line, telegram
 from bot.web import chat, dev, download, pki
 from bot.web.keys import CHANNELS, CORE, ENGINE
@@ -32,6 +32,7 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
     # The parts, each mounted by its own module, go here.
     download.mount(app)
     chat.mount(app)  # after download: its /static/download/ files keep their own headers
+    agent.mount(app)  # the support agents' console, under /agent
     if core.settings.outbox_mode:
         dev.mount(app)
     if core.settings.line_enabled:

@@ -76,6 +76,11 @@ class AgentSessions:
         self.accounts = accounts
         self.audit = audit
 
+    @property
+    def lifetime(self) -> timedelta:
+        """The longest a session lives (a cookie need not outlive it)."""
+        return ABSOLUTE
+
     async def login(self, name: str, password: str, *, client: str = "") -> LoginResult:
         """Check the password (keeping the lock-out), audit the attempt, and open a session
         when it succeeded. `client` (the browser's address) goes into the audit record."""
@@ -84,6 +89,7 @@ class AgentSessions:
         subject = name if check.known else "-"
         details: dict[str, object] = {"client": client[:64]} if client else {}
         if check.ok:
+            await self.forget_expired()  # cheap, and logins are rare: no separate job needed
             token, session = await self.create(name)
             await self.audit.record(actor, action="agent.login", subject=subject, details=details)
             return LoginResult(token, session, check)
