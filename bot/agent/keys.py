@@ -14,13 +14,12 @@ CSRF_KEY = web.AppKey("agent_csrf_key", bytes)
 every instance shares, so a form served by one instance is accepted by another)."""
 LOGIN_LIMITER = web.AppKey("agent_login_limiter", RateLimiter)
 
-SESSION = "agent_session"
-"""The request's key for the logged-in agent's `AgentSession` (set by `auth.require_login`)."""
-TOKEN = "agent_token"
-"""The request's key for the session cookie's value, for logout."""
+SESSION = web.RequestKey("agent_session", AgentSession)
+"""The logged-in agent's session on the request (set by `auth.require_login`)."""
+TOKEN = web.RequestKey("agent_token", str)
+"""The session cookie's value on the request, for logout."""
 
 
 def current(request: web.Request) -> AgentSession:
     """The logged-in agent's session; only called behind `auth.require_login`."""
-    session: AgentSession = request[SESSION]
-    return session
+    return request[SESSION]
