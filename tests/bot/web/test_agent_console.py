@@ -33,6 +33,8 @@ from tests.bot.web.test_chat_api import CUSTOMER, Chat, last_code, link, new_cha
 
 MEI, KAI = "mei", "kai"
 PASSWORD = "correct horse battery"
+Http = TestClient[Any, Any] | ClientSession
+"""A browser: the test's client, or a second one with its own cookies (`agent_client`)."""
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 
@@ -49,7 +51,7 @@ async def client(core: Core) -> AsyncIterator[TestClient[Any, Any]]:
         yield test_client
 
 
-def agent_client(client: Any) -> ClientSession:
+def agent_client(client: TestClient[Any, Any]) -> ClientSession:
     """A second browser (its own cookies) on the same server."""
     return ClientSession(base_url=str(client.make_url("/")), cookie_jar=CookieJar(unsafe=True))
 
@@ -60,7 +62,7 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-async def login(client: Any, name: str = MEI, password: str = PASSWORD) -> ClientResponse:
+async def login(client: Http, name: str = MEI, password: str = PASSWORD) -> ClientResponse:
     form = await client.get("/agent/login")
     assert form.status == 200
     token = csrf_of(await form.text())
@@ -71,7 +73,7 @@ async def login(client: Any, name: str = MEI, password: str = PASSWORD) -> Clien
     )
 
 
-async def logged_in(client: Any, name: str = MEI) -> str:
+async def logged_in(client: Http, name: str = MEI) -> str:
     """Log in; the session's CSRF token, read from the queue page."""
     response = await login(client, name)
     assert response.status == 303, await response.text()
@@ -81,11 +83,11 @@ async def logged_in(client: Any, name: str = MEI) -> str:
     return csrf_of(await page.text())
 
 
-async def post(client: Any, path: str, token: str, **fields: str) -> ClientResponse:
+async def post(client: Http, path: str, token: str, **fields: str) -> ClientResponse:
     return await client.post(path, data={"csrf": token, **fields}, allow_redirects=False)
 
 
-async def waiting_customer(client: Any, core: Core) -> tuple[Chat, int]:
+async def waiting_customer(client: TestClient[Any, Any], core: Core) -> tuple[Chat, int]:
     """A web chat customer who asked for a person; the hand-off's id."""
     chat = await new_chat(client)
     await chat.say("客服")
@@ -107,7 +109,9 @@ async def audit_actions(core: Core) -> list[str]:
 
 
 @pytest.mark.parametrize("path", ["/agent/", "/agent/c/1", "/agent/canned"])
-async def test_pages_send_a_stranger_to_the_login_form(client: Any, path: str) -> None:
+async def test_pages_send_a_stranger_to_the_login_form(
+    client: TestClient[Any, Any], path: str
+) -> None:
     response = await client.get(path, allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"] == "/agent/login"
@@ -115,7 +119,9 @@ async def test_pages_send_a_stranger_to_the_login_form(client: Any, path: str) -
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
-async def test_the_live_queue_and_the_actions_refuse_a_stranger(client: Any, core: Core) -> None:
+async def test_the_live_queue_and_the_actions_refuse_a_stranger(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     _, handoff_id = await waiting_customer(client, core)
     assert (await client.get("/agent/api/queue")).status == 401
     claim = await client.post(f"/agent/c/{handoff_id}/claim", allow_redirects=False)
@@ -125,7 +131,7 @@ async def test_the_live_queue_and_the_actions_refuse_a_stranger(client: Any, cor
 
 
 async def test_login_page_is_strict_about_caching_framing_and_script(
-    client: Any,
+    client: TestClient[Any, Any],
 ) -> None:
     response = await client.get("/agent/login")
     assert response.status == 200
@@ -141,7 +147,9 @@ async def test_login_page_is_strict_about_caching_framing_and_script(
     assert script.status == 200 and script.headers["X-Frame-Options"] == "DENY"
 
 
-async def test_a_login_opens_a_session_kept_only_as_a_hash(client: Any, core: Core) -> None:
+async def test_a_login_opens_a_session_kept_only_as_a_hash(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     response = await login(client)
     assert response.status == 303
     cookie = response.cookies["certdesk_agent"]
@@ -156,7 +164,9 @@ async def test_a_login_opens_a_session_kept_only_as_a_hash(client: Any, core: Co
     assert page.status == 200 and t("agent.nav.signed_in", name=MEI) in await page.text()
 
 
-async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(client: Any, core: Core) -> None:
+async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     core.settings = replace(core.settings, trusted_proxies="127.0.0.0/8")
     form = await client.get("/agent/login")
     response = await client.post(
@@ -170,7 +180,7 @@ async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(client: Any, co
 
 
 async def test_a_wrong_password_and_an_unknown_name_get_the_same_answer(
-    client: Any, core: Core
+    client: TestClient[Any, Any], core: Core
 ) -> None:
     wrong = await login(client, MEI, "not the password")
     unknown = await login(client, "nobody", "not the password")
@@ -187,7 +197,7 @@ async def test_a_wrong_password_and_an_unknown_name_get_the_same_answer(
 
 
 async def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
-    client: Any, core: Core, clock: FrozenClock
+    client: TestClient[Any, Any], core: Core, clock: FrozenClock
 ) -> None:
     for _ in range(5):
         assert (await login(client, MEI, "guess guess guess")).status == 401
@@ -205,7 +215,7 @@ async def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
 
 
 async def test_wrong_passwords_with_a_success_between_do_not_lock(
-    client: Any,
+    client: TestClient[Any, Any],
 ) -> None:
     for _ in range(4):
         assert (await login(client, MEI, "guess guess guess")).status == 401
@@ -216,13 +226,13 @@ async def test_wrong_passwords_with_a_success_between_do_not_lock(
     assert (await login(client, MEI, PASSWORD)).status == 303
 
 
-async def test_logins_from_one_address_are_rate_limited(client: Any) -> None:
+async def test_logins_from_one_address_are_rate_limited(client: TestClient[Any, Any]) -> None:
     statuses = [(await login(client, "nobody", "guess guess guess")).status for _ in range(11)]
     assert statuses[:10] == [401] * 10
     assert statuses[10] == 429
 
 
-async def test_logout_ends_the_session(client: Any, core: Core) -> None:
+async def test_logout_ends_the_session(client: TestClient[Any, Any], core: Core) -> None:
     token = await logged_in(client)
     response = await post(client, "/agent/logout", token)
     assert response.status == 303 and response.headers["Location"] == "/agent/login"
@@ -234,7 +244,9 @@ async def test_logout_ends_the_session(client: Any, core: Core) -> None:
 # -- CSRF ---------------------------------------------------------------------------------
 
 
-async def test_every_post_needs_the_sessions_csrf_token(client: Any, core: Core) -> None:
+async def test_every_post_needs_the_sessions_csrf_token(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     _, handoff_id = await waiting_customer(client, core)
     token = await logged_in(client)
     claim = f"/agent/c/{handoff_id}/claim"
@@ -261,7 +273,7 @@ async def test_every_post_needs_the_sessions_csrf_token(client: Any, core: Core)
     assert response.headers["Location"] == f"/agent/c/{handoff_id}?m=claimed"
 
 
-async def test_the_login_form_needs_its_token(client: Any) -> None:
+async def test_the_login_form_needs_its_token(client: TestClient[Any, Any]) -> None:
     await client.get("/agent/login")  # the nonce cookie, but no token sent
     response = await client.post(
         "/agent/login", data={"name": MEI, "password": PASSWORD}, allow_redirects=False
@@ -274,7 +286,7 @@ async def test_the_login_form_needs_its_token(client: Any) -> None:
 
 
 async def test_the_queue_lists_waiting_oldest_first_with_what_an_agent_needs(
-    client: Any, core: Core, clock: FrozenClock
+    client: TestClient[Any, Any], core: Core, clock: FrozenClock
 ) -> None:
     linked = await new_chat(client)
     await link(linked, core)
@@ -311,7 +323,9 @@ async def test_the_queue_lists_waiting_oldest_first_with_what_an_agent_needs(
     assert data["items"][1]["unread"] == 1
 
 
-async def test_the_queue_shows_the_linked_certificates_status(client: Any, core: Core) -> None:
+async def test_the_queue_shows_the_linked_certificates_status(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     await core.certificates.issue(CUSTOMER, "abcd1234", actor=Actor("test", "test"))
     chat = await new_chat(client)
     await link(chat, core)
@@ -324,7 +338,9 @@ async def test_the_queue_shows_the_linked_certificates_status(client: Any, core:
 # -- claim, reply, notes, return, close -------------------------------------------------
 
 
-async def test_one_agent_claims_and_a_second_is_refused(client: Any, core: Core) -> None:
+async def test_one_agent_claims_and_a_second_is_refused(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     chat, handoff_id = await waiting_customer(client, core)
     token = await logged_in(client)
     assert (await post(client, f"/agent/c/{handoff_id}/claim", token)).status == 303
@@ -349,7 +365,9 @@ async def test_one_agent_claims_and_a_second_is_refused(client: Any, core: Core)
     assert handoff is not None and handoff.agent == MEI and handoff.state is HandoffState.ACTIVE
 
 
-async def test_a_reply_reaches_the_web_chat_customer(client: Any, core: Core) -> None:
+async def test_a_reply_reaches_the_web_chat_customer(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     chat, handoff_id = await waiting_customer(client, core)
     token = await logged_in(client)
     await post(client, f"/agent/c/{handoff_id}/claim", token)
@@ -367,7 +385,7 @@ async def test_a_reply_reaches_the_web_chat_customer(client: Any, core: Core) ->
     assert "冒名" not in shown(await chat.history())
 
 
-async def test_an_empty_reply_is_refused(client: Any, core: Core) -> None:
+async def test_an_empty_reply_is_refused(client: TestClient[Any, Any], core: Core) -> None:
     chat, handoff_id = await waiting_customer(client, core)
     token = await logged_in(client)
     await post(client, f"/agent/c/{handoff_id}/claim", token)
@@ -379,7 +397,7 @@ async def test_an_empty_reply_is_refused(client: Any, core: Core) -> None:
     assert len(await chat.history()) == before
 
 
-async def test_notes_are_for_agents_only(client: Any, core: Core) -> None:
+async def test_notes_are_for_agents_only(client: TestClient[Any, Any], core: Core) -> None:
     chat, handoff_id = await waiting_customer(client, core)
     token = await logged_in(client)
     response = await post(client, f"/agent/c/{handoff_id}/note", token, text="客戶很急，先查憑證")
@@ -391,7 +409,7 @@ async def test_notes_are_for_agents_only(client: Any, core: Core) -> None:
     assert all("客戶很急" not in entry.replies for entry in transcript)
 
 
-async def test_return_to_the_bot(client: Any, core: Core) -> None:
+async def test_return_to_the_bot(client: TestClient[Any, Any], core: Core) -> None:
     chat, handoff_id = await waiting_customer(client, core)
     token = await logged_in(client)
     await post(client, f"/agent/c/{handoff_id}/claim", token)
@@ -406,7 +424,9 @@ async def test_return_to_the_bot(client: Any, core: Core) -> None:
     assert data["items"] == []
 
 
-async def test_close_as_resolved_asks_the_customer_for_a_rating(client: Any, core: Core) -> None:
+async def test_close_as_resolved_asks_the_customer_for_a_rating(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     chat, handoff_id = await waiting_customer(client, core)
     token = await logged_in(client)
     await post(client, f"/agent/c/{handoff_id}/claim", token)
@@ -425,7 +445,7 @@ async def test_close_as_resolved_asks_the_customer_for_a_rating(client: Any, cor
 
 
 async def test_canned_replies_are_shared_and_offered_in_the_reply_form(
-    client: Any, core: Core
+    client: TestClient[Any, Any], core: Core
 ) -> None:
     _, handoff_id = await waiting_customer(client, core)
     token = await logged_in(client)
@@ -453,7 +473,9 @@ async def test_canned_replies_are_shared_and_offered_in_the_reply_form(
 # -- masking ------------------------------------------------------------------------------
 
 
-async def test_an_agent_never_sees_a_code_or_a_full_id_number(client: Any, core: Core) -> None:
+async def test_an_agent_never_sees_a_code_or_a_full_id_number(
+    client: TestClient[Any, Any], core: Core
+) -> None:
     chat = await new_chat(client)
     await link(chat, core)  # the ID number, the birth date and the code typed in this chat
     code = await last_code(core)
