@@ -56,8 +56,8 @@ class QueueItem:
     customer: Customer | None
     """None while the chat is not linked to a customer."""
     bot_said: str
-    """The bot's last words before the hand-off (masked, shortened): where the customer was."""
-    flow: str | None
+    """The bot's last words before the hand-off (masked, shortened): where the customer was.
+    (The conversation's flow is no help: asking for a person ends it.)"""
     recent: tuple[str, ...]
     unread: int
 
@@ -95,7 +95,9 @@ async def _item(core: Core, handoff: Handoff, unread: int) -> QueueItem:
     customer_id = record.get("customer_id") if record else None
     entries = await core.conversations.transcript(handoff.conversation_id, limit=QUEUE_LOOKBACK)
     recent = [mask_transcript_text(e.said) for e in entries if e.said][-RECENT_SAID:]
-    before = [e for e in entries if e.at <= handoff.requested_at and not e.author]
+    # The events up to the request, less the last (the one that asked: its replies are the
+    # hand-off's own words): the bot's last words before it say where the customer was.
+    before = [e for e in entries if e.at <= handoff.requested_at and not e.author][:-1]
     bot_said = ""
     for entry in reversed(before):
         texts = [text for text in _reply_texts(entry.replies) if text]
@@ -107,7 +109,6 @@ async def _item(core: Core, handoff: Handoff, unread: int) -> QueueItem:
         channel=channel_of(handoff.conversation_id),
         customer=await customer_of(core, customer_id) if customer_id else None,
         bot_said=bot_said,
-        flow=record.get("flow") if record else None,
         recent=tuple(_shorten(text) for text in recent),
         unread=unread,
     )

@@ -64,6 +64,7 @@ def layout(chrome: Chrome, title: str, body: str, *, flash: str = "", error: str
         '<meta name="referrer" content="no-referrer">'
         '<meta name="robots" content="noindex, nofollow">'
         f"<title>{esc(title)} – {esc(w.t('agent.brand'))}</title>"
+        '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         f'<link rel="stylesheet" href="{STATIC}/agent.css">'
         f'<script src="{STATIC}/agent.js" defer></script>'
         "</head>"
