@@ -9,6 +9,8 @@ count starts again. What an action did (or why it was refused) comes back after 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from bot.agent import csrf, summary, views
@@ -82,14 +84,16 @@ async def handoff_of(request: web.Request) -> Handoff:
 
 
 async def conversation_view(request: web.Request, handoff: Handoff) -> views.ConversationView:
-    """Everything the conversation page shows; the holder's reading is marked first."""
+    """Everything the conversation page shows; what the holder now sees is marked read."""
     core = request.app[CORE]
     session = current(request)
-    if handoff.agent == session.agent and handoff.is_open:
+    item = await summary.queue_item(core, handoff)
+    if item.unread and handoff.agent == session.agent and handoff.is_open:
+        # Only when there is something new: the page polls, and a write per poll is waste.
         await core.handoffs.seen(handoff.id, session.agent)
-        handoff = await core.handoffs.get(handoff.id) or handoff
+        item = replace(item, unread=0)
     return views.ConversationView(
-        item=await summary.queue_item(core, handoff),
+        item=item,
         lines=await summary.transcript(core, handoff.conversation_id),
         notes=summary.note_lines(await core.handoffs.notes(handoff.conversation_id)),
         canned=await request.app[CANNED].all(),

@@ -144,6 +144,12 @@ async def test_a_web_chat_customer_is_claimed_and_answered(
     )
     await customer.screenshot(path=str(screenshots / "4-customer-answered.png"))
     await expect(agent.locator("#transcript")).to_contain_text(words)
+    # The customer answers: the agent's page shows it without a reload.
+    await agent.evaluate("window.notReloaded = true")
+    await box.fill("我的憑證無法匯入")
+    await box.press("Enter")
+    await expect(agent.locator("#transcript")).to_contain_text("我的憑證無法匯入", timeout=WAIT_MS)
+    assert await agent.evaluate("window.notReloaded === true")
     await agent.screenshot(path=str(screenshots / "5-agent-transcript.png"))
     assert not agent_errors, agent_errors
     assert not customer_errors, customer_errors

@@ -311,6 +311,10 @@ async def test_the_queue_lists_waiting_oldest_first_with_what_an_agent_needs(
     assert "王小明" in rows
     assert "請問憑證怎麼更新" in rows
     assert t("agent.customer.unlinked") in rows
+    # Where the customer was: the bot's words before the request (here the menu after
+    # linking), not the hand-off's own answer.
+    assert t("agent.queue.bot_said", text="") in rows
+    assert t("handoff.waiting") not in rows
     # Claimed, the conversation moves behind the waiting one; reading it clears the count.
     await post(client, f"/agent/c/{stranger_id}/claim", token)
     await client.get(f"/agent/c/{stranger_id}")
