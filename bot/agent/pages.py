@@ -18,7 +18,7 @@ from bot.agent.auth import html
 from bot.agent.keys import CANNED, current
 from bot.agent.words import Words, words_for
 from bot.web.keys import CORE
-from certcore.handoff import Handoff
+from certcore.handoff import NOTE_MAX, Handoff
 
 FLASH = frozenset(
     {"claimed", "replied", "noted", "returned", "closed", "canned_added", "canned_removed"}
@@ -43,7 +43,7 @@ def notices(request: web.Request, w: Words) -> tuple[str, str]:
     flash, error = request.query.get("m", ""), request.query.get("e", "")
     return (
         w.t(f"agent.flash.{flash}") if flash in FLASH else "",
-        w.t(f"agent.error.{error}") if error in ERRORS else "",
+        w.t(f"agent.error.{error}", max=NOTE_MAX) if error in ERRORS else "",
     )
 
 

@@ -510,3 +510,38 @@ async def test_an_agent_never_sees_a_code_or_a_full_id_number(
         assert "b123456789" not in shown_text.lower()
     assert "A123XXX89" in page
     assert "我的身分證是" in page  # the words themselves are kept
+
+
+# -- language and proxies ---------------------------------------------------------------
+
+
+async def test_the_console_speaks_english_on_request(client: TestClient[Any, Any]) -> None:
+    english = await client.get("/agent/login?lang=en")
+    assert translate("en", "agent.login.title") in await english.text()
+    again = await client.get("/agent/login")  # remembered
+    assert translate("en", "agent.login.title") in await again.text()
+    assert 'lang="en"' in await again.text()
+    back = await client.get("/agent/login?lang=zh-TW")
+    assert t("agent.login.title") in await back.text()
+
+
+async def test_a_form_posted_over_https_through_a_trusted_proxy_is_accepted(
+    client: TestClient[Any, Any], core: Core
+) -> None:
+    core.settings = replace(core.settings, trusted_proxies="127.0.0.0/8")
+    form = await client.get("/agent/login")
+    host = client.make_url("/").host
+    port = client.make_url("/").port
+    fields = {"csrf": csrf_of(await form.text()), "name": MEI, "password": PASSWORD}
+    proxied = {"X-Forwarded-Proto": "https", "Origin": f"https://{host}:{port}"}
+    response = await client.post(
+        "/agent/login", data=fields, headers=proxied, allow_redirects=False
+    )
+    assert response.status == 303
+    # The same origin without the proxy's word is another site.
+    core.settings = replace(core.settings, trusted_proxies="")
+    client.session.cookie_jar.clear()
+    form = await client.get("/agent/login")
+    fields["csrf"] = csrf_of(await form.text())
+    refused = await client.post("/agent/login", data=fields, headers=proxied, allow_redirects=False)
+    assert refused.status == 403
