@@ -16,6 +16,7 @@ from bot.agent import pages, summary, views
 from bot.agent.keys import current
 from bot.agent.words import words_for
 from bot.web.keys import CORE
+from certcore.handoff import HandoffState
 
 
 async def queue(request: web.Request) -> web.Response:
@@ -25,6 +26,7 @@ async def queue(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "parts": {"queue-rows": views.queue_rows(w, items)},
+            "waiting": sum(item.handoff.state is HandoffState.WAITING for item in items),
             "items": [
                 {
                     "id": item.handoff.id,

@@ -8,6 +8,7 @@ customer's page. Screenshots go to `test-artifacts/screenshots/<test>/`.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,6 +122,7 @@ async def test_a_web_chat_customer_is_claimed_and_answered(
     await expect(row).to_contain_text(t("agent.channel.web"), timeout=WAIT_MS)
     await expect(row).to_contain_text(t("agent.reason.asked"))
     assert await agent.evaluate("window.notReloaded === true")
+    await expect(agent).to_have_title(re.compile(r"^\(1\) "))  # seen from another tab too
     await agent.screenshot(path=str(screenshots / "2-queue-live.png"))
 
     await row.get_by_role("link").click()

@@ -3,7 +3,8 @@
 //
 // A page whose <body> has data-live="<url>" polls that URL every two seconds; the JSON's
 // "parts" maps a data-part name to the inner HTML the server rendered (and escaped) for it.
-// 401 means the session ended: off to the login form.
+// 401 means the session ended: off to the login form. The queue's title counts the waiting
+// conversations, so a console in a background tab still shows that someone is waiting.
 (function () {
   "use strict";
   var POLL_MS = 2000;
@@ -22,9 +23,14 @@
         Object.keys(data.parts).forEach(function (name) {
           var element = document.querySelector('[data-part="' + name + '"]');
           if (element && element.innerHTML !== data.parts[name]) {
+            var atBottom = element.scrollHeight - element.scrollTop - element.clientHeight < 40;
             element.innerHTML = data.parts[name];
+            if (atBottom) element.scrollTop = element.scrollHeight;
           }
         });
+        if (typeof data.waiting === "number") {
+          document.title = (data.waiting ? "(" + data.waiting + ") " : "") + baseTitle;
+        }
         document.body.setAttribute("data-updated", String(Date.now()));
       })
       .catch(function () { /* offline for a moment: the next poll tries again */ })
@@ -44,8 +50,13 @@
     });
   }
 
+  var baseTitle = document.title;
+
   document.addEventListener("DOMContentLoaded", function () {
+    baseTitle = document.title;
     picker();
+    var transcript = document.getElementById("transcript");
+    if (transcript) transcript.scrollTop = transcript.scrollHeight;
     var url = document.body.getAttribute("data-live");
     if (url) window.setTimeout(function () { refresh(url); }, POLL_MS);
   });
