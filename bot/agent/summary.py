@@ -4,7 +4,8 @@ the chat was handed off, what the bot was saying then and the last things the cu
 unread count, and the transcript itself.
 
 Plain values only; the markup is `bot.agent.views`. Everything a customer typed passes
-`certcore.masking.mask_transcript_text` here again although the engine stored it masked: a
+`certcore.masking.mask_transcript_text` here again although the engine stored it masked (and
+its hidden characters are spelled out, as the operator commands show them): a
 one-time code, an export password or a full ID number must never reach an agent's screen, and a
 second mask costs nothing. The bot's own replies pass it too (a reply quoting a typed text).
 Links are shown by their label, never their address.
@@ -94,7 +95,7 @@ async def _item(core: Core, handoff: Handoff, unread: int) -> QueueItem:
     record = await core.conversations.find(handoff.conversation_id)
     customer_id = record.get("customer_id") if record else None
     entries = await core.conversations.transcript(handoff.conversation_id, limit=QUEUE_LOOKBACK)
-    recent = [mask_transcript_text(e.said) for e in entries if e.said][-RECENT_SAID:]
+    recent = [_shown(e.said) for e in entries if e.said][-RECENT_SAID:]
     # The events up to the request, less the last (the one that asked: its replies are the
     # hand-off's own words): the bot's last words before it say where the customer was.
     before = [e for e in entries if e.at <= handoff.requested_at and not e.author][:-1]
@@ -150,7 +151,7 @@ def lines_of(entries: Sequence[TranscriptEntry]) -> list[Line]:
     for entry in entries:
         at = taipei_text(entry.at)[11:]
         if entry.said:
-            lines.append(Line(at, "customer", None, mask_transcript_text(entry.said)))
+            lines.append(Line(at, "customer", None, _shown(entry.said)))
         who = "agent" if entry.author else "bot"
         for text in _reply_texts(entry.replies):
             if text:
@@ -160,9 +161,7 @@ def lines_of(entries: Sequence[TranscriptEntry]) -> list[Line]:
 
 def note_lines(notes: Sequence[Note]) -> list[Line]:
     return [
-        Line(
-            taipei_text(note.created_at)[5:16], "note", note.agent, mask_transcript_text(note.text)
-        )
+        Line(taipei_text(note.created_at)[5:16], "note", note.agent, _shown(note.text))
         for note in notes
     ]
 
@@ -193,8 +192,16 @@ def _reply_texts(replies: str) -> list[str]:
             text = message.text
         else:  # ForgetInput: not a message
             continue
-        texts.append(mask_transcript_text(text))
+        texts.append(_shown(text))
     return texts
+
+
+def _shown(text: str) -> str:
+    """Text as an agent's screen may show it: masked, and every control, bidirectional or
+    invisible character spelled out (`\\u202e`), so a customer cannot make a line read
+    backwards or hide part of it."""
+    masked = mask_transcript_text(text)
+    return "\n".join(escape_hidden(line) for line in masked.split("\n"))  # lines stay lines
 
 
 def _shorten(text: str) -> str:

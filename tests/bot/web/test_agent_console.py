@@ -512,6 +512,18 @@ async def test_an_agent_never_sees_a_code_or_a_full_id_number(
     assert "我的身分證是" in page  # the words themselves are kept
 
 
+async def test_a_customer_cannot_turn_a_line_around_on_the_agents_screen(
+    client: TestClient[Any, Any], core: Core
+) -> None:
+    chat, handoff_id = await waiting_customer(client, core)
+    await chat.say("請退款\u202e至帳戶")
+    await logged_in(client)
+    page = await (await client.get(f"/agent/c/{handoff_id}")).text()
+    assert "\u202e" not in page
+    assert "請退款\\u202e至帳戶" in page  # spelled out, as the operator commands show it
+    assert "\\n" not in page  # the bot's own line breaks are still line breaks
+
+
 # -- language and proxies ---------------------------------------------------------------
 
 
