@@ -87,7 +87,7 @@ async def _csrf_ok(request: web.Request, bound_to: str | None) -> bool:
 def refused(request: web.Request) -> web.Response:
     w = words_for(request)
     title = w.t("agent.refused.title")
-    page = views.layout(views.Chrome(w), title, views.message_body(w.t("agent.refused.text")))
+    page = views.layout(views.Chrome(w), title, views.message_body(w, w.t("agent.refused.text")))
     return html(page, status=403)
 
 

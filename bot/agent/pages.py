@@ -16,6 +16,7 @@ from aiohttp import web
 from bot.agent import csrf, summary, views
 from bot.agent.auth import html
 from bot.agent.keys import CANNED, current
+from bot.agent.security import SECURITY_HEADERS
 from bot.agent.words import Words, words_for
 from bot.web.keys import CORE
 from certcore.handoff import NOTE_MAX, Handoff
@@ -48,7 +49,8 @@ def notices(request: web.Request, w: Words) -> tuple[str, str]:
 
 
 async def root(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther("/agent/")
+    """`/agent` (served by the main app, outside the console's middlewares) to `/agent/`."""
+    raise web.HTTPSeeOther("/agent/", headers=SECURITY_HEADERS)
 
 
 async def queue(request: web.Request) -> web.Response:
@@ -77,7 +79,7 @@ async def handoff_of(request: web.Request) -> Handoff:
         page = views.layout(
             chrome(request, w),
             w.t("agent.error.not_found"),
-            views.message_body(w.t("agent.error.not_found"), back="/agent/"),
+            views.message_body(w, w.t("agent.error.not_found")),
         )
         raise web.HTTPNotFound(text=page, content_type="text/html")
     return handoff

@@ -83,9 +83,12 @@ def hidden_csrf(token: str) -> str:
     return f'<input type="hidden" name="csrf" value="{esc(token)}">' if token else ""
 
 
-def message_body(text: str, *, back: str = "") -> str:
-    link = f'<p><a href="{esc(back)}">{esc(back)}</a></p>' if back else ""
-    return f'<p class="message">{esc(text)}</p>{link}'
+def message_body(w: Words, text: str) -> str:
+    """A page that only says something, with the way back to the queue."""
+    return (
+        f'<p class="message">{esc(text)}</p>'
+        f'<p><a href="{ROOT}/">{esc(w.t("agent.nav.queue"))}</a></p>'
+    )
 
 
 # -- login ------------------------------------------------------------------------------------

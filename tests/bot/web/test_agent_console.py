@@ -557,3 +557,17 @@ async def test_a_form_posted_over_https_through_a_trusted_proxy_is_accepted(
     fields["csrf"] = csrf_of(await form.text())
     refused = await client.post("/agent/login", data=fields, headers=proxied, allow_redirects=False)
     assert refused.status == 403
+
+
+async def test_agent_without_a_slash_and_an_unknown_conversation(
+    client: TestClient[Any, Any],
+) -> None:
+    bare = await client.get("/agent", allow_redirects=False)
+    assert bare.status == 303 and bare.headers["Location"] == "/agent/"
+    assert bare.headers["X-Frame-Options"] == "DENY"
+    await logged_in(client)
+    for path in ("/agent/c/999", "/agent/c/abc", "/agent/api/c/999"):
+        missing = await client.get(path)
+        assert missing.status == 404, path
+        assert missing.headers["Cache-Control"] == "no-store"
+        assert t("agent.error.not_found") in await missing.text()
