@@ -161,12 +161,20 @@ class AgentSessions:
         return session
 
     async def end(self, token: str) -> bool:
-        """End the session (logout); False when there was none."""
+        """End the session (logout, audited); False when there was none."""
+        digest = token_digest(token)
         async with self.db.write() as conn:
-            done = await conn.execute(
-                delete(agent_sessions).where(agent_sessions.c.token_hash == token_digest(token))
-            )
-        return done.rowcount == 1
+            agent = (
+                await conn.execute(
+                    select(agent_sessions.c.agent).where(agent_sessions.c.token_hash == digest)
+                )
+            ).scalar()
+            if agent is None:
+                return False
+            await conn.execute(delete(agent_sessions).where(agent_sessions.c.token_hash == digest))
+        actor = Actor(name=f"agent:{agent}"[:64], channel=CHANNEL)
+        await self.audit.record(actor, action="agent.logout", subject=agent)
+        return True
 
     async def end_all(self, agent: str) -> int:
         """End every session of the agent (a password changed, a person gone); how many."""

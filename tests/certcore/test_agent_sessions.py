@@ -82,6 +82,7 @@ async def test_logout_and_a_removed_account_end_the_session(
     assert await sessions.end(token)
     assert await sessions.find(token) is None
     assert not await sessions.end(token)
+    assert [action for action, _, _ in await audit(core)] == ["agent.logout"]
     other, _ = await sessions.create("mei")
     assert await core.agents.remove("mei")
     assert await sessions.find(other) is None
