@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
@@ -54,6 +56,24 @@ SAVE_ATTEMPTS = 3
 """Applications of one event over a state another process changed meanwhile, before it fails."""
 
 
+@dataclass
+class Handled:
+    """What one event came to, for whoever watches the engine (the service's metrics): how it
+    ended (`answered`, `silent`, `redelivered`: answered from its record, `failed`: a step
+    raised and the customer was asked again, `error`: it could not be applied, e.g. the
+    database was unreachable), the flow and step it was applied at, and the seconds it took
+    once its conversation's turn came."""
+
+    event: Inbound
+    outcome: str = "error"
+    flow: str | None = None
+    step: str | None = None
+    seconds: float = 0.0
+
+
+Watcher = Callable[[Handled], None]
+
+
 @cache
 def _global_synonyms() -> dict[str, str]:
     """Every folded synonym of every global word, in every language, read from the catalogues
@@ -80,6 +100,8 @@ class Engine:
         self.store = ConversationStore(services.conversations)
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per conversation: the lock that queues this process's events, and how many use it."""
+        self.watchers: list[Watcher] = []
+        """Told of every event handled (`Handled`); a watcher must be quick and never raise."""
         self.idle_limit = timedelta(minutes=services.settings.flow_idle_minutes)
         self.sensitive_limit = timedelta(minutes=services.settings.sensitive_flow_minutes)
 
@@ -92,13 +114,27 @@ class Engine:
         self._local[key] = (lock, users + 1)
         try:
             async with lock:
-                return await self._handle_in_order(event, progress)
+                if not self.watchers:
+                    return await self._handle_in_order(event, progress, None)
+                watch, started = Handled(event), time.perf_counter()
+                try:
+                    return await self._handle_in_order(event, progress, watch)
+                finally:
+                    watch.seconds = time.perf_counter() - started
+                    self._tell(watch)
         finally:
             lock, users = self._local[key]
             if users == 1:
                 del self._local[key]
             else:
                 self._local[key] = (lock, users - 1)
+
+    def _tell(self, watch: Handled) -> None:
+        for watcher in self.watchers:
+            try:
+                watcher(watch)
+            except Exception:  # watching must never fail an event
+                log.warning("an engine watcher failed", exc_info=True)
 
     async def locale_of(self, conversation_id: str) -> str | None:
         """The language the conversation speaks now; None for one never seen."""
@@ -115,10 +151,12 @@ class Engine:
             return None
         return await self.store.last_replies(conversation_id)
 
-    async def _handle_in_order(self, event: Inbound, progress: Progress | None) -> list[Outbound]:
+    async def _handle_in_order(
+        self, event: Inbound, progress: Progress | None, watch: Handled | None
+    ) -> list[Outbound]:
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                return await self._unit_of_work(event, progress)
+                return await self._unit_of_work(event, progress, watch)
             except ConcurrentUpdate:
                 # Another process saved this conversation after we read it (a second instance
                 # on one SQLite file, or two racing to create it): apply the event again over
@@ -128,18 +166,26 @@ class Engine:
                 log.info("event %s met a newer state; applying it again", event.event_id)
         raise AssertionError("unreachable")
 
-    async def _unit_of_work(self, event: Inbound, progress: Progress | None) -> list[Outbound]:
+    async def _unit_of_work(
+        self, event: Inbound, progress: Progress | None, watch: Handled | None
+    ) -> list[Outbound]:
         """Read (one round trip), apply in memory and the services, save (one round trip)."""
         now = self.clock()
         locale = normalise_locale(event.locale_hint)
         async with self.store.turn(event.conversation_id, event.event_id, locale, now) as opened:
             if opened.recorded is not None:
+                if watch is not None:
+                    watch.outcome = "redelivered"
                 return opened.recorded
             turn = Turn(opened.conversation, self.services, self.flows, now, progress, event.client)
             said = self._said(turn.conversation, event)
+            failed = False
+            if watch is not None:
+                watch.flow, watch.step = turn.conversation.flow, turn.conversation.step
             try:
                 await self._apply(turn, event)
             except Exception:
+                failed = True
                 log.exception(
                     "event %s of %s failed; the conversation stays where it was",
                     event.event_id,
@@ -157,6 +203,8 @@ class Engine:
                 said = SECRET
             author = event.choice if event.kind in (EventKind.AGENT, EventKind.HANDBACK) else None
             await opened.save(turn.conversation, turn.replies, now, said=said, author=author)
+            if watch is not None:
+                watch.outcome = "failed" if failed else "answered" if turn.replies else "silent"
             return turn.replies
 
     async def _apply(self, turn: Turn, event: Inbound) -> None:
@@ -165,6 +213,8 @@ class Engine:
             conversation.following = False
             await turn.abandon()
             turn.end()
+            if conversation.agent_mode:  # no agent can reach a chat that blocked the account
+                await self.services.handoff.customer_left(turn)
             return
         if event.kind is EventKind.AGENT:
             await self.services.handoff.agent_says(turn, event.choice, event.text)

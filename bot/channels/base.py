@@ -11,6 +11,7 @@ step answered without a traceback) the same way. Platform quirks stay in the cha
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
@@ -40,6 +41,11 @@ class ChannelAdapter(ABC, Generic[Rendered]):
     async def send(self, conversation_id: str, replies: Sequence[Outbound]) -> None:
         """Show the replies to the customer of this conversation."""
 
+    async def idle(self) -> None:
+        """Return once the events this channel has taken are worked off (a stopping instance
+        waits for it); a channel that works each event inside its request has none left."""
+        return
+
     async def dispatch(self, event: Inbound) -> list[Outbound]:
         """Apply one event and send its replies; returns them for what the channel does next
         (the console hands over a certificate delivery). `send` here is a push: the event did
@@ -67,6 +73,10 @@ class Channels:
         if adapter.name in self._by_name:
             raise ValueError(f"channel {adapter.name} added twice")
         self._by_name[adapter.name] = adapter
+
+    async def idle(self) -> None:
+        """Until every channel's taken events are worked off."""
+        await asyncio.gather(*(adapter.idle() for adapter in self._by_name.values()))
 
     def of(self, conversation_id: str) -> ChannelAdapter[Any] | None:
         return self._by_name.get(channel_of(conversation_id))

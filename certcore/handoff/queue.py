@@ -180,7 +180,12 @@ class HandoffQueue:
             await conn.execute(
                 update(handoffs)
                 .where(handoffs.c.id == row.id, handoffs.c.state == HandoffState.WAITING.value)
-                .values(state=HandoffState.CANCELLED.value, open_key=None, ended_at=now)
+                .values(
+                    state=HandoffState.CANCELLED.value,
+                    open_key=None,
+                    ended_at=now,
+                    outcome=HandoffOutcome.CANCELLED.value,
+                )
             )
         cancelled = Handoff.from_row(row)
         return Handoff(
@@ -188,6 +193,7 @@ class HandoffQueue:
                 **cancelled.__dict__,
                 "state": HandoffState.CANCELLED,
                 "ended_at": now,
+                "outcome": HandoffOutcome.CANCELLED.value,
             }
         )
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from certcore.clock import FrozenClock
 from certcore.core import Core
 from certcore.customers.directory import upsert_customers
+from certcore.handoff import HandoffReason
 from certcore.storage.schema import dev_outbox
 from dialogs import engine_for
 from dialogs.engine import Engine
@@ -134,7 +135,8 @@ async def test_a_locked_customer_still_reaches_a_person(
     assert says(await press(engine, owner, locked, "agent"), "handoff.requested")
     assert await say(engine, owner, "客服") == []  # with a person now: the bot is silent
     assert desk.asked == [owner]
-    assert [h.conversation_id for h in await core.handoffs.waiting()] == [owner]
+    [handoff] = await core.handoffs.waiting()
+    assert handoff.conversation_id == owner and handoff.reason is HandoffReason.IDENTITY_LOCK
 
 
 async def test_a_lock_for_the_rest_of_the_day_says_which_day(
