@@ -46,7 +46,8 @@ async def _tell(
 ) -> bool:
     """Dispatch one agent event; whether the engine said anything (False: the hand-off is no
     longer this agent's). A channel that fails to push is logged (never the words) and counts
-    as said: the engine recorded it, and the customer's next visit shows it."""
+    as said: the engine has applied and recorded the event (the agent sees it in the
+    transcript), and a channel's delivery retries are the channel's own business."""
     event = Inbound(
         handoff.conversation_id,
         event_id=f"agent:{uuid.uuid4().hex}",
