@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from certcore.clock import Clock
@@ -242,6 +242,34 @@ class ConversationRecords:
             )
             for row in reversed(rows)
         ]
+
+    async def said_since(self, since: Mapping[str, datetime]) -> dict[str, int]:
+        """For each conversation, how many of its events after its moment were the customer's
+        own (an event with `said`): the agents' unread count. One query for the whole queue;
+        a conversation with none is 0."""
+        counts = dict.fromkeys(since, 0)
+        if not since:
+            return counts
+        query = (
+            select(conversation_events.c.conversation_id, func.count())
+            .where(
+                conversation_events.c.said.is_not(None),
+                or_(
+                    *(
+                        and_(
+                            conversation_events.c.conversation_id == conversation_id,
+                            conversation_events.c.received_at > moment,
+                        )
+                        for conversation_id, moment in since.items()
+                    )
+                ),
+            )
+            .group_by(conversation_events.c.conversation_id)
+        )
+        async with self.db.read() as conn:
+            for conversation_id, count in (await conn.execute(query)).all():
+                counts[conversation_id] = int(count)
+        return counts
 
     async def forget_old_events(self) -> int:
         """Drop event records older than `EVENT_RECORDS_KEPT`; returns how many."""

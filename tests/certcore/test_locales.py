@@ -43,6 +43,17 @@ DYNAMIC_KEYS: dict[str, Callable[[], Iterable[str]]] = {
     "verify.birth_date.": lambda: [problem.name.lower() for problem in RocDateProblem],
     # `help` in the middle of a flow explains that flow's step; outside one, the menu.
     "help.step.": lambda: ["menu", *importlib.import_module("dialogs.flows").all_flows()],
+    # The agent console (bot.agent): the hand-off's reason and state, the redirects' words.
+    "agent.reason.": lambda: [
+        r.value for r in importlib.import_module("certcore.handoff").HandoffReason
+    ],
+    "agent.state.": lambda: [
+        s.value for s in importlib.import_module("certcore.handoff").HandoffState
+    ],
+    "agent.flash.": lambda: importlib.import_module("bot.agent.pages").FLASH,
+    "agent.error.": lambda: importlib.import_module("bot.agent.pages").ERRORS,
+    "agent.queue.col.": lambda: importlib.import_module("bot.agent.views").QUEUE_COLUMNS,
+    "status.": lambda: [s.value for s in importlib.import_module("certcore.pki").CertificateStatus],
 }
 
 
