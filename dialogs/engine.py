@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from functools import cache
 from certcore.clock import Clock
 from certcore.errors import ConcurrentUpdate, DatabaseUnavailable
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
-from certcore.masking import mask_text_ids
+from certcore.masking import mask_text_ids, mask_transcript_text
 from certcore.otp import parse_entry
 from dialogs.conversation import Conversation, ConversationStore
 from dialogs.flows import reminder
@@ -52,7 +51,6 @@ SERVICE_EVENTS = frozenset({EventKind.REMIND, EventKind.AGENT, EventKind.HANDBAC
 SECRET = "[secret]"
 """What the agents' transcript shows for an input that held a secret (a code, an ID number,
 a birth date): never the input itself."""
-_LONG_NUMBER = re.compile(r"\d{6,}")
 
 OUTAGE_WAIT_SECONDS = 60.0
 """How long one event waits for a database that stopped answering before it fails (the
@@ -418,7 +416,7 @@ class Engine:
             text = event.text
             if self._reads_code(conversation) or parse_entry(text) is not None:
                 return SECRET
-            return _LONG_NUMBER.sub(lambda m: "•" * len(m.group()), mask_text_ids(text))
+            return mask_transcript_text(text)
         if kind is EventKind.CHOICE:
             decoded = decode_choice(event.choice)
             key = decoded[1] if decoded is not None else ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from bot import jobs, logs, metrics
+from bot import agent, jobs, logs, metrics
 from bot.channels import Channels, line, telegram
 from bot.web import chat, dev, download, ops, pki
 from bot.web.keys import CHANNELS, CORE, ENGINE
@@ -35,6 +35,7 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
     # The parts, each mounted by its own module, go here.
     download.mount(app)
     chat.mount(app)  # after download: its /static/download/ files keep their own headers
+    agent.mount(app)  # the support agents' console, under /agent
     if core.settings.outbox_mode:
         dev.mount(app)
     if core.settings.line_enabled:

@@ -13,20 +13,28 @@ meanwhile is refused (`ConcurrentUpdate`), so the engine applies the event again
 state instead of overwriting it.
 
 On SQLite both round trips go through the database's one writer thread (`GroupCommitter`),
-which commits every waiting event in one transaction; on PostgreSQL the same two statements run
-as async SQLAlchemy transactions (the scale-out backend adds its row lock there).
+which commits every waiting event in one transaction. On PostgreSQL, where several instances
+share the database, the same two round trips run as async SQLAlchemy transactions and the read
+also takes the conversation's lease (`lease_owner`, `lease_until`: one UPDATE … RETURNING, so
+still one round trip), which the save gives back: an event of the same conversation at another
+instance waits for the lease instead of being applied over the first one's state and again
+(which could repeat a step's side effect, such as sending a code). A lease outlives its holder
+by at most `LEASE_SECONDS` (a process killed mid-event); the version check stays behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from certcore.clock import Clock
@@ -40,8 +48,18 @@ T = TypeVar("T")
 EVENT_RECORDS_KEPT = timedelta(days=7)
 """Platforms redeliver within minutes to hours; a week of event records covers any retry."""
 
+LEASE_SECONDS = 30.0
+"""How long a lease holds a conversation: beyond any step's slowest work (a code's send times
+out after `send_timeout_seconds`), short enough that a crashed holder delays its chat little."""
+LEASE_WAIT_SECONDS = 45.0
+"""How long an event waits for another instance's lease before its turn fails (the platform
+redelivers it)."""
+LEASE_POLL_SECONDS = 0.02
+
 STATE_COLUMNS = tuple(
-    c.name for c in conversations.columns if c.name not in ("id", "version", "created_at")
+    c.name
+    for c in conversations.columns
+    if c.name not in ("id", "version", "created_at", "lease_owner", "lease_until")
 )
 _STATE = Codec(conversations)
 _EVENT = Codec(conversation_events)
@@ -106,6 +124,9 @@ class StoredTurn:
     """The replies (JSON) already recorded for this event: a redelivery, answered from here."""
     values: dict[str, Any] | None
     """The conversation's state as last saved; None for a conversation never seen."""
+    lease: str | None = None
+    """The lease this turn holds on the conversation (async path), given back by the save."""
+    saved: bool = False
 
     async def save(
         self,
@@ -122,6 +143,7 @@ class StoredTurn:
         version = None if self.values is None else int(self.values["version"])
         event = EventRecord(self.event_id, replies, said, author)
         await self.records._save(self.conversation_id, version, values, event, now)
+        self.saved = True
 
 
 class ConversationRecords:
@@ -140,9 +162,15 @@ class ConversationRecords:
             recorded, values = await self._on_writer(
                 lambda conn: _read_turn(conn, conversation_id, event_id)
             )
-        else:
-            recorded, values = await self._read_turn_async(conversation_id, event_id)
-        yield StoredTurn(self, conversation_id, event_id, recorded, values)
+            yield StoredTurn(self, conversation_id, event_id, recorded, values)
+            return
+        recorded, values, lease = await self._read_turn_async(conversation_id, event_id)
+        turn = StoredTurn(self, conversation_id, event_id, recorded, values, lease)
+        try:
+            yield turn
+        finally:
+            if lease is not None and not turn.saved:
+                await self._release(conversation_id, lease)
 
     async def find(self, conversation_id: str) -> dict[str, Any] | None:
         """The record's values (its version included), or None for a conversation never seen."""
@@ -244,6 +272,34 @@ class ConversationRecords:
             for row in (rows if earliest else reversed(rows))
         ]
 
+    async def said_since(self, since: Mapping[str, datetime]) -> dict[str, int]:
+        """For each conversation, how many of its events after its moment were the customer's
+        own (an event with `said`): the agents' unread count. One query for the whole queue;
+        a conversation with none is 0."""
+        counts = dict.fromkeys(since, 0)
+        if not since:
+            return counts
+        query = (
+            select(conversation_events.c.conversation_id, func.count())
+            .where(
+                conversation_events.c.said.is_not(None),
+                or_(
+                    *(
+                        and_(
+                            conversation_events.c.conversation_id == conversation_id,
+                            conversation_events.c.received_at > moment,
+                        )
+                        for conversation_id, moment in since.items()
+                    )
+                ),
+            )
+            .group_by(conversation_events.c.conversation_id)
+        )
+        async with self.db.read() as conn:
+            for conversation_id, count in (await conn.execute(query)).all():
+                counts[conversation_id] = int(count)
+        return counts
+
     async def forget_old_events(self) -> int:
         """Drop event records older than `EVENT_RECORDS_KEPT`; returns how many."""
         async with self.db.write() as conn:
@@ -304,7 +360,7 @@ class ConversationRecords:
                             conversations.c.id == conversation_id,
                             conversations.c.version == version,
                         )
-                        .values(**state, version=version + 1)
+                        .values(**state, version=version + 1, lease_owner=None, lease_until=None)
                     )
                     if saved.rowcount != 1:
                         raise ConcurrentUpdate(conversation_id)
@@ -323,22 +379,63 @@ class ConversationRecords:
 
     async def _read_turn_async(
         self, conversation_id: str, event_id: str
-    ) -> tuple[str | None, dict[str, Any] | None]:
-        async with self.db.read() as conn:
-            recorded: str | None = (
-                await conn.execute(
-                    select(conversation_events.c.replies).where(
-                        conversation_events.c.conversation_id == conversation_id,
-                        conversation_events.c.event_id == event_id,
+    ) -> tuple[str | None, dict[str, Any] | None, str | None]:
+        """The recorded replies (a redelivery: no lease needed), or the state with its lease
+        taken; waits while another unit of work holds the lease. A conversation never seen has
+        no row to lease: the first save creates it, and a second creation is refused by the
+        key (`ConcurrentUpdate`)."""
+        lease = uuid.uuid4().hex
+        deadline = time.monotonic() + LEASE_WAIT_SECONDS
+        while True:
+            now = self.clock()
+            async with self.db.write() as conn:
+                recorded: str | None = (
+                    await conn.execute(
+                        select(conversation_events.c.replies).where(
+                            conversation_events.c.conversation_id == conversation_id,
+                            conversation_events.c.event_id == event_id,
+                        )
                     )
-                )
-            ).scalar()
-            row = (
-                await conn.execute(
-                    select(conversations).where(conversations.c.id == conversation_id)
-                )
-            ).first()
-        return recorded, None if row is None else dict(row._mapping)
+                ).scalar()
+                if recorded is not None:
+                    return recorded, None, None
+                row = (
+                    await conn.execute(
+                        update(conversations)
+                        .where(
+                            conversations.c.id == conversation_id,
+                            or_(
+                                conversations.c.lease_until.is_(None),
+                                conversations.c.lease_until < now,
+                            ),
+                        )
+                        .values(
+                            lease_owner=lease, lease_until=now + timedelta(seconds=LEASE_SECONDS)
+                        )
+                        .returning(*conversations.c)
+                    )
+                ).first()
+                if row is not None:
+                    return None, dict(row._mapping), lease
+                held = (
+                    await conn.execute(
+                        select(conversations.c.id).where(conversations.c.id == conversation_id)
+                    )
+                ).first()
+                if held is None:
+                    return None, None, None
+            if time.monotonic() > deadline:
+                raise ConcurrentUpdate(conversation_id)
+            await asyncio.sleep(LEASE_POLL_SECONDS)
+
+    async def _release(self, conversation_id: str, lease: str) -> None:
+        """Give a lease back unsaved (a redelivery found meanwhile, a failed turn)."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id, conversations.c.lease_owner == lease)
+                .values(lease_owner=None, lease_until=None)
+            )
 
 
 # -- on the SQLite writer thread ------------------------------------------------------------------

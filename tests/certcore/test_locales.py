@@ -48,6 +48,17 @@ DYNAMIC_KEYS: dict[str, Callable[[], Iterable[str]]] = {
     # The Telegram support group names every reason and every way a hand-off ends.
     "telegram.support.reason.": lambda: [reason.value for reason in HandoffReason],
     "telegram.support.ended.": lambda: [outcome.value for outcome in HandoffOutcome],
+    # The agent console (bot.agent): the hand-off's reason and state, the redirects' words.
+    "agent.reason.": lambda: [
+        r.value for r in importlib.import_module("certcore.handoff").HandoffReason
+    ],
+    "agent.state.": lambda: [
+        s.value for s in importlib.import_module("certcore.handoff").HandoffState
+    ],
+    "agent.flash.": lambda: importlib.import_module("bot.agent.pages").FLASH,
+    "agent.error.": lambda: importlib.import_module("bot.agent.pages").ERRORS,
+    "agent.queue.col.": lambda: importlib.import_module("bot.agent.views").QUEUE_COLUMNS,
+    "status.": lambda: [s.value for s in importlib.import_module("certcore.pki").CertificateStatus],
 }
 
 
