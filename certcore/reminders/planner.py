@@ -5,7 +5,11 @@ Planning decides and records in one transaction, and the row's key is the certif
 milestone: a second planner running at the same moment (another instance, a cron sweep beside
 `serve`) inserts the same key, which the database ignores (INSERT … ON CONFLICT DO NOTHING on
 SQLite and PostgreSQL alike), so nothing is ever planned twice, across restarts and crashes
-included. Sending is the caller's business; it reports each outcome with `mark`.
+included. Sending is the caller's business: it `claim`s the due reminders it will send (a
+second sender running at the same moment gets others, or none) and reports each outcome with
+`mark`. A claim is a lease: a claim never concluded (the sender crashed mid-send) is handed out
+again after `CLAIM_LEASE`, with its reason still `CLAIMED`, so the next sender knows that an
+attempt may have gone out and can avoid showing it twice where the platform cannot tell.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, select, update
+from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
@@ -29,6 +33,19 @@ from certcore.storage.database import Database
 from certcore.storage.schema import certificates, reminder_outbox
 
 REASON_MAX = 64
+CLAIMED = "sending"
+"""The reason of a pending reminder a sender has claimed and not yet concluded."""
+CLAIM_LEASE = timedelta(minutes=10)
+"""How long a claim holds: well beyond one sweep's sending, short enough that a crash delays a
+reminder by minutes, not hours."""
+
+
+_OLDEST_FIRST = (
+    reminder_outbox.c.send_after,
+    reminder_outbox.c.planned_at,
+    reminder_outbox.c.serial,
+    reminder_outbox.c.milestone_days,
+)
 
 
 class ReminderState(StrEnum):
@@ -154,21 +171,59 @@ class ReminderPlanner:
                     reminder_outbox.c.state == ReminderState.PENDING.value,
                     reminder_outbox.c.send_after <= now,
                 )
-                .order_by(
-                    reminder_outbox.c.send_after,
-                    reminder_outbox.c.planned_at,
-                    reminder_outbox.c.serial,
-                    reminder_outbox.c.milestone_days,
-                )
+                .order_by(*_OLDEST_FIRST)
                 .limit(limit)
             )
             return [Reminder.from_row(row) for row in rows]
 
+    async def claim(
+        self, now: datetime, limit: int, *, lease: timedelta = CLAIM_LEASE
+    ) -> list[Reminder]:
+        """Take at most `limit` due reminders to send, oldest first: pending, their send time
+        come, and not claimed by another sender within `lease`. Each comes back as it was
+        before this claim: a reason of `CLAIMED` means an earlier claim was never concluded."""
+        due = and_(
+            reminder_outbox.c.state == ReminderState.PENDING.value,
+            reminder_outbox.c.send_after <= now,
+        )
+        free = or_(
+            reminder_outbox.c.reason.is_(None),
+            reminder_outbox.c.reason != CLAIMED,
+            reminder_outbox.c.updated_at <= now - lease,
+        )
+        async with self.db.write() as conn:
+            rows = await conn.execute(
+                select(reminder_outbox)
+                .where(due, free)
+                .order_by(*_OLDEST_FIRST)
+                .limit(limit)
+            )
+            claimed = [Reminder.from_row(row) for row in rows]
+            if claimed:
+                await conn.execute(
+                    update(reminder_outbox)
+                    .where(
+                        reminder_outbox.c.serial == bindparam("b_serial"),
+                        reminder_outbox.c.milestone_days == bindparam("b_days"),
+                    )
+                    .values(reason=CLAIMED, updated_at=now),
+                    [{"b_serial": r.serial, "b_days": r.milestone_days} for r in claimed],
+                )
+        return claimed
+
     async def mark(
-        self, serial: str, milestone: int, state: ReminderState, reason: str | None = None
+        self,
+        serial: str,
+        milestone: int,
+        state: ReminderState,
+        reason: str | None = None,
+        *,
+        count: bool = True,
     ) -> None:
         """Record one attempt's outcome: `sent`, `skipped` (with its reason) or, after a
-        failure to be retried, `pending` again. Only a pending reminder can be marked."""
+        failure to be retried, `pending` again; `count=False` for an attempt that never began
+        (a platform's rate limit), which does not count towards the sender's tries. Only a
+        pending reminder can be marked."""
         if state is ReminderState.SKIPPED and not reason:
             raise InvalidInput("a skipped reminder needs its reason")
         if reason is not None and len(reason) > REASON_MAX:
@@ -186,7 +241,7 @@ class ReminderPlanner:
                 .values(
                     state=state.value,
                     reason=reason,
-                    attempts=reminder_outbox.c.attempts + 1,
+                    attempts=reminder_outbox.c.attempts + (1 if count else 0),
                     updated_at=self.clock(),
                 )
             )
