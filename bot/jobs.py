@@ -5,10 +5,10 @@ responses that near their nextUpdate, close expired certificate deliveries (eras
 files), forget event records older than a week, web chat logs older than a month and the
 development outbox's messages once their codes have expired. Every second: notice
 revocations made by other processes through the CRL number, so no stale "good" outlives a
-second. Every few minutes: plan the expiry reminders and send those due through the chat
-channels (`bot.reminders`, a bounded batch per round). At start, OCSP responses for every
-unexpired certificate are pre-signed a batch at a time. A failing round is logged and the next
-one tries again: the service keeps serving.
+second. Every `reminder_sweep_seconds`: plan the expiry reminders and send those due through
+the chat channels and by e-mail (`bot.reminders`, `reminder_batch` per round). At start, OCSP
+responses for every unexpired certificate are pre-signed a batch at a time. A failing round is
+logged and the next one tries again: the service keeps serving.
 """
 
 from __future__ import annotations
@@ -42,7 +42,11 @@ async def running(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, upkeep, core)),
         asyncio.create_task(_every(REVOCATION_POLL_SECONDS, watch_revocations, core, at_once=True)),
         asyncio.create_task(
-            _every(reminders.SWEEP_INTERVAL_SECONDS, reminder_sweeper(app[CHANNELS]), core)
+            _every(
+                float(core.settings.reminder_sweep_seconds),
+                reminder_sweeper(app[CHANNELS]),
+                core,
+            )
         ),
     ]
     yield
@@ -72,13 +76,16 @@ def reminder_sweeper(channels: Channels) -> Callable[[Core], Awaitable[None]]:
 
     async def sweep_reminders(core: Core) -> None:
         done = await reminders.sweep(core, channels, core.clock())
-        if done.planned or done.sent or done.skipped or done.retried:
+        if done.planned or done.sent or done.skipped or done.retried or done.deferred:
             log.info(
-                "reminders: %d planned, %d sent, %d skipped, %d to retry",
+                "reminders: %d planned, %d sent (%d by e-mail), %d skipped, %d to retry, "
+                "%d held back by a platform's limit",
                 len(done.planned),
                 len(done.sent),
+                len(done.emailed),
                 len(done.skipped),
                 len(done.retried),
+                len(done.deferred),
             )
 
     return sweep_reminders

@@ -193,10 +193,7 @@ class ReminderPlanner:
         )
         async with self.db.write() as conn:
             rows = await conn.execute(
-                select(reminder_outbox)
-                .where(due, free)
-                .order_by(*_OLDEST_FIRST)
-                .limit(limit)
+                select(reminder_outbox).where(due, free).order_by(*_OLDEST_FIRST).limit(limit)
             )
             claimed = [Reminder.from_row(row) for row in rows]
             if claimed:

@@ -12,9 +12,9 @@ Every call to the Bot API goes through `call`: the send limits (`limits`), `retr
 429 honoured, network errors and 5xx retried with a bounded backoff, and a 403 (the customer
 blocked the bot) marking the chat unreachable, telling the engine (UNFOLLOW) and stopping every
 later send to it, until the customer writes again. A watched push (a reminder, see
-`ChannelAdapter.watch`) gives up at a 429 instead of waiting: its sender tries again later. A `ForgetInput` among the replies deletes
-the customer's message that held the ID number or birth date. In `document` delivery mode a
-delivery is handed over in the chat (`exports`).
+`ChannelAdapter.watch`) gives up at a 429 instead of waiting: its sender tries again later. A
+`ForgetInput` among the replies deletes the customer's message that held the ID number or
+birth date. In `document` delivery mode a delivery is handed over in the chat (`exports`).
 
 A duplicate update is dropped before the engine: the engine would answer it from its record,
 but its replies were sent already. The record of update ids is kept in memory (Telegram
