@@ -48,6 +48,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from bot.channels import Channels, Undelivered, channel_of
 from bot.channels.line.adapter import LineChannel
@@ -56,13 +57,16 @@ from bot.channels.webchat import CHANNEL as WEB
 from certcore.core import Core
 from certcore.i18n import DEFAULT_LOCALE
 from certcore.notify import Medium, SendError, SendFailure
-from certcore.reminders import CLAIMED, Reminder, ReminderState, reminder_email
+from certcore.reminders import CLAIMED, Outcome, Reminder, ReminderState, reminder_email
 from dialogs import EventKind, Inbound, reminder_choice
 
 log = logging.getLogger("certdesk.reminders")
 
 MAX_ATTEMPTS = 5
 """Failed sends of one reminder before it is skipped."""
+RECORD_EVERY = 250
+"""Outcomes recorded in one transaction: a crash loses at most this many marks, which the
+claims' lease and the event ids make harmless (see above), instead of a transaction each."""
 IDEMPOTENT_CHANNELS = frozenset({LINE, WEB})
 """Channels where the same event pushed twice is shown once (LINE's retry key, the web chat's
 log by event id); elsewhere a reminder that may have gone out is not pushed again."""
@@ -124,9 +128,16 @@ async def sweep(
     default)."""
     size = batch or core.settings.reminder_batch
     done = Sweep(planned=await core.reminders.plan(now, size))
+    claimed = await core.reminders.claim(now, size)
+    chats = await core.conversations.linked_to_each({r.customer_id for r in claimed})
     sender = _Sender(core, channels, now, done)
-    for reminder in await core.reminders.claim(now, size):
-        await sender.send(reminder)
+    try:
+        for reminder in claimed:
+            await sender.send(reminder, chats.get(reminder.customer_id, []))
+            if len(sender.outcomes) >= RECORD_EVERY:
+                await sender.record()
+    finally:  # what was sent is recorded, even when the sweep stops half-way
+        await sender.record()
     return done
 
 
@@ -163,43 +174,63 @@ class _Sender:
         self.done = done
         self.line_left: int | None = None
         self.line_asked = False
+        self.outcomes: list[Outcome] = []
 
-    async def send(self, reminder: Reminder) -> None:
-        chats = await self._chats(reminder)
-        mark = self.core.reminders.mark
-        key = (reminder.serial, reminder.milestone_days)
+    def mark(
+        self,
+        reminder: Reminder,
+        state: ReminderState,
+        reason: str | None = None,
+        *,
+        count: bool = True,
+    ) -> None:
+        self.outcomes.append(
+            Outcome(reminder.serial, reminder.milestone_days, state, reason, count)
+        )
+
+    async def record(self) -> None:
+        outcomes, self.outcomes = self.outcomes, []
+        for missed in await self.core.reminders.record(outcomes):
+            log.warning(
+                "reminder %s/%dd was concluded by another sender meanwhile",
+                missed.serial,
+                missed.milestone_days,
+            )
+
+    async def send(self, reminder: Reminder, linked: list[dict[str, Any]]) -> None:
+        chats = await self._chats(reminder, linked)
+        mark = self.mark
         if not chats.shown and chats.deferred:
-            await mark(*key, ReminderState.PENDING, RATE_LIMITED, count=False)
+            mark(reminder, ReminderState.PENDING, RATE_LIMITED, count=False)
             self.done.deferred.append(reminder)
             return
         if not chats.shown and chats.failed and reminder.attempts + 1 < MAX_ATTEMPTS:
-            await mark(*key, ReminderState.PENDING, FAILED)
+            mark(reminder, ReminderState.PENDING, FAILED)
             self.done.retried.append(reminder)
             return
         mode = self.core.settings.reminder_email
         wanted = mode == "also" or (mode == "fallback" and not chats.shown)
-        mailed = await self._email(reminder) if wanted else Mailed.NOT_WANTED
+        mailed = await self._email(reminder, linked) if wanted else Mailed.NOT_WANTED
         if mailed is Mailed.SENT:
             self.done.emailed.append(reminder)
         if chats.shown:
             reason = {Mailed.SENT: ALSO_BY_EMAIL, Mailed.FAILED: EMAIL_FAILED}.get(mailed)
-            await mark(*key, ReminderState.SENT, reason)
+            mark(reminder, ReminderState.SENT, reason)
             self.done.sent.append((reminder, chats.shown))
         elif mailed is Mailed.SENT:
-            await mark(*key, ReminderState.SENT, by_email(chats.reason()))
+            mark(reminder, ReminderState.SENT, by_email(chats.reason()))
             self.done.sent.append((reminder, []))
         elif mailed is Mailed.FAILED and reminder.attempts + 1 < MAX_ATTEMPTS:
-            await mark(*key, ReminderState.PENDING, EMAIL_FAILED)
+            mark(reminder, ReminderState.PENDING, EMAIL_FAILED)
             self.done.retried.append(reminder)
         else:
             reason = NOT_CURRENT if mailed is Mailed.NOT_CURRENT else chats.reason()
             if mailed in (Mailed.FAILED, Mailed.REFUSED):
                 reason = f"{reason}; {EMAIL_FAILED}"
-            await mark(*key, ReminderState.SKIPPED, reason)
+            mark(reminder, ReminderState.SKIPPED, reason)
             self.done.skipped.append((reminder, reason))
 
-    async def _chats(self, reminder: Reminder) -> _Chats:
-        linked = await self.core.conversations.linked_to(reminder.customer_id)
+    async def _chats(self, reminder: Reminder, linked: list[dict[str, Any]]) -> _Chats:
         chats = _Chats(linked=bool(linked))
         resumed = reminder.reason == CLAIMED
         for chat in linked:
@@ -309,7 +340,7 @@ class _Sender:
             return False
         return True
 
-    async def _email(self, reminder: Reminder) -> Mailed:
+    async def _email(self, reminder: Reminder, linked: list[dict[str, Any]]) -> Mailed:
         sender = self.core.senders.get(Medium.EMAIL)
         customer = await self.core.customers.get(reminder.customer_id)
         if sender is None or customer is None or not customer.email:
@@ -321,7 +352,7 @@ class _Sender:
             destination=customer.email,
             record=record,
             milestone_days=reminder.milestone_days,
-            locale=await self._locale(reminder.customer_id),
+            locale=next((chat["locale"] for chat in linked), DEFAULT_LOCALE),
             settings=self.core.settings,
         )
         try:
@@ -337,11 +368,3 @@ class _Sender:
                 return Mailed.REFUSED
             return Mailed.FAILED
         return Mailed.SENT
-
-    async def _locale(self, customer_id: str) -> str:
-        """The language of the customer's first linked chat, else the default."""
-        for chat in await self.core.conversations.linked_to(customer_id):
-            locale = await self.channels.engine.locale_of(chat["id"])
-            if locale:
-                return locale
-        return DEFAULT_LOCALE

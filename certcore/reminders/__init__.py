@@ -10,6 +10,7 @@ from certcore.reminders.mail import reminder_email, reminder_message_key
 from certcore.reminders.planner import (
     CLAIM_LEASE,
     CLAIMED,
+    Outcome,
     Reminder,
     ReminderPlanner,
     ReminderState,
@@ -23,6 +24,7 @@ from certcore.reminders.rules import (
 __all__ = [
     "CLAIMED",
     "CLAIM_LEASE",
+    "Outcome",
     "QuietHours",
     "Reminder",
     "ReminderPlanner",

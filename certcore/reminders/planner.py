@@ -14,12 +14,13 @@ attempt may have gone out and can avoid showing it twice where the platform cann
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exists, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
@@ -33,6 +34,9 @@ from certcore.storage.database import Database
 from certcore.storage.schema import certificates, reminder_outbox
 
 REASON_MAX = 64
+KEYS_PER_QUERY = 400
+"""(serial, milestone) pairs one query asks about: two parameters each, well under SQLite's
+limit of bound parameters."""
 CLAIMED = "sending"
 """The reason of a pending reminder a sender has claimed and not yet concluded."""
 CLAIM_LEASE = timedelta(minutes=10)
@@ -52,6 +56,18 @@ class ReminderState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's outcome, to be recorded (`ReminderPlanner.record`)."""
+
+    serial: str
+    milestone_days: int
+    state: ReminderState
+    reason: str | None = None
+    count: bool = True
+    """False for an attempt that never began (a platform's rate limit): not one of the tries."""
 
 
 @dataclass(frozen=True)
@@ -88,21 +104,8 @@ class ReminderPlanner:
             for days in self.milestones:
                 if len(planned) >= limit:
                     break
-                for serial, customer_id, not_after in await self._reaching(
-                    conn, now, days, limit - len(planned)
-                ):
-                    # The SQL chose by the same bounds; the rule has the last word.
-                    if (
-                        reached_milestone(
-                            not_after=not_after,
-                            revoked=False,
-                            now=now,
-                            milestones=self.milestones,
-                        )
-                        != days
-                    ):
-                        continue
-                    reminder = Reminder(
+                reaching = [
+                    Reminder(
                         serial=serial,
                         milestone_days=days,
                         customer_id=customer_id,
@@ -113,8 +116,16 @@ class ReminderPlanner:
                         attempts=0,
                         updated_at=now,
                     )
-                    if await self._insert_once(conn, reminder):
-                        planned.append(reminder)
+                    for serial, customer_id, not_after in await self._reaching(
+                        conn, now, days, limit - len(planned)
+                    )
+                    # The SQL chose by the same bounds; the rule has the last word.
+                    if reached_milestone(
+                        not_after=not_after, revoked=False, now=now, milestones=self.milestones
+                    )
+                    == days
+                ]
+                planned += await self._insert_new(conn, reaching)
         return planned
 
     async def _reaching(
@@ -138,7 +149,10 @@ class ReminderPlanner:
                 ),
                 ~exists().where(
                     newer.c.customer_id == certificates.c.customer_id,
-                    newer.c.state == RecordState.ISSUED.value,
+                    # `|| ''` keeps the database on the customer's index: on the expiry index
+                    # (state, not_after) this probe would read every later certificate, and the
+                    # selection among a million would take minutes instead of milliseconds.
+                    newer.c.state.concat("") == RecordState.ISSUED.value,
                     newer.c.revoked_at.is_(None),
                     newer.c.not_after > certificates.c.not_after,
                 ),
@@ -151,16 +165,24 @@ class ReminderPlanner:
         rows = await conn.execute(query)
         return [(row.serial, row.customer_id, row.not_after) for row in rows]
 
-    async def _insert_once(self, conn: AsyncConnection, reminder: Reminder) -> bool:
-        """Insert the row unless its (serial, milestone) exists; whether this call did."""
-        values = {**reminder.__dict__, "state": reminder.state.value}
+    async def _insert_new(
+        self, conn: AsyncConnection, reminders: Sequence[Reminder]
+    ) -> list[Reminder]:
+        """Insert the rows whose (serial, milestone) does not exist yet, in one executemany;
+        the reminders this call inserted (RETURNING tells, on either database)."""
+        if not reminders:
+            return []
         statement: Insert
         if self.db.is_sqlite:
             statement = sqlite.insert(reminder_outbox).on_conflict_do_nothing()
         else:
             statement = postgresql.insert(reminder_outbox).on_conflict_do_nothing()
-        result = await conn.execute(statement.values(**values))
-        return result.rowcount == 1
+        rows = await conn.execute(
+            statement.returning(reminder_outbox.c.serial, reminder_outbox.c.milestone_days),
+            [{**reminder.__dict__, "state": reminder.state.value} for reminder in reminders],
+        )
+        inserted = {(row.serial, row.milestone_days) for row in rows}
+        return [r for r in reminders if (r.serial, r.milestone_days) in inserted]
 
     async def due(self, now: datetime, limit: int) -> list[Reminder]:
         """Pending reminders whose send time has come, oldest first, at most `limit`."""
@@ -221,29 +243,87 @@ class ReminderPlanner:
         failure to be retried, `pending` again; `count=False` for an attempt that never began
         (a platform's rate limit), which does not count towards the sender's tries. Only a
         pending reminder can be marked."""
-        if state is ReminderState.SKIPPED and not reason:
-            raise InvalidInput("a skipped reminder needs its reason")
-        if reason is not None and len(reason) > REASON_MAX:
-            raise InvalidInput(f"a reminder's reason is at most {REASON_MAX} characters")
+        outcome = Outcome(serial, milestone, state, reason, count)
+        if await self.record([outcome]):
+            raise InvalidInput(f"no pending reminder for {serial} at {milestone} days")
+
+    async def record(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Record several attempts' outcomes (as `mark`) in one transaction; those that found
+        no pending reminder (another sender concluded it meanwhile) come back, not recorded."""
+        for outcome in outcomes:
+            if outcome.state is ReminderState.SKIPPED and not outcome.reason:
+                raise InvalidInput("a skipped reminder needs its reason")
+            if outcome.reason is not None and len(outcome.reason) > REASON_MAX:
+                raise InvalidInput(f"a reminder's reason is at most {REASON_MAX} characters")
+        missed: list[Outcome] = []
+        if not outcomes:
+            return missed
+        keys = [(o.serial, o.milestone_days) for o in outcomes]
         async with self.db.write() as conn:
-            result = await conn.execute(
-                update(reminder_outbox)
-                .where(
-                    and_(
-                        reminder_outbox.c.serial == serial,
-                        reminder_outbox.c.milestone_days == milestone,
+            pending: set[tuple[str, int]] = set()
+            for start in range(0, len(keys), KEYS_PER_QUERY):
+                rows = await conn.execute(
+                    select(reminder_outbox.c.serial, reminder_outbox.c.milestone_days)
+                    .where(
+                        tuple_(reminder_outbox.c.serial, reminder_outbox.c.milestone_days).in_(
+                            keys[start : start + KEYS_PER_QUERY]
+                        ),
                         reminder_outbox.c.state == ReminderState.PENDING.value,
                     )
+                    .with_for_update()
                 )
-                .values(
-                    state=state.value,
-                    reason=reason,
-                    attempts=reminder_outbox.c.attempts + (1 if count else 0),
-                    updated_at=self.clock(),
+                pending.update((row.serial, row.milestone_days) for row in rows)
+            now = self.clock()
+            applied = [o for o in outcomes if (o.serial, o.milestone_days) in pending]
+            missed = [o for o in outcomes if (o.serial, o.milestone_days) not in pending]
+            if applied:
+                await conn.execute(
+                    update(reminder_outbox)
+                    .where(
+                        reminder_outbox.c.serial == bindparam("b_serial"),
+                        reminder_outbox.c.milestone_days == bindparam("b_days"),
+                        reminder_outbox.c.state == ReminderState.PENDING.value,
+                    )
+                    .values(
+                        state=bindparam("b_state"),
+                        reason=bindparam("b_reason"),
+                        attempts=reminder_outbox.c.attempts + bindparam("b_add"),
+                        updated_at=now,
+                    ),
+                    [
+                        {
+                            "b_serial": o.serial,
+                            "b_days": o.milestone_days,
+                            "b_state": o.state.value,
+                            "b_reason": o.reason,
+                            "b_add": 1 if o.count else 0,
+                        }
+                        for o in applied
+                    ],
                 )
-            )
-            if result.rowcount != 1:
-                raise InvalidInput(f"no pending reminder for {serial} at {milestone} days")
+        return missed
+        async with self.db.write() as conn:
+            now = self.clock()
+            for outcome in outcomes:
+                result = await conn.execute(
+                    update(reminder_outbox)
+                    .where(
+                        and_(
+                            reminder_outbox.c.serial == outcome.serial,
+                            reminder_outbox.c.milestone_days == outcome.milestone_days,
+                            reminder_outbox.c.state == ReminderState.PENDING.value,
+                        )
+                    )
+                    .values(
+                        state=outcome.state.value,
+                        reason=outcome.reason,
+                        attempts=reminder_outbox.c.attempts + (1 if outcome.count else 0),
+                        updated_at=now,
+                    )
+                )
+                if result.rowcount != 1:
+                    missed.append(outcome)
+        return missed
 
     async def listing(self) -> list[Reminder]:
         """Every reminder, sent, pending or skipped, oldest plan first (for the operator)."""

@@ -92,7 +92,7 @@ async def test_the_database_ignores_a_second_insert_of_the_same_pair(core: Core)
     serial = await holding(core, ALICE)
     [planned] = await core.reminders.plan(AFTER_30, 100)
     async with core.db.write() as conn:
-        assert await core.reminders._insert_once(conn, planned) is False
+        assert await core.reminders._insert_new(conn, [planned]) == []
     assert pairs(await core.reminders.listing()) == [(serial, 30)]
 
 
