@@ -151,6 +151,9 @@ class _Chats:
     failed: bool = False
     deferred: bool = False
     quota: bool = False
+    pushed: int = 0
+    blocked: int = 0
+    """Of the chats pushed to, those that turned out to have blocked the bot or account."""
 
     def reason(self) -> str:
         if self.failed:
@@ -159,7 +162,7 @@ class _Chats:
             return QUOTA_SPENT
         if not self.linked:
             return NO_CHAT
-        if not self.reachable:
+        if not self.reachable or (self.pushed and self.blocked == self.pushed):
             return NO_REACHABLE_CHAT
         return NOT_SHOWN
 
@@ -278,6 +281,7 @@ class _Sender:
             choice=reminder_choice(reminder.serial, reminder.milestone_days),
         )
         platform = channel_of(conversation_id)
+        chats.pushed += 1
         try:
             with self._watching(conversation_id) as noted:
                 replies = await self.channels.dispatch(event)
@@ -301,8 +305,8 @@ class _Sender:
                 chats.deferred = True
         elif Undelivered.FAILED in noted:
             chats.failed = True
-        elif Undelivered.BLOCKED in noted:
-            pass  # the channel recorded the conversation as not following
+        elif Undelivered.BLOCKED in noted:  # the channel records it as not following
+            chats.blocked += 1
         elif replies:
             chats.shown.append(conversation_id)
             if platform == LINE and self.line_left is not None:

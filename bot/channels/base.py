@@ -67,6 +67,11 @@ class ChannelAdapter(ABC, Generic[Rendered]):
         noted.append(why)
         return True
 
+    def held(self, conversation_id: str) -> bool:
+        """Whether a watched conversation's push met a limit: its other messages wait too."""
+        noted = self._watched.get(conversation_id)
+        return noted is not None and (Undelivered.LIMITED in noted or Undelivered.QUOTA in noted)
+
     @classmethod
     def conversation_id(cls, user: str) -> str:
         """Channel-qualified and stable for one platform user, e.g. `console:alice`."""

@@ -8,9 +8,9 @@ or spent one is `400 Invalid reply token`), and a push's `X-Line-Retry-Key` acce
 repeat is `409`, the request already accepted), and the monthly push quota: `quota` pushes a
 month when set (`GET /v2/bot/message/quota` and `…/quota/consumption` tell it, every accepted
 push counts, replies do not), then `429 You have reached your monthly limit.`. Every request
-is recorded (headers and JSON bodies) for assertions, and faults can be injected per endpoint: 429 with or without
-`Retry-After`, 5xx, 403 for a user who blocked the account; an endpoint can also be made slow
-(a blob download that takes its time), to show what overtakes what meanwhile.
+is recorded (headers and JSON bodies) for assertions, and faults can be injected per endpoint:
+429 with or without `Retry-After`, 5xx, 403 for a user who blocked the account; an endpoint can
+also be made slow (a blob download that takes its time), to show what overtakes what meanwhile.
 """
 
 from __future__ import annotations

@@ -355,6 +355,8 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
 
     async def push(self, user: str, messages: Sequence[LineMessage], key: str) -> None:
         conversation_id = self.conversation_id(user)
+        if self.held(conversation_id):
+            return
         if user in self.unfollowed:
             log.info("LINE push to an unfollowed user left out")
             self.undelivered(conversation_id, Undelivered.BLOCKED)

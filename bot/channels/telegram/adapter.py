@@ -414,6 +414,8 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
             if chat_id in self.unreachable:
                 self.undelivered(conversation_id, Undelivered.BLOCKED)
                 return None
+            if self.held(conversation_id):
+                return None
             if limited:
                 await self.limiter.acquire(chat_id)
             try:
