@@ -205,7 +205,7 @@ async def test_two_sweepers_at_once_send_one_reminder(
 async def test_the_batch_setting_bounds_each_sweep(
     core: Core, clock: FrozenClock, channels: tuple[Channels, Recorder]
 ) -> None:
-    hub, recorder = channels
+    hub, _ = channels
     for n in range(3):
         await holding(core, ALICE if n % 2 else BOB)
     await link_conversation(core, "recorded:alice", ALICE)
