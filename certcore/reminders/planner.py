@@ -99,33 +99,48 @@ class ReminderPlanner:
     async def plan(self, now: datetime, limit: int) -> list[Reminder]:
         """Record a pending reminder for at most `limit` certificates that have reached a
         milestone at `now` and have none for it yet; the rows this call created."""
-        planned: list[Reminder] = []
         async with self.db.write() as conn:
-            for days in self.milestones:
-                if len(planned) >= limit:
-                    break
-                reaching = [
-                    Reminder(
-                        serial=serial,
-                        milestone_days=days,
-                        customer_id=customer_id,
-                        planned_at=now,
-                        send_after=self.quiet.next_send(now),
-                        state=ReminderState.PENDING,
-                        reason=None,
-                        attempts=0,
-                        updated_at=now,
-                    )
-                    for serial, customer_id, not_after in await self._reaching(
-                        conn, now, days, limit - len(planned)
-                    )
-                    # The SQL chose by the same bounds; the rule has the last word.
-                    if reached_milestone(
-                        not_after=not_after, revoked=False, now=now, milestones=self.milestones
-                    )
-                    == days
-                ]
-                planned += await self._insert_new(conn, reaching)
+            return await self._plan(conn, now, limit)
+
+    async def preview(self, now: datetime, limit: int) -> tuple[list[Reminder], list[Reminder]]:
+        """What `plan` would record at `now` and what `due` would then list, with nothing
+        recorded: planned inside a savepoint that is rolled back (a day to come, shown)."""
+        async with self.db.write() as conn:
+            savepoint = await conn.begin_nested()
+            try:
+                planned = await self._plan(conn, now, limit)
+                due = await self._due(conn, now, limit)
+            finally:
+                await savepoint.rollback()
+        return planned, due
+
+    async def _plan(self, conn: AsyncConnection, now: datetime, limit: int) -> list[Reminder]:
+        planned: list[Reminder] = []
+        for days in self.milestones:
+            if len(planned) >= limit:
+                break
+            reaching = [
+                Reminder(
+                    serial=serial,
+                    milestone_days=days,
+                    customer_id=customer_id,
+                    planned_at=now,
+                    send_after=self.quiet.next_send(now),
+                    state=ReminderState.PENDING,
+                    reason=None,
+                    attempts=0,
+                    updated_at=now,
+                )
+                for serial, customer_id, not_after in await self._reaching(
+                    conn, now, days, limit - len(planned)
+                )
+                # The SQL chose by the same bounds; the rule has the last word.
+                if reached_milestone(
+                    not_after=not_after, revoked=False, now=now, milestones=self.milestones
+                )
+                == days
+            ]
+            planned += await self._insert_new(conn, reaching)
         return planned
 
     async def _reaching(
@@ -187,16 +202,19 @@ class ReminderPlanner:
     async def due(self, now: datetime, limit: int) -> list[Reminder]:
         """Pending reminders whose send time has come, oldest first, at most `limit`."""
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(reminder_outbox)
-                .where(
-                    reminder_outbox.c.state == ReminderState.PENDING.value,
-                    reminder_outbox.c.send_after <= now,
-                )
-                .order_by(*_OLDEST_FIRST)
-                .limit(limit)
+            return await self._due(conn, now, limit)
+
+    async def _due(self, conn: AsyncConnection, now: datetime, limit: int) -> list[Reminder]:
+        rows = await conn.execute(
+            select(reminder_outbox)
+            .where(
+                reminder_outbox.c.state == ReminderState.PENDING.value,
+                reminder_outbox.c.send_after <= now,
             )
-            return [Reminder.from_row(row) for row in rows]
+            .order_by(*_OLDEST_FIRST)
+            .limit(limit)
+        )
+        return [Reminder.from_row(row) for row in rows]
 
     async def claim(
         self, now: datetime, limit: int, *, lease: timedelta = CLAIM_LEASE
