@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import email
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from email.message import EmailMessage
@@ -391,7 +391,7 @@ async def crash_before_recording(w: World) -> None:
     """A sweep that sends and then dies before its outcomes are recorded."""
     record = w.core.reminders.record
 
-    async def crashing(outcomes: list[Outcome]) -> list[Outcome]:
+    async def crashing(outcomes: Sequence[Outcome]) -> list[Outcome]:
         w.core.reminders.record = record  # type: ignore[method-assign]
         raise ConnectionResetError("the process died")
 
