@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import random
 import statistics
 import tempfile
@@ -40,7 +41,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import insert, select
 
-from bench.issuance import Table, machine_rows
+from bench.issuance import CpuWitness, Table, machine_rows
 from bot.channels import Channels
 from bot.channels.line import LineChannel
 from bot.channels.line.api import LineApi
@@ -436,7 +437,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Machine")
     for key, value in machine_rows():
         print(f"  {key}: {value}")
+    before = ", ".join(f"{load:.2f}" for load in os.getloadavg())
+    print(f"  Load average before the run: {before}")
+    witness = CpuWitness()
     tables = asyncio.run(run(options))
+    others = witness.others_share()
+    if others is not None:
+        print(f"  Other processes' share of the CPUs during the run: {others:.0%}")
     for table in tables:
         print()
         print(table.text())
