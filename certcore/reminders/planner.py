@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, or_, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
@@ -34,9 +34,8 @@ from certcore.storage.database import Database
 from certcore.storage.schema import certificates, reminder_outbox
 
 REASON_MAX = 64
-KEYS_PER_QUERY = 400
-"""(serial, milestone) pairs one query asks about: two parameters each, well under SQLite's
-limit of bound parameters."""
+KEYS_PER_QUERY = 500
+"""Serials one query asks about: well under SQLite's limit of bound parameters."""
 CLAIMED = "sending"
 """The reason of a pending reminder a sender has claimed and not yet concluded."""
 CLAIM_LEASE = timedelta(minutes=10)
@@ -276,21 +275,28 @@ class ReminderPlanner:
         missed: list[Outcome] = []
         if not outcomes:
             return missed
-        keys = [(o.serial, o.milestone_days) for o in outcomes]
+        keys = {(o.serial, o.milestone_days) for o in outcomes}
+        serials = sorted({serial for serial, _ in keys})
         async with self.db.write() as conn:
             pending: set[tuple[str, int]] = set()
-            for start in range(0, len(keys), KEYS_PER_QUERY):
+            for start in range(0, len(serials), KEYS_PER_QUERY):
+                # By serial alone, on the primary key: with the state in the query the database
+                # would walk the (state, send_after) index through every pending reminder.
                 rows = await conn.execute(
-                    select(reminder_outbox.c.serial, reminder_outbox.c.milestone_days)
-                    .where(
-                        tuple_(reminder_outbox.c.serial, reminder_outbox.c.milestone_days).in_(
-                            keys[start : start + KEYS_PER_QUERY]
-                        ),
-                        reminder_outbox.c.state == ReminderState.PENDING.value,
+                    select(
+                        reminder_outbox.c.serial,
+                        reminder_outbox.c.milestone_days,
+                        reminder_outbox.c.state,
                     )
+                    .where(reminder_outbox.c.serial.in_(serials[start : start + KEYS_PER_QUERY]))
                     .with_for_update()
                 )
-                pending.update((row.serial, row.milestone_days) for row in rows)
+                pending.update(
+                    (row.serial, row.milestone_days)
+                    for row in rows
+                    if row.state == ReminderState.PENDING.value
+                    and (row.serial, row.milestone_days) in keys
+                )
             now = self.clock()
             applied = [o for o in outcomes if (o.serial, o.milestone_days) in pending]
             missed = [o for o in outcomes if (o.serial, o.milestone_days) not in pending]
