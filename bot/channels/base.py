@@ -11,7 +11,10 @@ step answered without a traceback) the same way. Platform quirks stay in the cha
 A sender that must know whether a push reached the customer (the reminder sweep, which falls
 back to e-mail and stops at a platform's limit) `watch`es the conversation while it dispatches:
 the channel notes there each way its pushes fell short (`Undelivered`), and a watched push meets
-a rate limit by giving up rather than waiting, since its sender will try again later.
+a rate limit by giving up rather than waiting, since its sender will try again later. The watch
+is on the conversation, not the event: a reply the customer's own message gets in that moment
+is watched too (on Telegram, one queued before the reminder in the chat's lane), and at a 429
+it is dropped with the reminder instead of waiting; rare, and the customer may write again.
 """
 
 from __future__ import annotations
