@@ -5,10 +5,13 @@ responses that near their nextUpdate, close expired certificate deliveries (eras
 files), forget event records older than a week, web chat logs older than a month and the
 development outbox's messages once their codes have expired. Every second: notice
 revocations made by other processes through the CRL number, so no stale "good" outlives a
-second. Every `reminder_sweep_seconds`: plan the expiry reminders and send those due through
-the chat channels and by e-mail (`bot.reminders`, `reminder_batch` per round). At start, OCSP
-responses for every unexpired certificate are pre-signed a batch at a time. A failing round is
-logged and the next one tries again: the service keeps serving.
+second. Every half second while the database does not answer: ask it again, which ends the
+outage (new work is refused with 503 meanwhile, `bot.web.ops`). Every `reminder_sweep_seconds`:
+plan the expiry reminders and send those due through the chat channels and by e-mail
+(`bot.reminders`, `reminder_batch` per round). Every minute: hand back to the bot the
+conversations whose agent has not replied for `handoff_timeout_minutes`, telling the customer.
+At start, OCSP responses for every unexpired certificate are pre-signed a batch at a time. A
+failing round is logged and the next one tries again: the service keeps serving.
 """
 
 from __future__ import annotations
@@ -17,20 +20,26 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 from aiohttp import web
 
-from bot import reminders
+from bot import metrics, reminders
 from bot.channels import Channels
 from bot.web.keys import CHANNELS, CORE
 from certcore.core import Core
+from certcore.errors import DatabaseUnavailable
+from certcore.handoff import HandoffOutcome
 from certcore.storage import ChatLog
+from dialogs import EventKind, Inbound
 
 log = logging.getLogger("certdesk.jobs")
 
 UPKEEP_INTERVAL_SECONDS = 60.0
 REVOCATION_POLL_SECONDS = 1.0
 PREWARM_BATCH = 64
+DATABASE_POLL_SECONDS = 0.5
+"""While the database does not answer, how often it is asked again (new work waits for it)."""
 
 
 async def running(app: web.Application) -> AsyncIterator[None]:
@@ -41,6 +50,7 @@ async def running(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(prewarm_ocsp(core)),
         asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, upkeep, core)),
         asyncio.create_task(_every(REVOCATION_POLL_SECONDS, watch_revocations, core, at_once=True)),
+        asyncio.create_task(_every(DATABASE_POLL_SECONDS, watch_database, core)),
         asyncio.create_task(
             _every(
                 float(core.settings.reminder_sweep_seconds),
@@ -48,6 +58,7 @@ async def running(app: web.Application) -> AsyncIterator[None]:
                 core,
             )
         ),
+        asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, handoff_timer(app[CHANNELS]), core)),
     ]
     yield
     for task in tasks:
@@ -76,6 +87,15 @@ def reminder_sweeper(channels: Channels) -> Callable[[Core], Awaitable[None]]:
 
     async def sweep_reminders(core: Core) -> None:
         done = await reminders.sweep(core, channels, core.clock())
+        for result, count in (
+            ("sent", len(done.sent)),
+            ("emailed", len(done.emailed)),
+            ("skipped", len(done.skipped)),
+            ("retried", len(done.retried)),
+            ("deferred", len(done.deferred)),
+        ):
+            if count:
+                metrics.REMINDERS.labels(result).inc(count)
         if done.planned or done.sent or done.skipped or done.retried or done.deferred:
             log.info(
                 "reminders: %d planned, %d sent (%d by e-mail), %d skipped, %d to retry, "
@@ -89,6 +109,45 @@ def reminder_sweeper(channels: Channels) -> Callable[[Core], Awaitable[None]]:
             )
 
     return sweep_reminders
+
+
+def handoff_timer(channels: Channels) -> Callable[[Core], Awaitable[None]]:
+    """The periodic return of hand-offs left without an agent's reply, through these channels."""
+
+    async def time_out_handoffs(core: Core) -> None:
+        await time_out_handoffs_once(core, channels)
+
+    return time_out_handoffs
+
+
+async def time_out_handoffs_once(core: Core, channels: Channels) -> int:
+    """Hand back every active hand-off whose agent has been silent too long: a HANDBACK event
+    (its id fixed per hand-off, so two instances doing it at once say it once) ends it in the
+    queue and tells the customer. How many were handed back."""
+    idle = timedelta(minutes=core.settings.handoff_timeout_minutes)
+    returned = 0
+    for handoff in await core.handoffs.overdue(core.clock(), idle):
+        event = Inbound(
+            conversation_id=handoff.conversation_id,
+            event_id=f"handback:{handoff.id}:{HandoffOutcome.TIMED_OUT.value}",
+            kind=EventKind.HANDBACK,
+            choice=HandoffOutcome.TIMED_OUT.value,
+        )
+        try:
+            if await channels.dispatch(event):
+                returned += 1
+        except Exception:  # one chat failing must not keep the others with a silent agent
+            log.exception("handing back %s failed", handoff.conversation_id)
+    if returned:
+        log.info("handed %d silent hand-offs back to the bot", returned)
+    return returned
+
+
+async def watch_database(core: Core) -> None:
+    """During an outage, ask the database until it answers (which ends the outage)."""
+    if not core.db.reachable:
+        with contextlib.suppress(DatabaseUnavailable):
+            await core.db.ping()
 
 
 async def watch_revocations(core: Core) -> None:

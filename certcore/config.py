@@ -41,11 +41,15 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     # rule of DESIGN §3–§4 off, or overflow a timedelta at start. Where the design fixes a
     # number, the bound is that number: a setting may make a rule stricter, never looser.
     ("port", 1, MAX_PORT),
+    # An orchestrator kills what does not stop in time (Kubernetes: 30 s by default).
+    ("shutdown_seconds", 1, 300),
     ("smtp_port", 1, MAX_PORT),
     # §3 validity "1 year"; 27 months (825 days) is the most relying parties accept.
     ("validity_months", 1, 27),
     # §3 renewal window "notAfter − 30 days"; a quarter at most.
     ("renewal_window_days", 1, 90),
+    # Issue 11: a silent agent hands the customer back to the bot; a day at most.
+    ("handoff_timeout_minutes", 5, DAY_MINUTES),
     # §3 "Online revocation quota: 2 per calendar year"; 0 sends every revocation to a branch.
     ("revocations_per_year", 0, 2),
     # A stale pending record blocks its customer until recovery: a day at most.
@@ -106,6 +110,10 @@ class Settings:
     """Base of the CRL, OCSP and CA-certificate URLs written into every certificate."""
     host: str = "127.0.0.1"
     port: int = 8080
+    log_format: str = "json"
+    """`serve`'s log lines: "json" (one object a line, for a log pipeline) or "text"."""
+    shutdown_seconds: int = 20
+    """On SIGTERM, how long `serve` may take to finish the events in hand before it exits."""
     trusted_proxies: str = ""
     """Addresses or networks (comma-separated) of the reverse proxies in front of `serve`,
     whose `X-Forwarded-For` names the client; empty means clients connect directly. Behind a
@@ -185,6 +193,8 @@ class Settings:
     service_start: str = "08:30"
     """Opening and closing time of the support desk, Taipei wall clock ("HH:MM")."""
     service_end: str = "17:00"
+    handoff_timeout_minutes: int = 30
+    """An agent's conversation with no agent reply for this long returns to the bot."""
     closed_dates: str = ""
     """Days the desk is closed (public holidays, typhoon days): YYYY-MM-DD, comma-separated,
     or a TOML list of dates."""
@@ -321,6 +331,8 @@ class Settings:
             problems.append("trusted_proxies must be IP addresses or networks, comma-separated")
         if self.otp_sends_per_day < self.otp_sends_per_hour:
             problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
+        if self.log_format not in ("json", "text"):
+            problems.append('log_format must be "json" or "text"')
         try:
             self.reminder_milestones  # noqa: B018 - parsed here so a typo stops the start
         except ValueError:

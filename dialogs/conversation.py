@@ -28,9 +28,19 @@ class StoredTurn(Protocol):
     values: dict[str, Any] | None
     """The conversation's saved values; None for a conversation never seen."""
 
-    async def save(self, values: Mapping[str, Any], *, replies: str, now: datetime) -> None:
+    async def save(
+        self,
+        values: Mapping[str, Any],
+        *,
+        replies: str,
+        now: datetime,
+        said: str | None = None,
+        author: str | None = None,
+    ) -> None:
         """The new values and the event's replies, together or not at all; raises
-        `certcore.errors.ConcurrentUpdate` when another process saved the conversation since."""
+        `certcore.errors.ConcurrentUpdate` when another process saved the conversation since.
+        `said` is what the customer did, masked, and `author` the agent who wrote the replies,
+        for the agents' transcript."""
 
 
 class ConversationStorage(Protocol):
@@ -120,11 +130,21 @@ class OpenTurn:
         return _conversation(self.conversation.id, self.stored.values, self.locale, None)
 
     async def save(
-        self, conversation: Conversation, replies: list[Outbound], now: datetime
+        self,
+        conversation: Conversation,
+        replies: list[Outbound],
+        now: datetime,
+        *,
+        said: str | None = None,
+        author: str | None = None,
     ) -> None:
         """Store the new state and the event's replies together, or neither."""
         await self.stored.save(
-            conversation.state_values(), replies=replies_to_json(replies), now=now
+            conversation.state_values(),
+            replies=replies_to_json(replies),
+            now=now,
+            said=said,
+            author=author,
         )
 
 

@@ -34,6 +34,14 @@ class EventKind(StrEnum):
     `choice` holds `<certificate serial>:<milestone days>` (`reminder_choice`). The engine
     answers it only in a chat linked to that customer, following, with reminders on; else
     with no reply at all."""
+    AGENT = "agent"
+    """A support agent writes to the customer (the agent console, the support group): `choice`
+    holds the agent's name and `text` the words; an empty `text` says the agent has taken the
+    conversation. Shown only while the conversation's hand-off is active with that agent."""
+    HANDBACK = "handback"
+    """A hand-off ends and the bot has the conversation again: `choice` holds how
+    (`returned`, `resolved`, `timed_out`, as `certcore.handoff.HandoffOutcome`) and `text` the
+    agent's name (empty for a timeout)."""
 
 
 def reminder_choice(serial: str, milestone_days: int) -> str:

@@ -38,6 +38,22 @@ class HandoffDesk(Protocol):
         """Cancel a waiting request and return to the bot; False when none is waiting."""
         ...
 
+    async def customer_left(self, turn: Turn) -> None:
+        """The customer blocked or left the chat: end any open request."""
+        ...
+
+    async def agent_says(self, turn: Turn, agent: str, text: str) -> bool:
+        """The agent's words (empty: the agent took the chat); False when not theirs."""
+        ...
+
+    async def hand_back(self, turn: Turn, outcome: str, agent: str) -> bool:
+        """End the hand-off and return to the bot; False when it had ended already."""
+        ...
+
+    async def rate(self, turn: Turn, handoff_id: int, rating: int) -> None:
+        """Keep the customer's 1–5 for a resolved hand-off."""
+        ...
+
 
 class Linker(Protocol):
     """A channel's own way of linking a chat (LINE Account Link: the customer types their ID

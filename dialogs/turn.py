@@ -204,6 +204,12 @@ class Turn:
         self.end()
         await self.flows["menu"].steps["main"].prompt(self)
 
+    async def at_menu(self, answer: Input) -> None:
+        """End any flow and take the answer as if given at the main menu (a question, a word
+        typed where a flow's options were expected)."""
+        self.end()
+        await self.flows["menu"].steps["main"].handle(self, answer)
+
     async def reprompt(self) -> None:
         """Ask the current question again (after a stale button, a language switch, help)."""
         conversation = self.conversation

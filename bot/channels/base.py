@@ -19,6 +19,7 @@ it is dropped with the reminder instead of waiting; rare, and the customer may w
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -88,6 +89,11 @@ class ChannelAdapter(ABC, Generic[Rendered]):
     async def send(self, conversation_id: str, replies: Sequence[Outbound]) -> None:
         """Show the replies to the customer of this conversation."""
 
+    async def idle(self) -> None:
+        """Return once the events this channel has taken are worked off (a stopping instance
+        waits for it); a channel that works each event inside its request has none left."""
+        return
+
     async def dispatch(self, event: Inbound) -> list[Outbound]:
         """Apply one event and send its replies; returns them for what the channel does next
         (the console hands over a certificate delivery). `send` here is a push: the event did
@@ -115,6 +121,10 @@ class Channels:
         if adapter.name in self._by_name:
             raise ValueError(f"channel {adapter.name} added twice")
         self._by_name[adapter.name] = adapter
+
+    async def idle(self) -> None:
+        """Until every channel's taken events are worked off."""
+        await asyncio.gather(*(adapter.idle() for adapter in self._by_name.values()))
 
     def of(self, conversation_id: str) -> ChannelAdapter[Any] | None:
         return self._by_name.get(channel_of(conversation_id))

@@ -3,21 +3,33 @@
 from certcore.handoff.agents import AgentAccounts, AgentExists
 from certcore.handoff.hours import ServiceHours, parse_dates, parse_days
 from certcore.handoff.queue import (
+    NOTE_MAX,
     OPEN_STATES,
+    CannedReplies,
+    CannedReply,
     Handoff,
+    HandoffOutcome,
     HandoffQueue,
     HandoffReason,
     HandoffState,
+    HandoffTaken,
+    Note,
 )
 
 __all__ = [
+    "NOTE_MAX",
     "OPEN_STATES",
     "AgentAccounts",
     "AgentExists",
+    "CannedReplies",
+    "CannedReply",
     "Handoff",
+    "HandoffOutcome",
     "HandoffQueue",
     "HandoffReason",
     "HandoffState",
+    "HandoffTaken",
+    "Note",
     "ServiceHours",
     "parse_dates",
     "parse_days",

@@ -6,6 +6,7 @@ customers, …); `schema` is what they all query."""
 from certcore.storage import schema
 from certcore.storage.accountlinks import AccountLinks
 from certcore.storage.chatlog import ChatEntry, ChatLog
+from certcore.storage.conversations import ConversationRecords, TranscriptEntry
 from certcore.storage.database import MIGRATIONS_DIR, Database, sqlite_file
 from certcore.storage.locks import lock_customer
 from certcore.storage.types import UTCDateTime
@@ -15,7 +16,9 @@ __all__ = [
     "AccountLinks",
     "ChatEntry",
     "ChatLog",
+    "ConversationRecords",
     "Database",
+    "TranscriptEntry",
     "UTCDateTime",
     "lock_customer",
     "schema",

@@ -69,8 +69,30 @@ _UPDATE_STATE = compiled(
 )
 _INSERT_EVENT = compiled(
     insert(conversation_events),
-    column_keys=["conversation_id", "event_id", "received_at", "replies"],
+    column_keys=["conversation_id", "event_id", "received_at", "replies", "said", "author"],
 )
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """What is kept of one event beside the new state."""
+
+    event_id: str
+    replies: str
+    said: str | None
+    author: str | None
+
+
+@dataclass(frozen=True)
+class TranscriptEntry:
+    """One event of a conversation as the agents read it: what the customer did (masked), or
+    the agent who wrote the reply, and the replies (JSON) shown to the customer."""
+
+    event_id: str
+    at: datetime
+    said: str | None
+    author: str | None
+    replies: str
 
 
 @dataclass
@@ -85,11 +107,21 @@ class StoredTurn:
     values: dict[str, Any] | None
     """The conversation's state as last saved; None for a conversation never seen."""
 
-    async def save(self, values: Mapping[str, Any], *, replies: str, now: datetime) -> None:
+    async def save(
+        self,
+        values: Mapping[str, Any],
+        *,
+        replies: str,
+        now: datetime,
+        said: str | None = None,
+        author: str | None = None,
+    ) -> None:
         """Store the new state over the version read and the event's replies, together or not
-        at all; `ConcurrentUpdate` when another process saved this conversation meanwhile."""
+        at all; `ConcurrentUpdate` when another process saved this conversation meanwhile.
+        `said` (already masked) and `author` are kept for the agents' transcript."""
         version = None if self.values is None else int(self.values["version"])
-        await self.records._save(self.conversation_id, version, values, self.event_id, replies, now)
+        event = EventRecord(self.event_id, replies, said, author)
+        await self.records._save(self.conversation_id, version, values, event, now)
 
 
 class ConversationRecords:
@@ -170,6 +202,34 @@ class ConversationRecords:
                     linked.setdefault(values.pop("customer_id"), []).append(values)
         return linked
 
+    async def transcript(
+        self, conversation_id: str, *, limit: int = 50, after: datetime | None = None
+    ) -> list[TranscriptEntry]:
+        """The conversation's latest `limit` events (those after `after`, when given), oldest
+        first: the agents' view of the chat. Kept as long as the event records (a week)."""
+        query = select(
+            conversation_events.c.event_id,
+            conversation_events.c.received_at,
+            conversation_events.c.said,
+            conversation_events.c.author,
+            conversation_events.c.replies,
+        ).where(conversation_events.c.conversation_id == conversation_id)
+        if after is not None:
+            query = query.where(conversation_events.c.received_at > after)
+        query = query.order_by(conversation_events.c.received_at.desc()).limit(limit)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            TranscriptEntry(
+                event_id=row.event_id,
+                at=row.received_at,
+                said=row.said,
+                author=row.author,
+                replies=row.replies,
+            )
+            for row in reversed(rows)
+        ]
+
     async def forget_old_events(self) -> int:
         """Drop event records older than `EVENT_RECORDS_KEPT`; returns how many."""
         async with self.db.write() as conn:
@@ -192,15 +252,12 @@ class ConversationRecords:
         conversation_id: str,
         version: int | None,
         values: Mapping[str, Any],
-        event_id: str,
-        replies: str,
+        event: EventRecord,
         now: datetime,
     ) -> None:
         if self._writer is not None:
             await self._writer.write(
-                lambda conn: _write_turn(
-                    conn, conversation_id, version, values, event_id, replies, now
-                )
+                lambda conn: _write_turn(conn, conversation_id, version, values, event, now)
             )
             return
         state = {name: values[name] for name in STATE_COLUMNS}
@@ -226,9 +283,11 @@ class ConversationRecords:
                 await conn.execute(
                     insert(conversation_events).values(
                         conversation_id=conversation_id,
-                        event_id=event_id,
+                        event_id=event.event_id,
                         received_at=now,
-                        replies=replies,
+                        replies=event.replies,
+                        said=event.said,
+                        author=event.author,
                     )
                 )
         except IntegrityError as error:  # created, or this event saved, by another process
@@ -281,8 +340,7 @@ def _write_turn(
     conversation_id: str,
     version: int | None,
     values: Mapping[str, Any],
-    event_id: str,
-    replies: str,
+    event: EventRecord,
     now: datetime,
 ) -> None:
     state = {name: values[name] for name in STATE_COLUMNS}
@@ -308,9 +366,11 @@ def _write_turn(
             _EVENT.encode(
                 {
                     "conversation_id": conversation_id,
-                    "event_id": event_id,
+                    "event_id": event.event_id,
                     "received_at": now,
-                    "replies": replies,
+                    "replies": event.replies,
+                    "said": event.said,
+                    "author": event.author,
                 }
             ),
         )

@@ -77,8 +77,7 @@ async def on_next(turn: Turn, answer: Input) -> None:
         await turn.menu()
         return
     # Anything else is what the customer would have typed at the menu (a question, a word).
-    turn.end()
-    await turn.flows["menu"].steps["main"].handle(turn, answer)
+    await turn.at_menu(answer)
 
 
 async def never_asked(turn: Turn) -> None:  # pragma: no cover - the engine only handles it

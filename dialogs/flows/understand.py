@@ -27,7 +27,15 @@ from dialogs.text import normalise_words
 from dialogs.turn import Flow, Input, Step, Turn
 from dialogs.understanding import OUT_OF_SCOPE, Certainty, Intent, IntentKind
 
-WHICH, REPHRASE, OFFER_AGENT, WARNED = "which", "rephrase", "offer_agent", "warned"
+WHICH, REPHRASE, OFFER_AGENT, WARNED, LOCKED = (
+    "which",
+    "rephrase",
+    "offer_agent",
+    "warned",
+    "locked",
+)
+AGENT_REASONS = {OFFER_AGENT: "misunderstood", LOCKED: "identity_lock"}
+"""Why a person is asked for, by the step that offered one (else: the customer asked)."""
 NONE_OF_THESE = "none"
 MISSES_BEFORE_AGENT = 3
 """Misunderstood inputs in a row after which a person is offered."""
@@ -196,6 +204,13 @@ async def ask_offer_agent(turn: Turn) -> None:
     )
 
 
+async def ask_offer_agent_locked(turn: Turn) -> None:
+    turn.ask(
+        "handoff.offer_agent.locked",
+        [("agent", "understand.button.agent"), ("menu", "understand.button.menu")],
+    )
+
+
 async def ask_warned(turn: Turn) -> None:
     turn.ask(
         "understand.fraud",
@@ -209,9 +224,9 @@ async def ask_warned(turn: Turn) -> None:
 
 async def on_offer(turn: Turn, answer: Input) -> None:
     if answer.choice == "agent":
-        missed = turn.conversation.step == OFFER_AGENT  # not the warning's offer
+        reason = AGENT_REASONS.get(turn.conversation.step or "", "asked")
         turn.end()
-        await turn.services.handoff.request(turn, "misunderstood" if missed else "asked")
+        await turn.services.handoff.request(turn, reason)
     elif answer.choice == "revoke":
         await turn.start("revoke")
     elif answer.choice == "menu":
@@ -230,5 +245,6 @@ FLOW = Flow(
         REPHRASE: Step(ask_rephrase, on_rephrase),
         OFFER_AGENT: Step(ask_offer_agent, on_offer),
         WARNED: Step(ask_warned, on_offer),
+        LOCKED: Step(ask_offer_agent_locked, on_offer),
     },
 )

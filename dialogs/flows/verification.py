@@ -34,6 +34,7 @@ from certcore.masking import mask_account, mask_email, mask_mobile
 from certcore.notify import Medium, mask_destination
 from certcore.otp import Binding, Operation
 from dialogs.flows.common import actor, today
+from dialogs.flows.understand import LOCKED
 from dialogs.text import small_number
 from dialogs.turn import OPTION_DIGITS, Input, Step, Turn
 
@@ -130,7 +131,9 @@ def verification_steps(
         if result.outcome is IdentityOutcome.LOCKED:
             assert result.locked_until is not None
             turn.say("verify.identity.locked", until=_until(turn, result.locked_until))
-            await turn.menu()  # which offers 客服: a locked check closes nothing else
+            # A person is offered (recorded as an identity lock if taken); a locked check
+            # closes nothing else.
+            await turn.start("understand", ask=LOCKED)
             return
         if result.outcome is IdentityOutcome.MISMATCH:
             turn.say("verify.identity.mismatch")

@@ -31,6 +31,10 @@ the key's text in the conversation's language, with any `{placeholder}` standing
     > follow | unfollow
     > remind A123456789 30      the service's expiry reminder for the customer's newest
                                 certificate at this milestone (a REMIND event)
+    > claim mei                 the agent claims the conversation's waiting hand-off (AGENT)
+    > agent mei 您好 | Hello      the agent's words, Chinese or English by the locale (AGENT)
+    > handback resolved mei     the hand-off ends this way, by this agent (HANDBACK; no agent
+                                for `timed_out`)
 
     < verify.birth_date.prompt                  the next reply, by key
     < menu.prompt [query, apply, ...]           a question and exactly its option keys
@@ -351,6 +355,23 @@ class Transcript:
             serial = await _newest_serial(session, id_number)
             choice = reminder_choice(serial, int(days))
             return await session.send(session.event(EventKind.REMIND, choice=choice))
+        if verb == "claim":
+            assert session.core is not None
+            handoff = await session.core.handoffs.open_for(session.conversation_id)
+            if handoff is None:
+                raise AssertionError(f"{where}\nno hand-off is open")
+            await session.core.handoffs.claim(handoff.id, argument)
+            return await session.send(session.event(EventKind.AGENT, choice=argument))
+        if verb == "agent":
+            agent, _, words = argument.partition(" ")
+            chinese, _, english = words.partition(" | ")
+            text = english if session.locale == "en" else chinese
+            return await session.send(
+                session.event(EventKind.AGENT, choice=agent, text=text.strip())
+            )
+        if verb == "handback":
+            outcome, _, agent = argument.partition(" ")
+            return await session.send(session.event(EventKind.HANDBACK, choice=outcome, text=agent))
         raise AssertionError(f"{where}\nunknown action {verb!r}")
 
     async def _deliver(self, session: Session, password: str, where: str) -> list[Outbound]:

@@ -4,7 +4,7 @@ the `core` fixture's frozen clock (Tuesday 24 November 2026, 10:00 Taipei)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date, time
+from datetime import date, time, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +13,15 @@ from certcore.clock import FrozenClock, taipei
 from certcore.config import Settings
 from certcore.core import Core
 from certcore.errors import ConfigurationError, InvalidInput
-from certcore.handoff import AgentExists, HandoffReason, HandoffState, ServiceHours
+from certcore.handoff import (
+    AgentExists,
+    CannedReplies,
+    HandoffOutcome,
+    HandoffReason,
+    HandoffState,
+    HandoffTaken,
+    ServiceHours,
+)
 from certcore.storage.schema import agents, handoffs
 
 PASSWORD = "correct horse battery"
@@ -125,3 +133,110 @@ def test_service_hour_settings_are_validated() -> None:
     ):
         with pytest.raises(ConfigurationError):
             Settings(**bad).validate()  # type: ignore[arg-type]
+
+
+# -- the agents' side: claim, reply, end, rate, time out, notes, canned replies ---------------
+
+
+async def test_one_agent_claims_and_a_second_claim_is_refused(core: Core) -> None:
+    handoff, _ = await core.handoffs.request("web:a", HandoffReason.ASKED)
+    results = await asyncio.gather(
+        *(core.handoffs.claim(handoff.id, name) for name in ("mei", "lin", "chen")),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1 and winners[0].state is HandoffState.ACTIVE
+    assert all(isinstance(r, HandoffTaken) for r in results if r not in winners)
+    holder = winners[0].agent
+    assert holder is not None
+    assert (await core.handoffs.held_by("web:a", holder)).id == handoff.id
+    with pytest.raises(HandoffTaken):
+        await core.handoffs.held_by("web:a", "someone-else")
+
+
+async def test_the_queue_lists_waiting_oldest_first_then_active(
+    core: Core, clock: FrozenClock
+) -> None:
+    ids = {}
+    for conversation in ("web:c", "web:a", "web:b"):
+        ids[conversation], _ = await core.handoffs.request(conversation, HandoffReason.ASKED)
+        clock.advance(seconds=5)
+    await core.handoffs.claim(ids["web:c"].id, "mei")
+    assert [h.conversation_id for h in await core.handoffs.open_requests()] == [
+        "web:a",
+        "web:b",
+        "web:c",
+    ]
+
+
+async def test_end_by_the_holder_only_and_once(core: Core, clock: FrozenClock) -> None:
+    handoff, _ = await core.handoffs.request("web:a", HandoffReason.ASKED)
+    await core.handoffs.claim(handoff.id, "mei")
+    assert await core.handoffs.end("web:a", HandoffOutcome.RESOLVED, agent="lin") is None
+    ended = await core.handoffs.end("web:a", HandoffOutcome.RESOLVED, agent="mei")
+    assert ended is not None and ended.state is HandoffState.CLOSED
+    assert ended.outcome == "resolved" and ended.ended_at == clock()
+    assert await core.handoffs.end("web:a", HandoffOutcome.RETURNED, agent="mei") is None
+    assert await core.handoffs.open_for("web:a") is None
+
+
+async def test_a_rating_is_kept_once_and_only_for_a_resolved_request(core: Core) -> None:
+    returned, _ = await core.handoffs.request("web:a", HandoffReason.ASKED)
+    await core.handoffs.claim(returned.id, "mei")
+    await core.handoffs.end("web:a", HandoffOutcome.RETURNED, agent="mei")
+    assert not await core.handoffs.rate(returned.id, 5)
+    resolved, _ = await core.handoffs.request("web:a", HandoffReason.ASKED)
+    await core.handoffs.claim(resolved.id, "mei")
+    await core.handoffs.end("web:a", HandoffOutcome.RESOLVED, agent="mei")
+    assert await core.handoffs.rate(resolved.id, 4)
+    assert not await core.handoffs.rate(resolved.id, 1)
+    stored = await core.handoffs.get(resolved.id)
+    assert stored is not None and stored.rating == 4
+    with pytest.raises(InvalidInput):
+        await core.handoffs.rate(resolved.id, 6)
+
+
+async def test_overdue_counts_from_the_claim_or_the_last_reply(
+    core: Core, clock: FrozenClock
+) -> None:
+    idle = timedelta(minutes=30)
+    waiting, _ = await core.handoffs.request("web:w", HandoffReason.ASKED)
+    handoff, _ = await core.handoffs.request("web:a", HandoffReason.ASKED)
+    await core.handoffs.claim(handoff.id, "mei")
+    clock.advance(minutes=29)
+    assert await core.handoffs.replied(handoff.id, "mei")
+    assert not await core.handoffs.replied(handoff.id, "lin")
+    clock.advance(minutes=29)
+    assert await core.handoffs.overdue(clock(), idle) == []
+    clock.advance(minutes=2)
+    overdue = await core.handoffs.overdue(clock(), idle)
+    assert [h.id for h in overdue] == [handoff.id]  # a waiting request never times out here
+    assert waiting.id not in {h.id for h in overdue}
+
+
+async def test_notes_stay_with_the_conversation(core: Core) -> None:
+    first, _ = await core.handoffs.request("web:a", HandoffReason.ASKED)
+    await core.handoffs.add_note(first.id, "mei", "  called the branch  ")
+    await core.handoffs.cancel("web:a")
+    second, _ = await core.handoffs.request("web:a", HandoffReason.ASKED)
+    await core.handoffs.add_note(second.id, "lin", "second time today")
+    notes = await core.handoffs.notes("web:a")
+    assert [(n.agent, n.text) for n in notes] == [
+        ("mei", "called the branch"),
+        ("lin", "second time today"),
+    ]
+    assert await core.handoffs.notes("web:b") == []
+    with pytest.raises(InvalidInput):
+        await core.handoffs.add_note(second.id, "lin", "   ")
+
+
+async def test_canned_replies_are_shared_and_titled_once(core: Core) -> None:
+    canned = CannedReplies(core.db, core.clock)
+    made = await canned.add("hours", "客服時間為週一至週五 08:30–17:00。", "mei")
+    with pytest.raises(InvalidInput):
+        await canned.add("hours", "again", "lin")
+    await canned.add("branch", "請攜帶身分證至分公司辦理。", "lin")
+    assert [c.title for c in await canned.all()] == ["branch", "hours"]
+    assert await canned.remove(made.id)
+    assert not await canned.remove(made.id)
+    assert [c.title for c in await canned.all()] == ["branch"]

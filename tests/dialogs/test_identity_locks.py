@@ -15,6 +15,7 @@ from sqlalchemy import select
 from certcore.clock import FrozenClock
 from certcore.core import Core
 from certcore.customers.directory import upsert_customers
+from certcore.handoff import HandoffReason
 from certcore.storage.schema import dev_outbox
 from dialogs import engine_for
 from dialogs.engine import Engine
@@ -93,7 +94,7 @@ async def test_a_stranger_guessing_an_id_does_not_lock_its_owner_out(
     await to_birth_date(engine, attacker, id_number=WANG.id_number)
     replies = await guess(engine, attacker, 5)
     assert says(replies, "verify.identity.locked")
-    assert says(replies, "menu.prompt")
+    assert says(replies, "handoff.offer_agent.locked")
     # The owner, in their own chat (linked or not), goes on at once.
     await link_conversation(core, owner, WANG.id_number)
     await to_birth_date(engine, owner, id_number=None)
@@ -134,7 +135,8 @@ async def test_a_locked_customer_still_reaches_a_person(
     assert says(await press(engine, owner, locked, "agent"), "handoff.requested")
     assert await say(engine, owner, "客服") == []  # with a person now: the bot is silent
     assert desk.asked == [owner]
-    assert [h.conversation_id for h in await core.handoffs.waiting()] == [owner]
+    [handoff] = await core.handoffs.waiting()
+    assert handoff.conversation_id == owner and handoff.reason is HandoffReason.IDENTITY_LOCK
 
 
 async def test_a_lock_for_the_rest_of_the_day_says_which_day(
@@ -143,7 +145,8 @@ async def test_a_lock_for_the_rest_of_the_day_says_which_day(
     owner = "line:Uowner"
     await link_conversation(core, owner, WANG.id_number)
     await to_birth_date(engine, owner, id_number=None)
-    await guess(engine, owner, 5)
+    offered = await guess(engine, owner, 5)
+    await press(engine, owner, offered, "menu")  # the person offered with the lock: not now
     clock.advance(minutes=15)
     await to_birth_date(engine, owner, id_number=None)
     replies = await guess(engine, owner, 5)  # the tenth failure today

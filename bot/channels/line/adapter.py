@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -40,6 +41,7 @@ from bot.channels.line.events import (
     interpret,
 )
 from bot.channels.line.render import LineMessage
+from bot.logs import REQUEST_ID
 from certcore.i18n import DEFAULT_LOCALE, translate
 from certcore.pki import MAX_FILE_BYTES
 from dialogs import Delivery, Engine, EventKind, Inbound, Outbound
@@ -52,6 +54,10 @@ QUEUE_BOUND = 512
 """Queued bodies and batches beyond which the webhook waits for room before answering."""
 BACKPRESSURE_SECONDS = 1.0
 DRAIN_SECONDS = 5.0
+REPLY_TOKEN_FRESH_SECONDS = 20.0
+"""How long after its webhook an unused reply token is still tried: LINE gives no exact
+lifetime ("use it promptly"; in practice tokens fail after about 30 s to a minute), and a
+refused reply costs only the push that follows it."""
 """At shutdown, how long events still being worked on may take before they are cancelled."""
 
 
@@ -132,6 +138,12 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         """Set by `mount`: what reads the bodies `accept_signed` queued."""
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per user: the lock that keeps one event worked off, answer sent, before the next."""
+        self._unused_tokens: dict[str, tuple[str, float]] = {}
+        """Per user: the reply token of their latest event that got no answer (the chat is with
+        an agent), and when it came (monotonic seconds): an agent's reply within
+        `REPLY_TOKEN_FRESH_SECONDS` uses it, as a reply is free where a push counts against the
+        monthly quota. In this process only: another instance pushes instead."""
+        self.monotonic = time.monotonic
 
     # -- the contract ------------------------------------------------------------------------
 
@@ -144,15 +156,31 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         await self._push_replies(conversation_id, replies, f"push-{uuid.uuid4()}")
 
     async def dispatch(self, event: Inbound) -> list[Outbound]:
-        """An event that did not come by webhook (a delivery confirmation, a reminder): its
-        pushes carry retry keys derived from the event id, so dispatching the same event again
-        (a reminder sweep retried after a crash) is one push as far as LINE is concerned."""
-        replies = await self.engine.handle(event)
-        await self._push_replies(event.conversation_id, replies, event.event_id)
+        """An event that did not come by webhook (a delivery confirmation, a reminder, an
+        agent's words): its pushes carry retry keys derived from the event id, so dispatching
+        the same event again (a reminder sweep retried after a crash) is one push as far as LINE
+        is concerned. An agent's words take the customer's unused reply token while it is
+        fresh."""
+        user = event.conversation_id.partition(":")[2]
+        async with self._in_order(user or None):  # after the customer's own events in flight
+            replies = await self.engine.handle(event)
+            token = self._fresh_token(user) if event.kind is EventKind.AGENT else None
+            await self._push_replies(event.conversation_id, replies, event.event_id, token)
         return replies
 
+    def _fresh_token(self, user: str) -> str | None:
+        """The user's unused reply token if it is still fresh; it is spent either way."""
+        token, received = self._unused_tokens.pop(user, (None, 0.0))
+        if token is None or self.monotonic() - received > REPLY_TOKEN_FRESH_SECONDS:
+            return None
+        return token
+
     async def _push_replies(
-        self, conversation_id: str, replies: Sequence[Outbound], once: str
+        self,
+        conversation_id: str,
+        replies: Sequence[Outbound],
+        once: str,
+        reply_token: str | None = None,
     ) -> None:
         user = conversation_id.partition(":")[2]
         if not replies or not user:
@@ -162,6 +190,9 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
             return
         messages = await self._rendered(conversation_id, replies)
         for index, batch in enumerate(rendering.batches(messages)):
+            token, reply_token = reply_token, None
+            if token is not None and await self.api.reply(token, batch):
+                continue
             await self.push(user, batch, retry_key(once, index))
 
     # -- webhook events ----------------------------------------------------------------------
@@ -256,7 +287,15 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
                     log.exception("LINE event %s (%s) failed", context.event_id, _kind(event))
 
     async def process(self, context: Context, event: Event) -> None:
-        """One event, all of it: the caller holds its user's order (`_in_order`)."""
+        """One event, all of it: the caller holds its user's order (`_in_order`). Its log
+        lines carry the webhook event's id as their request id."""
+        token = REQUEST_ID.set(f"line-{context.event_id}")
+        try:
+            await self._process(context, event)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _process(self, context: Context, event: Event) -> None:
         action = interpret(event, context)
         answer = Answer(self, context)
         if isinstance(action, Dispatch):
@@ -285,6 +324,8 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         replies = await self.engine.handle(event, Loading(self, answer))
         if replies:
             await answer.send(await self._rendered(event.conversation_id, replies))
+        elif answer.reply_token is not None:  # unanswered (with an agent): keep it for them
+            self._unused_tokens[user] = (answer.reply_token, self.monotonic())
 
     @contextlib.asynccontextmanager
     async def _in_order(self, user: str | None) -> AsyncIterator[None]:

@@ -39,6 +39,7 @@ from linebot.v3.messaging import (
     ShowLoadingAnimationRequest,
 )
 
+from bot import metrics
 from bot.channels.line.render import LineMessage
 from certcore.config import Settings
 
@@ -195,7 +196,17 @@ class LineApi:
     ) -> None:
         """POST a JSON body through the SDK's client (its host, Bearer token, session and
         `ApiException`s). The hot path's messages are LINE's JSON already (`render`): the
-        SDK's pydantic models would cost about 1.5 ms to build and serialise per reply."""
+        SDK's pydantic models would cost about 1.5 ms to build and serialise per reply.
+        Every failure is counted in the metrics here, every accepted push too."""
+        try:
+            await self._call_json(path, body, headers)
+        except Exception as error:
+            metrics.platform_error("line", _status(error))
+            raise
+        if path == PUSH_PATH:
+            metrics.LINE_PUSHES.inc()
+
+    async def _call_json(self, path: str, body: JsonBody, headers: dict[str, str] | None) -> None:
         await self._open().call_api(
             path,
             "POST",
