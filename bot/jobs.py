@@ -6,14 +6,14 @@ files), forget event records older than a week, web chat logs older than a month
 development outbox's messages once their codes have expired. Every second: notice
 revocations made by other processes through the CRL number, so no stale "good" outlives a
 second. Every half second while the database does not answer: ask it again, which ends the
-outage (new work is refused with 503 meanwhile, `bot.web.ops`). Every few minutes: plan the
-expiry reminders and send those due through the chat channels (`bot.reminders`, a bounded
-batch per round). Every minute: hand back to the bot the conversations whose agent has not
-replied for `handoff_timeout_minutes`, telling the customer. With a Telegram support group,
-every 2 seconds: new hand-offs get their topics and the customers' messages are copied to them
-(`bot.channels.telegram.support`). At start, OCSP responses for every unexpired certificate are
-pre-signed a batch at a time. A failing round is logged and the next one tries again: the
-service keeps serving.
+outage (new work is refused with 503 meanwhile, `bot.web.ops`). Every `reminder_sweep_seconds`:
+plan the expiry reminders and send those due through the chat channels and by e-mail
+(`bot.reminders`, `reminder_batch` per round). Every minute: hand back to the bot the
+conversations whose agent has not replied for `handoff_timeout_minutes`, telling the customer.
+With a Telegram support group, every 2 seconds: new hand-offs get their topics and the
+customers' messages are copied to them (`bot.channels.telegram.support`). At start, OCSP
+responses for every unexpired certificate are pre-signed a batch at a time. A failing round is
+logged and the next one tries again: the service keeps serving.
 """
 
 from __future__ import annotations
@@ -56,7 +56,11 @@ async def running(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(_every(REVOCATION_POLL_SECONDS, watch_revocations, core, at_once=True)),
         asyncio.create_task(_every(DATABASE_POLL_SECONDS, watch_database, core)),
         asyncio.create_task(
-            _every(reminders.SWEEP_INTERVAL_SECONDS, reminder_sweeper(app[CHANNELS]), core)
+            _every(
+                float(core.settings.reminder_sweep_seconds),
+                reminder_sweeper(app[CHANNELS]),
+                core,
+            )
         ),
         asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, handoff_timer(app[CHANNELS]), core)),
     ]
@@ -95,18 +99,23 @@ def reminder_sweeper(channels: Channels) -> Callable[[Core], Awaitable[None]]:
         done = await reminders.sweep(core, channels, core.clock())
         for result, count in (
             ("sent", len(done.sent)),
+            ("emailed", len(done.emailed)),
             ("skipped", len(done.skipped)),
             ("retried", len(done.retried)),
+            ("deferred", len(done.deferred)),
         ):
             if count:
                 metrics.REMINDERS.labels(result).inc(count)
-        if done.planned or done.sent or done.skipped or done.retried:
+        if done.planned or done.sent or done.skipped or done.retried or done.deferred:
             log.info(
-                "reminders: %d planned, %d sent, %d skipped, %d to retry",
+                "reminders: %d planned, %d sent (%d by e-mail), %d skipped, %d to retry, "
+                "%d held back by a platform's limit",
                 len(done.planned),
                 len(done.sent),
+                len(done.emailed),
                 len(done.skipped),
                 len(done.retried),
+                len(done.deferred),
             )
 
     return sweep_reminders

@@ -31,6 +31,7 @@ MAX_OTP_LIFETIME_MINUTES = 10
 MAX_PORT = 65_535
 SMS_PROVIDERS = ("", "mitake", "every8d")
 TELEGRAM_DELIVERIES = ("link", "document")
+REMINDER_EMAIL_MODES = ("fallback", "also", "off")
 DAY_MINUTES = 24 * 60
 REMINDER_DAYS_BOUNDS = (1, 90)
 """Each expiry-reminder milestone, in days before notAfter: a reminder more than a quarter ahead
@@ -95,6 +96,10 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     ("send_timeout_seconds", 1, 60),
     # Telegram lets a bot post about 20 messages a minute in one group; 3 of them are a burst.
     ("telegram_support_per_minute", 4, 20),
+    # Issue 11: a reminder sweep every 30 s to an hour; a batch small enough that one sweep
+    # stays within the platforms' send limits, large enough to drain a backlog in a day.
+    ("reminder_sweep_seconds", 30, 3600),
+    ("reminder_batch", 1, 5000),
 )
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SUPPORT_CHAT = re.compile(r"-100[0-9]{1,13}")
@@ -180,6 +185,13 @@ class Settings:
     """Quiet hours on the Taipei wall clock ("HH:MM"): a reminder found from `start` waits
     until `end`; the window may cross midnight, and equal ends mean no quiet hours."""
     reminder_quiet_end: str = "09:00"
+    reminder_sweep_seconds: int = 300
+    """How often `serve` plans and sends the reminders that are due."""
+    reminder_batch: int = 200
+    """Reminders planned, and reminders sent, per sweep at most: a backlog drains steadily."""
+    reminder_email: str = "fallback"
+    """E-mail to the directory's address: `fallback` (when no chat could show the reminder),
+    `also` (always, besides the chats) or `off`."""
 
     service_days: str = "mon,tue,wed,thu,fri"
     """The support desk's days (mon … sun, comma-separated); its hours are the same each day."""
@@ -351,6 +363,8 @@ class Settings:
                 _clock_time(getattr(self, name))
             except ValueError:
                 problems.append(f"{name} must be a time of day as HH:MM (00:00-23:59)")
+        if self.reminder_email not in REMINDER_EMAIL_MODES:
+            problems.append(f"reminder_email must be one of {', '.join(REMINDER_EMAIL_MODES)}")
         problems += _service_hours_problems(self)
         problems += _url_problems("public_url", self.public_url)
         if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():

@@ -28,7 +28,7 @@ import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,6 +47,8 @@ T = TypeVar("T")
 
 EVENT_RECORDS_KEPT = timedelta(days=7)
 """Platforms redeliver within minutes to hours; a week of event records covers any retry."""
+LINKED_CHUNK = 500
+"""Customers one `linked_to_each` query asks about."""
 
 LEASE_SECONDS = 30.0
 """How long a lease holds a conversation: beyond any step's slowest work (a code's send times
@@ -221,20 +223,35 @@ class ConversationRecords:
         return row is not None
 
     async def linked_to(self, customer_id: str) -> list[dict[str, Any]]:
-        """The conversations linked to this customer, oldest first: each one's `id` and what
-        decides whether it may be reminded (`reminders`, `following`, `agent_mode`)."""
+        """The conversations linked to this customer, oldest first: each one's `id`, `locale`
+        and what decides whether it may be reminded (`reminders`, `following`, `agent_mode`)."""
+        return (await self.linked_to_each([customer_id])).get(customer_id, [])
+
+    async def linked_to_each(
+        self, customer_ids: Collection[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """`linked_to` for several customers in few queries (a reminder sweep's batch); a
+        customer with no linked conversation is absent."""
+        wanted = sorted(set(customer_ids))
+        linked: dict[str, list[dict[str, Any]]] = {}
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(
-                    conversations.c.id,
-                    conversations.c.reminders,
-                    conversations.c.following,
-                    conversations.c.agent_mode,
+            for start in range(0, len(wanted), LINKED_CHUNK):
+                rows = await conn.execute(
+                    select(
+                        conversations.c.customer_id,
+                        conversations.c.id,
+                        conversations.c.locale,
+                        conversations.c.reminders,
+                        conversations.c.following,
+                        conversations.c.agent_mode,
+                    )
+                    .where(conversations.c.customer_id.in_(wanted[start : start + LINKED_CHUNK]))
+                    .order_by(conversations.c.created_at, conversations.c.id)
                 )
-                .where(conversations.c.customer_id == customer_id)
-                .order_by(conversations.c.created_at, conversations.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
+                for row in rows:
+                    values = dict(row._mapping)
+                    linked.setdefault(values.pop("customer_id"), []).append(values)
+        return linked
 
     async def transcript(
         self,

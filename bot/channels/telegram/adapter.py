@@ -13,9 +13,10 @@ customer's conversation.
 Every call to the Bot API goes through `call`: the send limits (`limits`), `retry_after` on a
 429 honoured, network errors and 5xx retried with a bounded backoff, and a 403 (the customer
 blocked the bot) marking the chat unreachable, telling the engine (UNFOLLOW) and stopping every
-later send to it, until the customer writes again. A `ForgetInput` among the replies deletes
-the customer's message that held the ID number or birth date. In `document` delivery mode a
-delivery is handed over in the chat (`exports`).
+later send to it, until the customer writes again. A watched push (a reminder, see
+`ChannelAdapter.watch`) gives up at a 429 instead of waiting: its sender tries again later. A
+`ForgetInput` among the replies deletes the customer's message that held the ID number or
+birth date. In `document` delivery mode a delivery is handed over in the chat (`exports`).
 
 A duplicate update is dropped before the engine: the engine would answer it from its record,
 but its replies were sent already. The record of update ids is kept in memory (Telegram
@@ -48,7 +49,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import ChannelAdapter
+from bot.channels.base import ChannelAdapter, Undelivered
 from bot.channels.telegram.client import redact
 from bot.channels.telegram.export import ExportDesk
 from bot.channels.telegram.lanes import Lanes, LanesClosed
@@ -416,8 +417,12 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
     ) -> T | None:
         """One Bot API call for a chat, within the send limits when `limited` (messages), with
         429s, 5xx and network errors retried; None when it could not be done (logged)."""
+        conversation_id = self.conversation_id(str(chat_id))
         for attempt in range(attempts):
             if chat_id in self.unreachable:
+                self.undelivered(conversation_id, Undelivered.BLOCKED)
+                return None
+            if self.held(conversation_id):
                 return None
             if limited:
                 await self.limiter.acquire(chat_id)
@@ -425,13 +430,17 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
                 return await make()
             except RetryAfter as error:
                 seconds = retry_after_seconds(error)
-                log.warning("Telegram: 429, retrying after %.0f s", seconds)
                 self.limiter.hold(chat_id, seconds)
+                if self.undelivered(conversation_id, Undelivered.LIMITED):
+                    log.warning("Telegram: 429 (retry after %.0f s) on a watched push", seconds)
+                    return None  # its sender tries again later, rather than wait here
+                log.warning("Telegram: 429, retrying after %.0f s", seconds)
                 if not limited:
                     await self.sleep(seconds)
             except Forbidden as error:
                 log.info("Telegram: chat unreachable (%s)", self.describe(error))
                 self.mark_unreachable(chat_id)
+                self.undelivered(conversation_id, Undelivered.BLOCKED)
                 return None
             except BadRequest as error:
                 if raise_bad_request:
@@ -440,6 +449,7 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
                 return None
             except (InvalidToken, ChatMigrated) as error:
                 log.error("Telegram refused a call: %s", self.describe(error))
+                self.undelivered(conversation_id, Undelivered.FAILED)
                 return None
             except NetworkError as error:  # 5xx, a timeout, a broken connection
                 delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
@@ -450,8 +460,10 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
                     await self.sleep(delay)
             except TelegramError as error:
                 log.warning("Telegram call failed: %s", self.describe(error))
+                self.undelivered(conversation_id, Undelivered.FAILED)
                 return None
         log.error("Telegram call given up after %d attempts", attempts)
+        self.undelivered(conversation_id, Undelivered.FAILED)
         return None
 
     def mark_unreachable(self, chat_id: int) -> None:
