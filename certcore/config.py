@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import urllib.parse
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ MAX_OTP_LIFETIME_MINUTES = 10
 MAX_PORT = 65_535
 SMS_PROVIDERS = ("", "mitake", "every8d")
 TELEGRAM_DELIVERIES = ("link", "document")
+REMINDER_EMAIL_MODES = ("fallback", "also", "off")
 DAY_MINUTES = 24 * 60
 REMINDER_DAYS_BOUNDS = (1, 90)
 """Each expiry-reminder milestone, in days before notAfter: a reminder more than a quarter ahead
@@ -92,8 +94,16 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     ("sensitive_flow_minutes", 1, 30),
     # A sender that has not answered in a minute will not; the chat is waiting meanwhile.
     ("send_timeout_seconds", 1, 60),
+    # Telegram lets a bot post about 20 messages a minute in one group; 3 of them are a burst.
+    ("telegram_support_per_minute", 4, 20),
+    # Issue 11: a reminder sweep every 30 s to an hour; a batch small enough that one sweep
+    # stays within the platforms' send limits, large enough to drain a backlog in a day.
+    ("reminder_sweep_seconds", 30, 3600),
+    ("reminder_batch", 1, 5000),
 )
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_SUPPORT_CHAT = re.compile(r"-100[0-9]{1,13}")
+"""A supergroup's chat id as the Bot API gives it: -100 followed by the group's number."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,13 @@ class Settings:
     """Quiet hours on the Taipei wall clock ("HH:MM"): a reminder found from `start` waits
     until `end`; the window may cross midnight, and equal ends mean no quiet hours."""
     reminder_quiet_end: str = "09:00"
+    reminder_sweep_seconds: int = 300
+    """How often `serve` plans and sends the reminders that are due."""
+    reminder_batch: int = 200
+    """Reminders planned, and reminders sent, per sweep at most: a backlog drains steadily."""
+    reminder_email: str = "fallback"
+    """E-mail to the directory's address: `fallback` (when no chat could show the reminder),
+    `also` (always, besides the chats) or `off`."""
 
     service_days: str = "mon,tue,wed,thu,fri"
     """The support desk's days (mon … sun, comma-separated); its hours are the same each day."""
@@ -218,6 +235,11 @@ class Settings:
     telegram_delivery: str = "link"
     """`link` (the download page, as on LINE) or `document` (the encrypted .pfx sent in chat,
     `protect_content`, with the export password typed in chat and deleted once read)."""
+    telegram_support_chat_id: str = ""
+    """The support group: a forum supergroup (`-100…`) where every hand-off gets a topic and
+    agents answer in it (the bot an admin with can_manage_topics). Empty: no support group."""
+    telegram_support_per_minute: int = 20
+    """Messages the bot posts in the support group in any minute, all topics together."""
 
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Unknown keys from the TOML file, kept for the packages that own them."""
@@ -234,6 +256,13 @@ class Settings:
     @property
     def telegram_enabled(self) -> bool:
         return bool(self.telegram_bot_token)
+
+    @property
+    def telegram_support_chat(self) -> int | None:
+        """The support group's chat id; None when there is none (or Telegram is off)."""
+        if not (self.telegram_enabled and _SUPPORT_CHAT.fullmatch(self.telegram_support_chat_id)):
+            return None
+        return int(self.telegram_support_chat_id)
 
     @property
     def telegram_webhook_mode(self) -> bool:
@@ -334,6 +363,8 @@ class Settings:
                 _clock_time(getattr(self, name))
             except ValueError:
                 problems.append(f"{name} must be a time of day as HH:MM (00:00-23:59)")
+        if self.reminder_email not in REMINDER_EMAIL_MODES:
+            problems.append(f"reminder_email must be one of {', '.join(REMINDER_EMAIL_MODES)}")
         problems += _service_hours_problems(self)
         problems += _url_problems("public_url", self.public_url)
         if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():
@@ -356,6 +387,11 @@ class Settings:
             len(secret) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in secret)
         ):
             problems.append("telegram_webhook_secret must be 1-256 of A-Z, a-z, 0-9, _ and -")
+        support = self.telegram_support_chat_id
+        if support and not _SUPPORT_CHAT.fullmatch(support):
+            problems.append("telegram_support_chat_id must be a supergroup's id (-100 and digits)")
+        if support and not self.telegram_enabled:
+            problems.append("telegram_support_chat_id needs telegram_bot_token")
         if self.telegram_enabled and self.telegram_webhook_mode and not secret:
             problems.append("telegram_webhook_secret is needed for Telegram's webhook (https)")
         problems += _policy_oid_problems(self.policy_oid)

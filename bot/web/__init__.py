@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from bot import jobs, logs, metrics
+from bot import agent, jobs, logs, metrics
 from bot.channels import Channels, line, telegram
 from bot.web import chat, dev, download, ops, pki
 from bot.web.keys import CHANNELS, CORE, ENGINE
@@ -35,12 +35,14 @@ def create_app(core: Core, *, engine: Engine | None = None) -> web.Application:
     # The parts, each mounted by its own module, go here.
     download.mount(app)
     chat.mount(app)  # after download: its /static/download/ files keep their own headers
+    agent.mount(app)  # the support agents' console, under /agent
     if core.settings.outbox_mode:
         dev.mount(app)
     if core.settings.line_enabled:
         line.mount(app)
     if core.settings.telegram_enabled:
         telegram.mount(app)
+    app.middlewares.append(ops.refuse_new_work)  # innermost: see `ops`
     app.cleanup_ctx.append(jobs.running)
     app.on_response_prepare.append(_without_server_header)
     return app

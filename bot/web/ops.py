@@ -6,9 +6,12 @@ instance can do its work: the database answers and the CA key signs; 503 otherwi
 from the moment the instance begins to stop, so the balancer sends it nothing new. `GET
 /metrics`: Prometheus's text format (`bot.metrics`).
 
-Stopping (`begin_stopping`, called by `serve` on SIGTERM): from then on the platforms' webhooks
-and the web chat's posts are answered 503 with `Retry-After`, so LINE and Telegram redeliver to
-another instance and the browser tries again, while the events already taken are worked off.
+Stopping (`begin_stopping`, called by `serve` on SIGTERM), and while the database does not
+answer: the platforms' webhooks and the web chat's posts are answered 503 with `Retry-After`, so
+LINE and Telegram redeliver (to another instance, or later) and the browser tries again, while
+the events already taken are worked off (the engine waits for the database to come back).
+`refuse_new_work` is the app's innermost middleware, so the web chat's own error middleware
+words the refusal for the page.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ def mount(app: web.Application) -> None:
             web.get("/metrics", metrics_page),
         ]
     )
-    app.middlewares.append(refuse_new_work_when_stopping)
 
 
 def begin_stopping(app: web.Application) -> None:
@@ -77,17 +79,15 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def refuse_new_work_when_stopping(
+async def refuse_new_work(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """503 for what brings new work while stopping or while the database does not answer."""
+    app = request.app
     if (
-        request.app[STOPPING].is_set()
-        and request.method == "POST"
+        request.method == "POST"
         and request.path.startswith(TAKES_WORK)
+        and (app[STOPPING].is_set() or not app[CORE].db.reachable)
     ):
-        return web.json_response(
-            {"error": "stopping"},
-            status=503,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        raise web.HTTPServiceUnavailable(headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return await handler(request)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot import logs
+from bot import jobs, logs
 from bot.web import create_app, ops
 from certcore.audit import Actor
 from certcore.core import Core
@@ -122,3 +122,18 @@ def test_a_json_log_line_masks_id_numbers_and_names_its_request() -> None:
     assert line["level"] == "WARNING" and line["logger"] == "certdesk.test"
     assert line["request_id"] == "req-00000001"
     assert DEMO not in line["message"] and line["message"].startswith("customer A")
+
+
+async def test_while_the_database_is_down_new_work_is_refused_until_it_answers(
+    client: TestClient[Any, Any], core: Core
+) -> None:
+    core.db.outage_since = 0.0  # as the first failing transaction notes it
+    refused = await client.post("/api/chat/sessions", headers={"Accept-Language": "zh-TW"})
+    assert refused.status == 503 and refused.headers["Retry-After"] == "5"
+    assert (await refused.json())["error"] == "unavailable"  # worded for the page
+    line = await client.post("/line/webhook", data=b"{}")
+    assert line.status == 503  # LINE redelivers later
+    assert (await client.get("/healthz")).status == 200
+    await jobs.watch_database(core)  # the job asks; the database answers
+    assert core.db.reachable
+    assert (await client.post("/api/chat/sessions")).status == 201
