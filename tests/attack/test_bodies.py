@@ -13,10 +13,11 @@ whether their length is declared or they come chunked.
 
 The whole app with every channel on, on loopback: the LINE webhook (bodies signed as LINE
 signs them, so they get past the signature and reach the parser), the Telegram webhook (with its
-secret), the web chat, the download page, OCSP, LINE's Account Link page. There is no agent
-console in this branch to attack. Already covered elsewhere and not repeated: the web chat's
-malformed JSON, oversized bodies and wrong content types
-(`tests/bot/web/test_chat_api.py::test_malformed_json`, `::test_oversized_bodies_and_texts`,
+secret), the web chat, the download page, OCSP, LINE's Account Link page, and the agent
+console (its login form, and two of its forms behind a logged-in agent's cookie). Already
+covered elsewhere and not repeated: the web chat's malformed JSON, oversized bodies and wrong
+content types (`tests/bot/web/test_chat_api.py::test_malformed_json`,
+`::test_oversized_bodies_and_texts`,
 `::test_wrong_methods_and_content_types`), Telegram's non-JSON and non-update bodies
 (`tests/bot/telegram/test_webhook.py::test_malformed_bodies_get_400`), LINE's signed non-webhook
 bodies (`tests/bot/line/test_webhook.py::
@@ -28,10 +29,12 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from aiohttp import ClientResponse
 
 from bot.channels.line import LINE
 from bot.web.chat import LIMITER
@@ -47,6 +50,8 @@ from tests.fakes.line_api import FakeLineApi
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
+AGENT, AGENT_PASSWORD = "mei", "correct horse battery"
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 HUGE = CLIENT_MAX_SIZE + 1024
 """Past the largest limit of any route (1 MB)."""
 
@@ -116,6 +121,28 @@ async def fake_line_api() -> AsyncIterator[FakeLineApi]:
         await fake.close()
 
 
+def _cookies(response: ClientResponse) -> str:
+    return "; ".join(f"{name}={morsel.value}" for name, morsel in response.cookies.items())
+
+
+async def _agent_cookies(app: Telegram) -> tuple[str, str]:
+    """The login form's cookie, and a logged-in agent's session cookie, from the console's own
+    login form. (Sent by hand: with an https public URL the console's cookies are `Secure`, and
+    the test speaks http.)"""
+    await app.core.agents.add(AGENT, AGENT_PASSWORD)
+    url = app.server.make_url("/agent/login")
+    async with app.session.get(url) as form:
+        token = CSRF.search(await form.text())
+        nonce = _cookies(form)
+    assert token is not None and nonce
+    fields = {"csrf": token.group(1), "name": AGENT, "password": AGENT_PASSWORD}
+    async with app.session.post(
+        url, data=fields, headers={"Cookie": nonce}, allow_redirects=False
+    ) as response:
+        assert response.status == 303, await response.text()
+        return nonce, _cookies(response)
+
+
 @pytest.fixture
 async def everything(telegram_app: Factory, fake_line_api: FakeLineApi) -> Telegram:
     """The whole app: Telegram by webhook, LINE with Account Link, the web chat, the rest."""
@@ -135,6 +162,8 @@ async def _targets(app: Telegram) -> dict[str, Target]:
     await load_demo_customers(app.core.db, app.core.clock())
     token = await open_delivery(app.core)
     chat = f"/api/chat/sessions/{session}"
+    login, session = await _agent_cookies(app)  # so that a body is read, not refused unread
+    agent = {"Cookie": session}
     return {
         t.name: t
         for t in (
@@ -151,6 +180,9 @@ async def _targets(app: Telegram) -> dict[str, Target]:
             Target("download page", f"/d/{token}", {}, FORM),
             Target("ocsp", "/ocsp", {}, "application/ocsp-request"),
             Target("line link page", "/line/link", {}, FORM),
+            Target("agent login", "/agent/login", {"Cookie": login}, FORM),
+            Target("agent reply", "/agent/c/1/reply", agent, FORM),
+            Target("agent canned reply", "/agent/canned", agent, FORM),
         )
     }
 
@@ -164,6 +196,9 @@ ENDPOINTS = [
     "download page",
     "ocsp",
     "line link page",
+    "agent login",
+    "agent reply",
+    "agent canned reply",
 ]
 
 
