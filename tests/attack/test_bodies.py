@@ -111,16 +111,6 @@ class Target:
     """The content type the endpoint takes."""
 
 
-@pytest.fixture
-async def fake_line_api() -> AsyncIterator[FakeLineApi]:
-    fake = FakeLineApi()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
 def _cookies(response: ClientResponse) -> str:
     return "; ".join(f"{name}={morsel.value}" for name, morsel in response.cookies.items())
 
@@ -144,12 +134,12 @@ async def _agent_cookies(app: Telegram) -> tuple[str, str]:
 
 
 @pytest.fixture
-async def everything(telegram_app: Factory, fake_line_api: FakeLineApi) -> Telegram:
+async def everything(telegram_app: Factory, fake_line: FakeLineApi) -> Telegram:
     """The whole app: Telegram by webhook, LINE with Account Link, the web chat, the rest."""
     return await telegram_app(
         line_channel_secret=LINE_SECRET,
         line_channel_access_token=LINE_TOKEN,
-        line_api_base=fake_line_api.base_url,
+        line_api_base=fake_line.base_url,
         line_account_link=True,
     )
 
@@ -210,7 +200,7 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 async def test_malformed_and_oversized_bodies_are_refused_with_4xx(
     everything: Telegram,
-    fake_line_api: FakeLineApi,
+    fake_line: FakeLineApi,
     endpoint: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -250,4 +240,4 @@ async def test_malformed_and_oversized_bodies_are_refused_with_4xx(
         if not ok:
             wrong[name] = f"{status}, expected {expected}"
     assert not wrong, (endpoint, wrong)
-    assert fake_line_api.requests == []  # nothing of it reached a customer on LINE
+    assert fake_line.requests == []  # nothing of it reached a customer on LINE
