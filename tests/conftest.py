@@ -37,7 +37,6 @@ BOTH_BACKENDS = (
     "tests/certcore/test_deliveries.py",
     "tests/certcore/test_reminders.py",
     "tests/certcore/test_handoff.py",
-    "tests/certcore/test_audit.py",
     "tests/certcore/test_otp_service.py",
     "tests/certcore/test_customers.py",
     "tests/certcore/test_identity_verify.py",

@@ -21,8 +21,9 @@ from certcore.storage import Database
 from certcore.storage.schema import holder_locks
 
 
-async def test_a_database_error_does_not_carry_the_statements_values(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
+async def test_a_database_error_does_not_carry_the_statements_values(settings: Settings) -> None:
+    settings.data_dir.mkdir(exist_ok=True)
+    db = Database(settings.database)
     await db.migrate()
     try:
         with pytest.raises(IntegrityError) as caught:
@@ -46,6 +47,7 @@ def everyday_umask() -> Iterator[None]:
         os.umask(previous)
 
 
+@pytest.mark.backends("sqlite")  # PostgreSQL's files are the server's
 @pytest.mark.usefixtures("everyday_umask")
 async def test_the_database_files_are_the_owners_alone_in_a_directory_open_to_others(
     settings: Settings,
@@ -67,6 +69,7 @@ async def test_the_database_files_are_the_owners_alone_in_a_directory_open_to_ot
     assert str(settings.data_dir) in warning and "mode 755" in warning
 
 
+@pytest.mark.backends("sqlite")
 @pytest.mark.usefixtures("everyday_umask")
 async def test_database_files_an_earlier_version_left_open_are_narrowed(
     settings: Settings, clock: FrozenClock, environ: dict[str, str]

@@ -88,8 +88,10 @@ class FailingSender:
 
 
 @pytest.fixture
-def otp_settings(tmp_path: Path) -> Settings:
-    return load_settings(environ={}, data_dir=tmp_path / "var")
+def otp_settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(
+        environ={}, data_dir=tmp_path / "var", database_url=database_url or None
+    )
 
 
 @pytest.fixture
@@ -137,8 +139,10 @@ async def send_sms(service: OtpService, binding: Binding = BINDING) -> OtpSent:
 
 
 async def rows(db: Database, table: Table) -> list[dict[str, Any]]:
+    """In key order: without ORDER BY, PostgreSQL returns an updated row after the others."""
+    query = select(table).order_by(*table.primary_key.columns)
     async with db.read() as conn:
-        return [dict(row._mapping) for row in (await conn.execute(select(table)))]
+        return [dict(row._mapping) for row in (await conn.execute(query))]
 
 
 async def audit_actions(db: Database) -> list[str]:

@@ -645,10 +645,16 @@ async def test_two_concurrent_revocations_cannot_both_take_the_last_slot(core: C
 
 
 async def test_two_concurrent_first_revocations_with_a_quota_of_one(
-    data_dir: Path, clock: FrozenClock, rng: random.Random, environ: dict[str, str]
+    data_dir: Path,
+    clock: FrozenClock,
+    rng: random.Random,
+    environ: dict[str, str],
+    database_url: str,
 ) -> None:
     """The quota row does not exist yet: both revocations try to create it."""
-    settings = load_settings(environ={}, data_dir=data_dir, revocations_per_year=1)
+    settings = load_settings(
+        environ={}, data_dir=data_dir, revocations_per_year=1, database_url=database_url or None
+    )
     core = await Core.open(settings, clock=clock, rng=rng, environ=environ)
     try:
         one, other = await holding(core, ALICE), await holding(core, ALICE)
