@@ -7,7 +7,6 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert

@@ -89,9 +89,7 @@ class FailingSender:
 
 @pytest.fixture
 def otp_settings(tmp_path: Path, database_url: str) -> Settings:
-    return load_settings(
-        environ={}, data_dir=tmp_path / "var", database_url=database_url or None
-    )
+    return load_settings(environ={}, data_dir=tmp_path / "var", database_url=database_url or None)
 
 
 @pytest.fixture
