@@ -62,7 +62,7 @@ async def publish_crl(
     rows = await conn.execute(
         select(certificates.c.serial, certificates.c.revoked_at, certificates.c.revoked_reason)
         .where(certificates.c.revoked_at.is_not(None))
-        .order_by(certificates.c.revoked_at)
+        .order_by(certificates.c.revoked_at, certificates.c.serial)
     )
     revoked = [
         (
