@@ -22,7 +22,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, event, select
+from sqlalchemy import CursorResult, event, select, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -144,7 +144,16 @@ def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
     return int(key[0])
 
 
+MIGRATION_LOCK = 0x43455254_4D494752  # "CERTMIGR": any constant the instances agree on
+"""The PostgreSQL advisory lock that migrations run under."""
+
+
 def _upgrade_to_head(connection: SyncConnection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Several instances started at once would each run the same CREATE TABLE and all but
+        # one fail: the first migrates, the others wait here and then find the head reached.
+        # The lock ends with the migration's transaction. (SQLite's file lock does this there.)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection

@@ -7,6 +7,7 @@ find nothing: no missing or extra table, column, index, foreign key, type or nul
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -157,6 +158,20 @@ async def test_downgrade_to_base_and_back(empty_url: str) -> None:
         assert await on(empty_url, table_names) <= {"alembic_version"}
     await on(empty_url, lambda conn: command.upgrade(alembic_config(conn), "head"))
     assert await on(empty_url, differences) == []
+
+
+@pytest.mark.backends("postgresql")
+async def test_instances_starting_at_once_migrate_once(empty_url: str) -> None:
+    """Several `serve` processes on one new PostgreSQL database: one migrates, the others wait
+    for it and find the schema at its head (without the lock, all but one would fail on the
+    tables the first created)."""
+    await asyncio.gather(*(migrate(empty_url) for _ in range(4)))
+    assert await on(empty_url, differences) == []
+    versions = await on(
+        empty_url,
+        lambda conn: list(conn.execute(text("SELECT version_num FROM alembic_version")).all()),
+    )
+    assert versions == [(head_revision(),)]
 
 
 @pytest.mark.backends("sqlite")  # the data is SQLite's text timestamps
