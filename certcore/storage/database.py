@@ -67,7 +67,7 @@ POSTGRESQL_POOL = {
 
 def database_url(url: str) -> str:
     """The SQLAlchemy URL with its async driver: `postgresql://` and `postgres://` (libpq's
-    spellings, and any driver other than asyncpg) become `postgresql+asyncpg://`, `sqlite://`
+    spellings, and psycopg's) become `postgresql+asyncpg://` (libpq's `sslmode` its `ssl`), `sqlite://`
     becomes `sqlite+aiosqlite://`; ValueError for another backend or an async driver the
     project does not ship."""
     parsed = make_url(url)
@@ -77,6 +77,11 @@ def database_url(url: str) -> str:
         if driver not in ("", "asyncpg", "psycopg2", "psycopg"):
             raise ValueError(f"unsupported PostgreSQL driver {driver!r}: CertDesk uses asyncpg")
         parsed = parsed.set(drivername="postgresql+asyncpg")
+        if "sslmode" in parsed.query and "ssl" not in parsed.query:
+            # libpq's name for it; asyncpg takes the same values as `ssl` and refuses `sslmode`.
+            query = dict(parsed.query)
+            query["ssl"] = query.pop("sslmode")
+            parsed = parsed.set(query=query)
     elif backend == "sqlite":
         if driver not in ("", "pysqlite", "aiosqlite"):
             raise ValueError(f"unsupported SQLite driver {driver!r}: CertDesk uses aiosqlite")

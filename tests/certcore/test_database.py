@@ -116,7 +116,7 @@ async def test_a_private_data_directory_is_not_warned_about(
         ("postgresql+asyncpg://u@db/certdesk", "postgresql+asyncpg://u@db/certdesk"),
         (
             "postgresql+psycopg2://u@db/certdesk?sslmode=require",
-            "postgresql+asyncpg://u@db/certdesk?sslmode=require",
+            "postgresql+asyncpg://u@db/certdesk?ssl=require",
         ),
         (
             "sqlite:////var/lib/certdesk/certdesk.sqlite3",
