@@ -25,6 +25,7 @@ from alembic.config import Config
 from sqlalchemy import CursorResult, event, select, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -67,10 +68,13 @@ POSTGRESQL_POOL = {
 
 def database_url(url: str) -> str:
     """The SQLAlchemy URL with its async driver: `postgresql://` and `postgres://` (libpq's
-    spellings, and psycopg's) become `postgresql+asyncpg://` (libpq's `sslmode` its `ssl`), `sqlite://`
-    becomes `sqlite+aiosqlite://`; ValueError for another backend or an async driver the
-    project does not ship."""
-    parsed = make_url(url)
+    spellings, and psycopg's) become `postgresql+asyncpg://` (with libpq's `sslmode` as
+    asyncpg's `ssl`), `sqlite://` becomes `sqlite+aiosqlite://`; ValueError for what is no URL,
+    another backend or an async driver the project does not ship."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError("unsupported database URL: not a URL") from exc
     backend = parsed.get_backend_name()
     driver = parsed.get_driver_name() if "+" in parsed.drivername else ""
     if backend in ("postgresql", "postgres"):

@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from certcore.audit import Actor
 from certcore.clock import FrozenClock, taipei
-from certcore.config import Settings
+from certcore.config import Settings, load_settings
 from certcore.core import Core
+from certcore.errors import ConfigurationError
 from certcore.storage import Database
 from certcore.storage.database import database_url
 from certcore.storage.schema import holder_locks, identity_locks
@@ -183,3 +184,10 @@ async def test_times_come_back_as_the_same_instant_in_utc(core: Core) -> None:
             await conn.execute(
                 update(identity_locks).values(updated_at=datetime(2026, 11, 24, 10, 0))
             )
+
+
+@pytest.mark.parametrize("url", ["mysql://certdesk:s3cret-pw@db/certdesk", "s3cret-pw"])
+def test_a_wrong_database_url_stops_the_start_without_showing_it(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="database_url") as caught:
+        load_settings(environ={"CERTDESK_DATABASE_URL": url})
+    assert "s3cret" not in str(caught.value)
