@@ -44,7 +44,7 @@ BOTH_BACKENDS = (
     "tests/dialogs/",
     "tests/bot/line/",
     "tests/bot/telegram/",
-    "tests/bot/web/test_chat_api.py",
+    "tests/bot/web/",
     "tests/bot/test_reminder_sweep.py",
 )
 """Paths relative to the project; a folder covers the test modules added to it later."""
