@@ -82,18 +82,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def postgres_server() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server with a migrated template database; a test that needs
     it fails (never skips) when the server binaries are missing."""
+    problem = ""
     try:
         server = PostgresServer(find_bin_dir())
+        try:
+            server.start()
+        except BaseException:
+            server.stop()
+            raise
     except PostgresUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        server.stop()
-        pytest.fail(str(exc), pytrace=False)
-    except BaseException:
-        server.stop()
-        raise
+        problem = str(exc)
+    if problem:
+        pytest.fail(problem, pytrace=False)
     try:
         yield server
     finally:

@@ -28,7 +28,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,25 +65,28 @@ class PostgresUnavailable(RuntimeError):
     """The server could not be found or started; the message says why."""
 
 
-def find_bin_dir(environ: dict[str, str] | None = None) -> Path:
+DEBIAN_ROOT = Path("/usr/lib/postgresql")
+
+
+def find_bin_dir(environ: Mapping[str, str] | None = None, debian: Path = DEBIAN_ROOT) -> Path:
     """The directory of initdb and pg_ctl: the override variable, else Debian's newest
     /usr/lib/postgresql/<version>/bin, else the PATH (other systems put them there)."""
-    environ = dict(os.environ) if environ is None else environ
+    environ = os.environ if environ is None else environ
     override = environ.get(BIN_DIR_VARIABLE)
     candidates: list[Path] = []
     if override:
         candidates.append(Path(override))
     versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
+        debian.glob("*/bin"),
         key=lambda p: [int(part) for part in re.findall(r"\d+", p.parent.name)] or [0],
         reverse=True,
     )
     candidates.extend(versions)
-    on_path = shutil.which("pg_ctl")
+    on_path = shutil.which("pg_ctl", path=environ.get("PATH", ""))
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
     for directory in candidates:
-        if (directory / "initdb").is_file() and (directory / "pg_ctl").is_file():
+        if all(os.access(directory / name, os.X_OK) for name in ("initdb", "pg_ctl")):
             return directory
     raise PostgresUnavailable(MISSING)
 
