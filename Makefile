@@ -43,11 +43,11 @@ test: $(STAMP) debian-test-deps lint
 	$(BIN)/python -m pytest -q
 
 # `make bench` runs every benchmark; `make bench BENCHES=webhook` one of them (issuance, webhook,
-# understanding),
+# understanding, reminders),
 # `make bench BENCH_ARGS=--quick` a smoke run. The OCSP comparison uses its own Python load
 # generator (wrk, when it can be installed, adds a certdesk-only row); the webhook comparison
 # needs wrk.
-BENCHES ?= issuance webhook understanding
+BENCHES ?= issuance webhook understanding reminders
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) || echo "bench: wrk not installed"
 	for b in $(BENCHES); do $(BIN)/python -m bench.$$b $(BENCH_ARGS) || exit 1; done

@@ -5,11 +5,15 @@ responses that near their nextUpdate, close expired certificate deliveries (eras
 files), forget event records older than a week, web chat logs older than a month and the
 development outbox's messages once their codes have expired. Every second: notice
 revocations made by other processes through the CRL number, so no stale "good" outlives a
-second. Every few minutes: plan the expiry reminders and send those due through the chat
-channels (`bot.reminders`, a bounded batch per round). Every minute: hand back to the bot the
+second. Every half second while the database does not answer: ask it again, which ends the
+outage (new work is refused with 503 meanwhile, `bot.web.ops`). Every `reminder_sweep_seconds`:
+plan the expiry reminders and send those due through the chat channels and by e-mail
+(`bot.reminders`, `reminder_batch` per round). Every minute: hand back to the bot the
 conversations whose agent has not replied for `handoff_timeout_minutes`, telling the customer.
-At start, OCSP responses for every unexpired certificate are pre-signed a batch at a time. A
-failing round is logged and the next one tries again: the service keeps serving.
+With a Telegram support group, every 2 seconds: new hand-offs get their topics and the
+customers' messages are copied to them (`bot.channels.telegram.support`). At start, OCSP
+responses for every unexpired certificate are pre-signed a batch at a time. A failing round is
+logged and the next one tries again: the service keeps serving.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from bot import reminders
+from bot import metrics, reminders
 from bot.channels import Channels
+from bot.channels.telegram import SUPPORT, SupportGroup
 from bot.web.keys import CHANNELS, CORE
 from certcore.core import Core
+from certcore.errors import DatabaseUnavailable
 from certcore.handoff import HandoffOutcome
 from certcore.storage import ChatLog
 from dialogs import EventKind, Inbound
@@ -35,6 +41,9 @@ log = logging.getLogger("certdesk.jobs")
 UPKEEP_INTERVAL_SECONDS = 60.0
 REVOCATION_POLL_SECONDS = 1.0
 PREWARM_BATCH = 64
+RELAY_INTERVAL_SECONDS = 2.0
+DATABASE_POLL_SECONDS = 0.5
+"""While the database does not answer, how often it is asked again (new work waits for it)."""
 
 
 async def running(app: web.Application) -> AsyncIterator[None]:
@@ -45,11 +54,22 @@ async def running(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(prewarm_ocsp(core)),
         asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, upkeep, core)),
         asyncio.create_task(_every(REVOCATION_POLL_SECONDS, watch_revocations, core, at_once=True)),
+        asyncio.create_task(_every(DATABASE_POLL_SECONDS, watch_database, core)),
         asyncio.create_task(
-            _every(reminders.SWEEP_INTERVAL_SECONDS, reminder_sweeper(app[CHANNELS]), core)
+            _every(
+                float(core.settings.reminder_sweep_seconds),
+                reminder_sweeper(app[CHANNELS]),
+                core,
+            )
         ),
         asyncio.create_task(_every(UPKEEP_INTERVAL_SECONDS, handoff_timer(app[CHANNELS]), core)),
     ]
+    if SUPPORT in app:
+        tasks.append(
+            asyncio.create_task(
+                _every(RELAY_INTERVAL_SECONDS, support_relay(app[SUPPORT]), core, at_once=True)
+            )
+        )
     yield
     for task in tasks:
         task.cancel()
@@ -77,16 +97,37 @@ def reminder_sweeper(channels: Channels) -> Callable[[Core], Awaitable[None]]:
 
     async def sweep_reminders(core: Core) -> None:
         done = await reminders.sweep(core, channels, core.clock())
-        if done.planned or done.sent or done.skipped or done.retried:
+        for result, count in (
+            ("sent", len(done.sent)),
+            ("emailed", len(done.emailed)),
+            ("skipped", len(done.skipped)),
+            ("retried", len(done.retried)),
+            ("deferred", len(done.deferred)),
+        ):
+            if count:
+                metrics.REMINDERS.labels(result).inc(count)
+        if done.planned or done.sent or done.skipped or done.retried or done.deferred:
             log.info(
-                "reminders: %d planned, %d sent, %d skipped, %d to retry",
+                "reminders: %d planned, %d sent (%d by e-mail), %d skipped, %d to retry, "
+                "%d held back by a platform's limit",
                 len(done.planned),
                 len(done.sent),
+                len(done.emailed),
                 len(done.skipped),
                 len(done.retried),
+                len(done.deferred),
             )
 
     return sweep_reminders
+
+
+def support_relay(support: SupportGroup) -> Callable[[Core], Awaitable[None]]:
+    """The Telegram support group's relay round (`SupportGroup.relay`)."""
+
+    async def relay_to_support_group(core: Core) -> None:
+        await support.relay()
+
+    return relay_to_support_group
 
 
 def handoff_timer(channels: Channels) -> Callable[[Core], Awaitable[None]]:
@@ -119,6 +160,13 @@ async def time_out_handoffs_once(core: Core, channels: Channels) -> int:
     if returned:
         log.info("handed %d silent hand-offs back to the bot", returned)
     return returned
+
+
+async def watch_database(core: Core) -> None:
+    """During an outage, ask the database until it answers (which ends the outage)."""
+    if not core.db.reachable:
+        with contextlib.suppress(DatabaseUnavailable):
+            await core.db.ping()
 
 
 async def watch_revocations(core: Core) -> None:

@@ -4,13 +4,18 @@ A record is written in the same transaction as the action it records, so there i
 issuance without its record or a record of an issuance that did not happen. Changing a record
 breaks its own hash; removing one breaks the link of the next; cutting records off the end no
 longer matches the head row. `verify` walks the chain and names the first record that fails.
+
+Every action recorded is also told to whoever watches (`watch_actions`): the service's metrics
+count issuances, renewals, revocations, codes sent and hand-offs from the one place that sees
+them all. The watchers hear of a record when it is appended, inside its transaction: one whose
+transaction then fails is counted all the same (rare: the action failed after its record).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -24,6 +29,16 @@ from certcore.storage import Database, lock_single_row
 from certcore.storage.schema import audit_head, audit_log
 
 GENESIS = "0" * 64
+
+ActionWatcher = Callable[[str], None]
+_watchers: list[ActionWatcher] = []
+
+
+def watch_actions(watcher: ActionWatcher) -> Callable[[], None]:
+    """Tell `watcher` the action of every record appended in this process from now on (it must
+    be quick and never raise); returns the way to stop."""
+    _watchers.append(watcher)
+    return lambda: _watchers.remove(watcher)
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,8 @@ class AuditTrail:
         await conn.execute(
             update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
         )
+        for watcher in _watchers:
+            watcher(action)
         return seq
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import urllib.parse
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ MAX_OTP_LIFETIME_MINUTES = 10
 MAX_PORT = 65_535
 SMS_PROVIDERS = ("", "mitake", "every8d")
 TELEGRAM_DELIVERIES = ("link", "document")
+REMINDER_EMAIL_MODES = ("fallback", "also", "off")
 DAY_MINUTES = 24 * 60
 REMINDER_DAYS_BOUNDS = (1, 90)
 """Each expiry-reminder milestone, in days before notAfter: a reminder more than a quarter ahead
@@ -41,6 +43,8 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     # rule of DESIGN §3–§4 off, or overflow a timedelta at start. Where the design fixes a
     # number, the bound is that number: a setting may make a rule stricter, never looser.
     ("port", 1, MAX_PORT),
+    # An orchestrator kills what does not stop in time (Kubernetes: 30 s by default).
+    ("shutdown_seconds", 1, 300),
     ("smtp_port", 1, MAX_PORT),
     # §3 validity "1 year"; 27 months (825 days) is the most relying parties accept.
     ("validity_months", 1, 27),
@@ -91,8 +95,16 @@ BOUNDS: tuple[tuple[str, int, int], ...] = (
     ("sensitive_flow_minutes", 1, 30),
     # A sender that has not answered in a minute will not; the chat is waiting meanwhile.
     ("send_timeout_seconds", 1, 60),
+    # Telegram lets a bot post about 20 messages a minute in one group; 3 of them are a burst.
+    ("telegram_support_per_minute", 4, 20),
+    # Issue 11: a reminder sweep every 30 s to an hour; a batch small enough that one sweep
+    # stays within the platforms' send limits, large enough to drain a backlog in a day.
+    ("reminder_sweep_seconds", 30, 3600),
+    ("reminder_batch", 1, 5000),
 )
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_SUPPORT_CHAT = re.compile(r"-100[0-9]{1,13}")
+"""A supergroup's chat id as the Bot API gives it: -100 followed by the group's number."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,10 @@ class Settings:
     """Base of the CRL, OCSP and CA-certificate URLs written into every certificate."""
     host: str = "127.0.0.1"
     port: int = 8080
+    log_format: str = "json"
+    """`serve`'s log lines: "json" (one object a line, for a log pipeline) or "text"."""
+    shutdown_seconds: int = 20
+    """On SIGTERM, how long `serve` may take to finish the events in hand before it exits."""
     trusted_proxies: str = ""
     """Addresses or networks (comma-separated) of the reverse proxies in front of `serve`,
     whose `X-Forwarded-For` names the client; empty means clients connect directly. Behind a
@@ -170,6 +186,13 @@ class Settings:
     """Quiet hours on the Taipei wall clock ("HH:MM"): a reminder found from `start` waits
     until `end`; the window may cross midnight, and equal ends mean no quiet hours."""
     reminder_quiet_end: str = "09:00"
+    reminder_sweep_seconds: int = 300
+    """How often `serve` plans and sends the reminders that are due."""
+    reminder_batch: int = 200
+    """Reminders planned, and reminders sent, per sweep at most: a backlog drains steadily."""
+    reminder_email: str = "fallback"
+    """E-mail to the directory's address: `fallback` (when no chat could show the reminder),
+    `also` (always, besides the chats) or `off`."""
 
     service_days: str = "mon,tue,wed,thu,fri"
     """The support desk's days (mon … sun, comma-separated); its hours are the same each day."""
@@ -213,6 +236,11 @@ class Settings:
     telegram_delivery: str = "link"
     """`link` (the download page, as on LINE) or `document` (the encrypted .pfx sent in chat,
     `protect_content`, with the export password typed in chat and deleted once read)."""
+    telegram_support_chat_id: str = ""
+    """The support group: a forum supergroup (`-100…`) where every hand-off gets a topic and
+    agents answer in it (the bot an admin with can_manage_topics). Empty: no support group."""
+    telegram_support_per_minute: int = 20
+    """Messages the bot posts in the support group in any minute, all topics together."""
 
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Unknown keys from the TOML file, kept for the packages that own them."""
@@ -229,6 +257,13 @@ class Settings:
     @property
     def telegram_enabled(self) -> bool:
         return bool(self.telegram_bot_token)
+
+    @property
+    def telegram_support_chat(self) -> int | None:
+        """The support group's chat id; None when there is none (or Telegram is off)."""
+        if not (self.telegram_enabled and _SUPPORT_CHAT.fullmatch(self.telegram_support_chat_id)):
+            return None
+        return int(self.telegram_support_chat_id)
 
     @property
     def telegram_webhook_mode(self) -> bool:
@@ -319,6 +354,8 @@ class Settings:
             problems.append("trusted_proxies must be IP addresses or networks, comma-separated")
         if self.otp_sends_per_day < self.otp_sends_per_hour:
             problems.append("otp_sends_per_day must not be below otp_sends_per_hour")
+        if self.log_format not in ("json", "text"):
+            problems.append('log_format must be "json" or "text"')
         try:
             self.reminder_milestones  # noqa: B018 - parsed here so a typo stops the start
         except ValueError:
@@ -332,6 +369,8 @@ class Settings:
                 _clock_time(getattr(self, name))
             except ValueError:
                 problems.append(f"{name} must be a time of day as HH:MM (00:00-23:59)")
+        if self.reminder_email not in REMINDER_EMAIL_MODES:
+            problems.append(f"reminder_email must be one of {', '.join(REMINDER_EMAIL_MODES)}")
         problems += _service_hours_problems(self)
         problems += _url_problems("public_url", self.public_url)
         if not self.issuer_tag or not self.issuer_tag.isascii() or not self.issuer_tag.isalnum():
@@ -354,6 +393,11 @@ class Settings:
             len(secret) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in secret)
         ):
             problems.append("telegram_webhook_secret must be 1-256 of A-Z, a-z, 0-9, _ and -")
+        support = self.telegram_support_chat_id
+        if support and not _SUPPORT_CHAT.fullmatch(support):
+            problems.append("telegram_support_chat_id must be a supergroup's id (-100 and digits)")
+        if support and not self.telegram_enabled:
+            problems.append("telegram_support_chat_id needs telegram_bot_token")
         if self.telegram_enabled and self.telegram_webhook_mode and not secret:
             problems.append("telegram_webhook_secret is needed for Telegram's webhook (https)")
         problems += _policy_oid_problems(self.policy_oid)

@@ -47,6 +47,13 @@ class ConcurrentUpdate(CertdeskError):
     code = "concurrent_update"
 
 
+class DatabaseUnavailable(CertdeskError):
+    """The database did not answer (down, restarting, unreachable, out of connections, its disk
+    full): nothing was done, and the same work may be tried again once it answers."""
+
+    code = "database_unavailable"
+
+
 class CANotInitialised(CertdeskError):
     code = "ca_not_initialised"
 

@@ -115,3 +115,14 @@ def mask_account(value: str) -> str:
 def mask_text_ids(text: str) -> str:
     """Mask every ID-looking token in free text such as a log line; the rest is kept."""
     return _ID_IN_TEXT.sub(lambda match: mask_id(match.group()), text)
+
+
+_LONG_NUMBER: Final = re.compile(r"\d{6,}")
+"""Six digits or more, any script's digits: a one-time code, an account or card number."""
+
+
+def mask_transcript_text(text: str) -> str:
+    """Free text as a support agent may read it: ID-looking tokens masked, and every run of six
+    or more digits (a one-time code typed where none was asked, an account number) shown as
+    dots, so what a customer typed never reaches an agent's screen in clear."""
+    return _LONG_NUMBER.sub(lambda m: "•" * len(m.group()), mask_text_ids(text))

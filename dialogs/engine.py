@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
 from certcore.clock import Clock
-from certcore.errors import ConcurrentUpdate
+from certcore.errors import ConcurrentUpdate, DatabaseUnavailable
 from certcore.i18n import SUPPORTED_LOCALES, normalise_locale, translate
-from certcore.masking import mask_text_ids
+from certcore.masking import mask_text_ids, mask_transcript_text
 from certcore.otp import parse_entry
 from dialogs.conversation import Conversation, ConversationStore
 from dialogs.flows import reminder
@@ -50,10 +51,33 @@ SERVICE_EVENTS = frozenset({EventKind.REMIND, EventKind.AGENT, EventKind.HANDBAC
 SECRET = "[secret]"
 """What the agents' transcript shows for an input that held a secret (a code, an ID number,
 a birth date): never the input itself."""
-_LONG_NUMBER = re.compile(r"\d{6,}")
+
+OUTAGE_WAIT_SECONDS = 60.0
+"""How long one event waits for a database that stopped answering before it fails (the
+platform redelivers it later; the web application refuses new events meanwhile)."""
+OUTAGE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+"""The pauses between tries while the database does not answer (the last one repeats)."""
 
 SAVE_ATTEMPTS = 3
 """Applications of one event over a state another process changed meanwhile, before it fails."""
+
+
+@dataclass
+class Handled:
+    """What one event came to, for whoever watches the engine (the service's metrics): how it
+    ended (`answered`, `silent`, `redelivered`: answered from its record, `failed`: a step
+    raised and the customer was asked again, `error`: it could not be applied, e.g. the
+    database was unreachable), the flow and step it was applied at, and the seconds it took
+    once its conversation's turn came."""
+
+    event: Inbound
+    outcome: str = "error"
+    flow: str | None = None
+    step: str | None = None
+    seconds: float = 0.0
+
+
+Watcher = Callable[[Handled], None]
 
 
 @cache
@@ -82,6 +106,9 @@ class Engine:
         self.store = ConversationStore(services.conversations)
         self._local: dict[str, tuple[asyncio.Lock, int]] = {}
         """Per conversation: the lock that queues this process's events, and how many use it."""
+        self.outage_wait = OUTAGE_WAIT_SECONDS
+        self.watchers: list[Watcher] = []
+        """Told of every event handled (`Handled`); a watcher must be quick and never raise."""
         self.idle_limit = timedelta(minutes=services.settings.flow_idle_minutes)
         self.sensitive_limit = timedelta(minutes=services.settings.sensitive_flow_minutes)
 
@@ -94,13 +121,27 @@ class Engine:
         self._local[key] = (lock, users + 1)
         try:
             async with lock:
-                return await self._handle_in_order(event, progress)
+                if not self.watchers:
+                    return await self._handle_in_order(event, progress, None)
+                watch, started = Handled(event), time.perf_counter()
+                try:
+                    return await self._handle_in_order(event, progress, watch)
+                finally:
+                    watch.seconds = time.perf_counter() - started
+                    self._tell(watch)
         finally:
             lock, users = self._local[key]
             if users == 1:
                 del self._local[key]
             else:
                 self._local[key] = (lock, users - 1)
+
+    def _tell(self, watch: Handled) -> None:
+        for watcher in self.watchers:
+            try:
+                watcher(watch)
+            except Exception:  # watching must never fail an event
+                log.warning("an engine watcher failed", exc_info=True)
 
     async def locale_of(self, conversation_id: str) -> str | None:
         """The language the conversation speaks now; None for one never seen."""
@@ -117,10 +158,31 @@ class Engine:
             return None
         return await self.store.last_replies(conversation_id)
 
-    async def _handle_in_order(self, event: Inbound, progress: Progress | None) -> list[Outbound]:
+    async def _handle_in_order(
+        self, event: Inbound, progress: Progress | None, watch: Handled | None
+    ) -> list[Outbound]:
+        """The event applied once the database answers: an outage is waited out (up to
+        `outage_wait` seconds) and the whole unit of work tried again, which an event already
+        saved answers from its record."""
+        waited, pauses = 0.0, iter(OUTAGE_RETRY_SECONDS)
+        pause = next(pauses)
+        while True:
+            try:
+                return await self._applied(event, progress, watch)
+            except DatabaseUnavailable:
+                if waited >= self.outage_wait:
+                    raise
+                log.info("event %s waits for the database (%.1f s so far)", event.event_id, waited)
+                await asyncio.sleep(pause)
+                waited += pause
+                pause = next(pauses, pause)
+
+    async def _applied(
+        self, event: Inbound, progress: Progress | None, watch: Handled | None
+    ) -> list[Outbound]:
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                return await self._unit_of_work(event, progress)
+                return await self._unit_of_work(event, progress, watch)
             except ConcurrentUpdate:
                 # Another process saved this conversation after we read it (a second instance
                 # on one SQLite file, or two racing to create it): apply the event again over
@@ -130,18 +192,28 @@ class Engine:
                 log.info("event %s met a newer state; applying it again", event.event_id)
         raise AssertionError("unreachable")
 
-    async def _unit_of_work(self, event: Inbound, progress: Progress | None) -> list[Outbound]:
+    async def _unit_of_work(
+        self, event: Inbound, progress: Progress | None, watch: Handled | None
+    ) -> list[Outbound]:
         """Read (one round trip), apply in memory and the services, save (one round trip)."""
         now = self.clock()
         locale = normalise_locale(event.locale_hint)
         async with self.store.turn(event.conversation_id, event.event_id, locale, now) as opened:
             if opened.recorded is not None:
+                if watch is not None:
+                    watch.outcome = "redelivered"
                 return opened.recorded
             turn = Turn(opened.conversation, self.services, self.flows, now, progress, event.client)
             said = self._said(turn.conversation, event)
+            failed = False
+            if watch is not None:
+                watch.flow, watch.step = turn.conversation.flow, turn.conversation.step
             try:
                 await self._apply(turn, event)
+            except DatabaseUnavailable:
+                raise  # nothing of this event is saved: tried again once the database answers
             except Exception:
+                failed = True
                 log.exception(
                     "event %s of %s failed; the conversation stays where it was",
                     event.event_id,
@@ -157,8 +229,10 @@ class Engine:
                 turn.conversation.last_activity_at = now
             if any(isinstance(reply, ForgetInput) for reply in turn.replies):
                 said = SECRET
-            author = event.choice if event.kind in (EventKind.AGENT, EventKind.HANDBACK) else None
+            author = _author(event)
             await opened.save(turn.conversation, turn.replies, now, said=said, author=author)
+            if watch is not None:
+                watch.outcome = "failed" if failed else "answered" if turn.replies else "silent"
             return turn.replies
 
     async def _apply(self, turn: Turn, event: Inbound) -> None:
@@ -167,6 +241,8 @@ class Engine:
             conversation.following = False
             await turn.abandon()
             turn.end()
+            if conversation.agent_mode:  # no agent can reach a chat that blocked the account
+                await self.services.handoff.customer_left(turn)
             return
         if event.kind is EventKind.AGENT:
             await self.services.handoff.agent_says(turn, event.choice, event.text)
@@ -340,7 +416,7 @@ class Engine:
             text = event.text
             if self._reads_code(conversation) or parse_entry(text) is not None:
                 return SECRET
-            return _LONG_NUMBER.sub(lambda m: "•" * len(m.group()), mask_text_ids(text))
+            return mask_transcript_text(text)
         if kind is EventKind.CHOICE:
             decoded = decode_choice(event.choice)
             key = decoded[1] if decoded is not None else ""
@@ -358,6 +434,16 @@ class Engine:
         flow = self.flows.get(conversation.flow or "")
         step = flow.steps.get(conversation.step or "") if flow is not None else None
         return step is not None and step.reads_code
+
+
+def _author(event: Inbound) -> str | None:
+    """The agent an event came from, for the transcript: an AGENT event's `choice`, a
+    HANDBACK's `text` (its `choice` is the outcome); None for a timeout and the customer's."""
+    if event.kind is EventKind.AGENT:
+        return event.choice or None
+    if event.kind is EventKind.HANDBACK:
+        return event.text or None
+    return None
 
 
 def _typed_choice(conversation: Conversation, text: str) -> str | None:

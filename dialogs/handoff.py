@@ -105,6 +105,19 @@ class QueueDesk:
         await turn.menu()
         return True
 
+    async def customer_left(self, turn: Turn) -> None:
+        """The customer unfollowed or blocked the account: no reply can reach them, so the open
+        request (waiting or with an agent) ends as cancelled, audited, and the queue drops it."""
+        turn.conversation.agent_mode = False
+        ended = await self.queue.end(turn.conversation.id, HandoffOutcome.CANCELLED)
+        if ended is not None:
+            await turn.services.audit.record(
+                _actor(turn),
+                action="handoff.cancelled",
+                subject=_subject(turn),
+                details={"handoff": ended.id, "why": "unfollowed"},
+            )
+
     async def agent_says(self, turn: Turn, agent: str, text: str) -> bool:
         """The agent's words to the customer (an empty text: the agent has taken the chat);
         False, and nothing said, when the hand-off is not active with this agent."""

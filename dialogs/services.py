@@ -38,6 +38,10 @@ class HandoffDesk(Protocol):
         """Cancel a waiting request and return to the bot; False when none is waiting."""
         ...
 
+    async def customer_left(self, turn: Turn) -> None:
+        """The customer blocked or left the chat: end any open request."""
+        ...
+
     async def agent_says(self, turn: Turn, agent: str, text: str) -> bool:
         """The agent's words (empty: the agent took the chat); False when not theirs."""
         ...

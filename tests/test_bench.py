@@ -23,3 +23,30 @@ def test_the_understanding_benchmark_prints_its_tables() -> None:
     assert "Routing accuracy on held-back utterances" in done.stdout
     assert "Time per message" in done.stdout
     assert "| Matcher.read |" in done.stdout
+
+
+def test_the_reminders_benchmark_prints_its_tables() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.reminders",
+            "--quick",
+            "--certificates",
+            "5000",
+            "--line-reminders",
+            "20",
+            "--telegram-reminders",
+            "5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Selecting the due certificates among 5,000" in done.stdout
+    assert "| floor: plain indexed range" in done.stdout
+    assert "| LINE push (fake LINE API) | 20 |" in done.stdout
+    assert "| Telegram sendMessage" in done.stdout

@@ -43,7 +43,7 @@ from bot.channels.base import ChannelAdapter
 from certcore.config import Settings
 from certcore.i18n import DEFAULT_LOCALE, translate
 from certcore.storage import ChatEntry, ChatLog
-from dialogs import Engine
+from dialogs import Engine, Inbound
 from dialogs.messages import Choices, Delivery, ForgetInput, Link, Outbound, Table, Text
 
 log = logging.getLogger("certdesk.webchat")
@@ -174,6 +174,14 @@ class WebChat(ChannelAdapter[Message | None]):
     async def send(self, conversation_id: str, replies: Sequence[Outbound]) -> None:
         """A push: append the replies to the log and wake the pages that listen."""
         await self.record(conversation_id, replies)
+
+    async def dispatch(self, event: Inbound) -> list[Outbound]:
+        """An event that did not come from the page (a delivery confirmation, a reminder): its
+        replies are logged under the event's id, so the same event dispatched again (a reminder
+        sweep retried after a crash, answered from the engine's record) shows them once."""
+        replies = await self.engine.handle(event)
+        await self.record(event.conversation_id, replies, event_id=event.event_id)
+        return replies
 
     async def record(
         self,

@@ -3,12 +3,16 @@
 Both work through the database alone (`Store`), like `cert list`, so without the CA's
 passphrase; ID numbers are masked.
 
-`reminders sweep [--at ISO-8601]` plans, as if it were that time (quiet hours included): every
-certificate that has reached a milestone gets its pending reminder, recorded once, and then the
-command prints what was planned and what is due to be sent at that time. It pushes nothing: the
-chat channels (LINE, Telegram, the web chat) live in `serve`, which sends what is due every few
-minutes (`bot.reminders`). Run from cron, it keeps the plan current; with a later `--at` it shows
-what that day would send (planning for that day, as a sweep then would).
+`reminders sweep` plans as a sweep now would: every certificate that has reached a milestone gets
+its pending reminder, recorded once, and the command prints what was planned and what is due to
+be sent. It pushes nothing: the chat channels (LINE, Telegram, the web chat) and the e-mail
+sender live in `serve`, which sends what is due every `reminder_sweep_seconds`. Run from cron,
+it keeps the plan current.
+
+`--at` a time to come is a dry run: it shows what a sweep at that time would plan and send
+(quiet hours included), and records nothing, since a reminder planned for a later day now would
+be sent by the next real sweep, a day (or a month) early. A past `--at`, or now, acts as now:
+the outbox is kept for the present, not rewritten for a past that has gone by.
 """
 
 from __future__ import annotations
@@ -34,10 +38,13 @@ def register(commands: Commands) -> None:
     sweeping = reminders.add(
         "sweep",
         cmd_sweep,
-        "plan the reminders reached by now (or --at) and list those due; serve sends them",
+        "plan the reminders reached by now and list those due (serve sends them); a later --at "
+        "shows what that time would send, recording nothing",
     )
     sweeping.add_argument(
-        "--at", type=_moment, help="act as if it were this time (ISO 8601; Taipei when no offset)"
+        "--at",
+        type=_moment,
+        help="a dry run as if it were this later time (ISO 8601; Taipei when no offset)",
     )
     sweeping.add_argument("--limit", type=int, default=1000, help="reminders planned at most")
 
@@ -52,14 +59,22 @@ def _moment(text: str) -> datetime:
 
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> None:
-        at: datetime = args.at or system_clock()
+        now = system_clock()
+        at: datetime = args.at if args.at is not None and args.at > now else now
         async with opened(Store, settings) as store:
-            planned = await store.reminders.plan(at, args.limit)
-            due = await store.reminders.due(at, args.limit)
-        print(f"sweep at {at.astimezone(TAIPEI).isoformat()}: {len(planned)} planned")
+            if at > now:
+                planned, due = await store.reminders.preview(at, args.limit)
+            else:
+                planned = await store.reminders.plan(at, args.limit)
+                due = await store.reminders.due(at, args.limit)
+        when = at.astimezone(TAIPEI).isoformat()
+        if at > now:
+            print(f"dry run: a sweep at {when} would plan {len(planned)}; nothing is recorded")
+        else:
+            print(f"sweep at {when}: {len(planned)} planned")
         for reminder in planned:
             print("planned  " + _line(_listing(reminder)))
-        print(f"{len(due)} due to send now (serve sends them)")
+        print(f"{len(due)} due to send {'then' if at > now else 'now'} (serve sends them)")
         for reminder in due:
             print("due      " + _line(_listing(reminder)))
 

@@ -35,6 +35,8 @@ from bot.channels.webchat import Session, WebChat, new_session
 from bot.web.clients import client_address
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from bot.web.limits import read_body
+from bot.web.ops import RETRY_AFTER_SECONDS
+from certcore.errors import DatabaseUnavailable
 from certcore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, normalise_locale, translate
 from certcore.pki import MAX_FILE_BYTES
 from certcore.storage import ChatLog
@@ -200,6 +202,8 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         return _error(request, error.status, code, headers)
     except asyncio.CancelledError:
         raise
+    except DatabaseUnavailable:  # waited out for a while already: the browser tries again
+        return _error(request, 503, "unavailable", {"Retry-After": str(RETRY_AFTER_SECONDS)})
     except Exception:
         log.exception("web chat API %s %s failed", request.method, request.match_info.route.name)
         return _error(request, 500, "internal")
@@ -210,6 +214,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media_type",
+    503: "unavailable",
 }
 
 

@@ -45,6 +45,19 @@ def client_address(request: web.Request) -> str:
     return f"web:{peer}"
 
 
+def is_https(request: web.Request) -> bool:
+    """Whether the browser reached us over https: TLS on this connection, `X-Forwarded-Proto`
+    from a trusted proxy that terminated it, or a public URL that is https (the service is
+    published only through TLS). A cookie that must not travel in clear is `Secure` then."""
+    if request.secure or request.app[CORE].settings.public_url.startswith("https://"):
+        return True
+    peer = _address(request.remote)
+    if peer is None or not _within(peer, request.app[CORE].settings.proxy_networks):
+        return False
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
+    return forwarded == "https"
+
+
 def _address(text: str | None) -> IPAddress | None:
     if not text or len(text) > 64:
         return None

@@ -55,6 +55,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from bot.web import download_page as pages
+from bot.web.clients import is_https
 from bot.web.download_page import AgainView, FormView, Page, Words, detect_platform
 from bot.web.keys import CHANNELS, CORE
 from bot.web.limits import body_deadline
@@ -381,6 +382,8 @@ def same_site(request: web.Request) -> bool:
 def own_origins(request: web.Request) -> set[str]:
     public = urlsplit(request.app[CORE].settings.public_url)
     origins = {f"{request.scheme}://{request.host}"}
+    if is_https(request):  # TLS ended at a trusted proxy: the browser's origin is https
+        origins.add(f"https://{request.host}")
     if public.scheme and public.netloc:
         origins.add(f"{public.scheme}://{public.netloc}")
     return origins

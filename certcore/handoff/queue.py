@@ -343,6 +343,44 @@ class HandoffQueue:
                 update(handoffs).where(handoffs.c.id == handoff_id).values(topic_id=topic_id)
             )
 
+    async def take_topic(
+        self, handoff_id: int, topic_id: int, *, instead_of: int | None
+    ) -> int | None:
+        """Store a new support-group topic for this request in place of `instead_of` (None: it
+        had none), unless another process stored one meanwhile; the topic stored now, either
+        way (the caller whose topic lost deletes it)."""
+        current = handoffs.c.topic_id
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(handoffs)
+                .where(
+                    handoffs.c.id == handoff_id,
+                    current.is_(None) if instead_of is None else current == instead_of,
+                )
+                .values(topic_id=topic_id)
+            )
+            stored: int | None = (
+                await conn.execute(select(current).where(handoffs.c.id == handoff_id))
+            ).scalar()
+        return stored
+
+    async def last_with_topic(self, conversation_id: str) -> Handoff | None:
+        """The conversation's latest request that had a support-group topic (a new request
+        takes that topic again: one topic per conversation)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(handoffs)
+                    .where(
+                        handoffs.c.conversation_id == conversation_id,
+                        handoffs.c.topic_id.is_not(None),
+                    )
+                    .order_by(handoffs.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else Handoff.from_row(row)
+
     async def relayed(self, handoff_id: int, through: datetime) -> None:
         """The customer's messages up to `through` are in the support group's topic."""
         async with self.db.write() as conn:
@@ -353,6 +391,40 @@ class HandoffQueue:
                     or_(handoffs.c.relayed_at.is_(None), handoffs.c.relayed_at < through),
                 )
                 .values(relayed_at=through)
+            )
+
+    async def relay_pending(self, limit: int = 100) -> list[Handoff]:
+        """What the Telegram support group has work for, oldest first: every open request (its
+        topic to make, the customer's messages to copy), and every ended one whose topic is not
+        closed yet (its relay mark not past its end, see `topic_closed`)."""
+        unclosed = and_(
+            handoffs.c.topic_id.is_not(None),
+            handoffs.c.ended_at.is_not(None),
+            or_(handoffs.c.relayed_at.is_(None), handoffs.c.relayed_at <= handoffs.c.ended_at),
+        )
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(handoffs)
+                .where(or_(handoffs.c.open_key.is_not(None), unclosed))
+                .order_by(handoffs.c.id)
+                .limit(limit)
+            )
+            return [Handoff.from_row(row) for row in rows]
+
+    async def topic_closed(self, handoff_id: int) -> None:
+        """The ended request's topic has its closing line and is closed: the relay mark is put
+        one microsecond past the end (a relay copies nothing later than the end), so
+        `relay_pending` leaves it."""
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(select(handoffs.c.ended_at).where(handoffs.c.id == handoff_id))
+            ).first()
+            if row is None or row.ended_at is None:
+                raise InvalidInput(f"hand-off {handoff_id} has not ended")
+            await conn.execute(
+                update(handoffs)
+                .where(handoffs.c.id == handoff_id)
+                .values(relayed_at=row.ended_at + timedelta(microseconds=1))
             )
 
     async def by_topic(self, topic_id: int) -> Handoff | None:

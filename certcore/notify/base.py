@@ -32,6 +32,9 @@ class OutgoingMessage:
     subject: str
     body: str = field(repr=False)
     """May hold a one-time code; never logged."""
+    message_key: str | None = None
+    """When set, the message's id is derived from it (an e-mail's Message-ID is
+    `<key@sender's domain>`), so the same message sent again is recognisable as a duplicate."""
 
 
 class SendFailure(StrEnum):

@@ -131,7 +131,9 @@ class SmtpSender:
         email["From"] = self.sender
         email["To"] = message.destination
         email["Date"] = format_datetime(self.clock().astimezone(TAIPEI))
-        email["Message-ID"] = make_msgid(domain=_domain_of(self.sender))
+        domain = _domain_of(self.sender)
+        key = message.message_key
+        email["Message-ID"] = f"<{key}@{domain}>" if key else make_msgid(domain=domain)
         email.set_content(message.body, charset="utf-8", cte="base64")
         return email
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from certcore.clock import TAIPEI
@@ -67,6 +67,26 @@ class CertificateAuthority:
     @property
     def der(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def key_works(self) -> bool:
+        """Whether the CA's private key still signs (a key held elsewhere, such as an HSM, can
+        become unreachable): a fixed probe is signed and checked against the certificate."""
+        probe = b"certdesk readiness probe"
+        key, public = self.key, self.certificate.public_key()
+        try:
+            if isinstance(key, rsa.RSAPrivateKey) and isinstance(public, rsa.RSAPublicKey):
+                signed = key.sign(probe, padding.PKCS1v15(), hashes.SHA256())
+                public.verify(signed, probe, padding.PKCS1v15(), hashes.SHA256())
+            elif isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(
+                public, ec.EllipticCurvePublicKey
+            ):
+                signed = key.sign(probe, ec.ECDSA(hashes.SHA256()))
+                public.verify(signed, probe, ec.ECDSA(hashes.SHA256()))
+            else:
+                return False
+        except Exception:
+            return False
+        return True
 
     def authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
         try:

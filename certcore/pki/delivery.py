@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.audit import Actor, AuditTrail
@@ -97,6 +97,9 @@ class DeliveryService:
         self.settings = settings
         self.clock = clock
         self.window = timedelta(minutes=settings.delivery_window_minutes)
+        self.stuck = timedelta(minutes=settings.pending_recovery_minutes)
+        """How long past its window a delivery may stay `issuing`: only a process that died
+        while issuing leaves one there (its certificate record, if any, is abandoned by then)."""
         self.audit = AuditTrail(clock)
 
     async def open(
@@ -117,7 +120,7 @@ class DeliveryService:
         token = secrets.token_urlsafe(32)
         async with self.db.write() as conn:
             now = self.clock()
-            await _erase_expired(conn, now)
+            await _erase_expired(conn, now, self.stuck)
             await spend_verification(conn, binding, receipt, now)
             await conn.execute(
                 insert(deliveries).values(
@@ -156,7 +159,8 @@ class DeliveryService:
         if row is None:
             return None
         state = DeliveryState(row.state)
-        if state is not DeliveryState.ISSUING and self.clock() > row.expires_at:
+        grace = self.stuck if state is DeliveryState.ISSUING else timedelta(0)
+        if self.clock() > row.expires_at + grace:
             state = DeliveryState.EXPIRED
         return Delivery(
             customer_id=row.customer_id,
@@ -178,7 +182,7 @@ class DeliveryService:
         key = token_hash(token)
         async with self.db.write() as conn:
             now = self.clock()
-            await _erase_expired(conn, now)
+            await _erase_expired(conn, now, self.stuck)
             claimed = await conn.execute(
                 update(deliveries)
                 .where(
@@ -193,20 +197,9 @@ class DeliveryService:
             ).first()
         if claimed.rowcount != 1 or row is None:
             raise DeliveryUnavailable("this delivery link is not open for issuance")
-        try:
-            if row.operation == Operation.RENEW.value:
-                issued = await self.certificates.renew(
-                    row.renewal_of, password, actor=actor, fmt=fmt
-                )
-            else:
-                issued = await self.certificates.issue(
-                    row.customer_id, password, actor=actor, fmt=fmt
-                )
-        except BaseException:
-            async with self.db.write() as conn:
-                await _set(conn, key, state=DeliveryState.OPEN.value)
-            raise
-        async with self.db.write() as conn:
+
+        async def keep_file(conn: AsyncConnection, issued: IssuedCertificate) -> None:
+            """In the certificate's own release: the delivery is done with it or not at all."""
             await _set(
                 conn,
                 key,
@@ -223,6 +216,27 @@ class DeliveryService:
                 subject=mask_id(row.customer_id),
                 details={"serial": issued.record.serial, "download": 1},
             )
+
+        try:
+            if row.operation == Operation.RENEW.value:
+                issued = await self.certificates.renew(
+                    row.renewal_of, password, actor=actor, fmt=fmt, on_release=keep_file
+                )
+            else:
+                issued = await self.certificates.issue(
+                    row.customer_id, password, actor=actor, fmt=fmt, on_release=keep_file
+                )
+        except BaseException:
+            async with self.db.write() as conn:  # not issued: the link may be tried again
+                await conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.token_hash == key,
+                        deliveries.c.state == DeliveryState.ISSUING.value,
+                    )
+                    .values(state=DeliveryState.OPEN.value)
+                )
+            raise
         return _delivered(issued)
 
     async def download_again(self, token: str, *, actor: Actor) -> DeliveredFile:
@@ -230,7 +244,7 @@ class DeliveryService:
         key = token_hash(token)
         async with self.db.write() as conn:
             now = self.clock()
-            await _erase_expired(conn, now)
+            await _erase_expired(conn, now, self.stuck)
             again = await conn.execute(
                 update(deliveries)
                 .where(
@@ -263,15 +277,25 @@ class DeliveryService:
     async def erase_expired(self) -> int:
         """End every delivery past its window and erase the kept file; returns how many."""
         async with self.db.write() as conn:
-            return await _erase_expired(conn, self.clock())
+            return await _erase_expired(conn, self.clock(), self.stuck)
 
 
-async def _erase_expired(conn: AsyncConnection, now: datetime) -> int:
+async def _erase_expired(conn: AsyncConnection, now: datetime, stuck: timedelta) -> int:
+    """End the deliveries past their window, and those left `issuing` by a process that died
+    (`stuck` past the window), erasing any kept file."""
     erased = await conn.execute(
         update(deliveries)
         .where(
-            deliveries.c.state.in_([DeliveryState.OPEN.value, DeliveryState.ISSUED.value]),
-            deliveries.c.expires_at < now,
+            or_(
+                and_(
+                    deliveries.c.state.in_([DeliveryState.OPEN.value, DeliveryState.ISSUED.value]),
+                    deliveries.c.expires_at < now,
+                ),
+                and_(
+                    deliveries.c.state == DeliveryState.ISSUING.value,
+                    deliveries.c.expires_at < now - stuck,
+                ),
+            )
         )
         .values(state=DeliveryState.EXPIRED.value, pkcs12=None)
     )

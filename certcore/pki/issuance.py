@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -64,6 +65,10 @@ class IssuedCertificate:
     filename: str
 
 
+OnRelease = Callable[[AsyncConnection, IssuedCertificate], Awaitable[None]]
+"""Work done in the transaction that releases a certificate (keeping its file for delivery)."""
+
+
 class CertificateService:
     def __init__(
         self,
@@ -92,7 +97,12 @@ class CertificateService:
         *,
         actor: Actor,
         fmt: Pkcs12Format = Pkcs12Format.STANDARD,
+        on_release: OnRelease | None = None,
     ) -> IssuedCertificate:
+        """A key pair and a certificate for the customer, exported with `password`. The record
+        is released (issued) in one transaction together with `on_release` (the delivery that
+        keeps the file): a crash leaves both undone or both done, never a certificate issued
+        whose only key copy died with the process."""
         if classify_id(customer_id) is None:
             raise InvalidCustomerId("not a valid ID number or Unified Business Number")
         check_export_password(password)
@@ -102,7 +112,7 @@ class CertificateService:
             await lock_customer(conn, customer_id)
             await self._require_free_slot(conn, customer_id, now, renewing=None)
             record = await self._record_pending(conn, customer_id, key, now, actor, renewal_of=None)
-        return await self._sign_and_release(record, key, password, fmt, actor)
+        return await self._sign_and_release(record, key, password, fmt, actor, on_release)
 
     async def renew(
         self,
@@ -111,8 +121,10 @@ class CertificateService:
         *,
         actor: Actor,
         fmt: Pkcs12Format = Pkcs12Format.STANDARD,
+        on_release: OnRelease | None = None,
     ) -> IssuedCertificate:
-        """A new key pair and certificate; the old one is revoked as superseded on release."""
+        """A new key pair and certificate; the old one is revoked as superseded on release
+        (with `on_release`, as `issue` says)."""
         check_export_password(password)
         async with self.db.read() as conn:
             old = await self._renewable(conn, serial, self.clock())
@@ -125,7 +137,7 @@ class CertificateService:
             record = await self._record_pending(
                 conn, old.customer_id, key, now, actor, renewal_of=old.serial
             )
-        return await self._sign_and_release(record, key, password, fmt, actor)
+        return await self._sign_and_release(record, key, password, fmt, actor, on_release)
 
     async def revoke(
         self,
@@ -292,11 +304,14 @@ class CertificateService:
         password: str,
         fmt: Pkcs12Format,
         actor: Actor,
+        on_release: OnRelease | None,
     ) -> IssuedCertificate:
         """Sign, export and release the pending record; a failure on the way abandons it (a
         record still pending was never handed to anybody), so it blocks no new application."""
         try:
-            return await self._sign_and_release_pending(pending, key, password, fmt, actor)
+            return await self._sign_and_release_pending(
+                pending, key, password, fmt, actor, on_release
+            )
         except BaseException:
             # If even this fails, the record stays pending for `recover_pending`.
             with contextlib.suppress(Exception):
@@ -310,6 +325,7 @@ class CertificateService:
         password: str,
         fmt: Pkcs12Format,
         actor: Actor,
+        on_release: OnRelease | None,
     ) -> IssuedCertificate:
         certificate = self.ca.sign_customer_certificate(
             public_key=key.public_key(),
@@ -380,7 +396,9 @@ class CertificateService:
                 )
                 await publish_crl(conn, self.ca, self.settings, now)
             issued = await get_certificate(conn, pending.serial)
-        assert issued is not None
+            assert issued is not None
+            if on_release is not None:
+                await on_release(conn, IssuedCertificate(issued, pkcs12, filename))
         if superseded is not None:
             await self._refresh_ocsp(superseded.serial)
         await self._refresh_ocsp(issued.serial)

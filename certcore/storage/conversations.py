@@ -13,20 +13,28 @@ meanwhile is refused (`ConcurrentUpdate`), so the engine applies the event again
 state instead of overwriting it.
 
 On SQLite both round trips go through the database's one writer thread (`GroupCommitter`),
-which commits every waiting event in one transaction; on PostgreSQL the same two statements run
-as async SQLAlchemy transactions (the scale-out backend adds its row lock there).
+which commits every waiting event in one transaction. On PostgreSQL, where several instances
+share the database, the same two round trips run as async SQLAlchemy transactions and the read
+also takes the conversation's lease (`lease_owner`, `lease_until`: one UPDATE … RETURNING, so
+still one round trip), which the save gives back: an event of the same conversation at another
+instance waits for the lease instead of being applied over the first one's state and again
+(which could repeat a step's side effect, such as sending a code). A lease outlives its holder
+by at most `LEASE_SECONDS` (a process killed mid-event); the version check stays behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from certcore.clock import Clock
@@ -35,11 +43,25 @@ from certcore.storage.database import Database
 from certcore.storage.groupcommit import Codec, GroupCommitter, compiled
 from certcore.storage.schema import conversation_events, conversations
 
+T = TypeVar("T")
+
 EVENT_RECORDS_KEPT = timedelta(days=7)
 """Platforms redeliver within minutes to hours; a week of event records covers any retry."""
+LINKED_CHUNK = 500
+"""Customers one `linked_to_each` query asks about."""
+
+LEASE_SECONDS = 30.0
+"""How long a lease holds a conversation: beyond any step's slowest work (a code's send times
+out after `send_timeout_seconds`), short enough that a crashed holder delays its chat little."""
+LEASE_WAIT_SECONDS = 45.0
+"""How long an event waits for another instance's lease before its turn fails (the platform
+redelivers it)."""
+LEASE_POLL_SECONDS = 0.02
 
 STATE_COLUMNS = tuple(
-    c.name for c in conversations.columns if c.name not in ("id", "version", "created_at")
+    c.name
+    for c in conversations.columns
+    if c.name not in ("id", "version", "created_at", "lease_owner", "lease_until")
 )
 _STATE = Codec(conversations)
 _EVENT = Codec(conversation_events)
@@ -104,6 +126,9 @@ class StoredTurn:
     """The replies (JSON) already recorded for this event: a redelivery, answered from here."""
     values: dict[str, Any] | None
     """The conversation's state as last saved; None for a conversation never seen."""
+    lease: str | None = None
+    """The lease this turn holds on the conversation (async path), given back by the save."""
+    saved: bool = False
 
     async def save(
         self,
@@ -120,6 +145,7 @@ class StoredTurn:
         version = None if self.values is None else int(self.values["version"])
         event = EventRecord(self.event_id, replies, said, author)
         await self.records._save(self.conversation_id, version, values, event, now)
+        self.saved = True
 
 
 class ConversationRecords:
@@ -135,17 +161,23 @@ class ConversationRecords:
     async def turn(self, conversation_id: str, event_id: str) -> AsyncIterator[StoredTurn]:
         """The event's recorded replies, if any, and the conversation's state: one round trip."""
         if self._writer is not None:
-            recorded, values = await self._writer.read(
+            recorded, values = await self._on_writer(
                 lambda conn: _read_turn(conn, conversation_id, event_id)
             )
-        else:
-            recorded, values = await self._read_turn_async(conversation_id, event_id)
-        yield StoredTurn(self, conversation_id, event_id, recorded, values)
+            yield StoredTurn(self, conversation_id, event_id, recorded, values)
+            return
+        recorded, values, lease = await self._read_turn_async(conversation_id, event_id)
+        turn = StoredTurn(self, conversation_id, event_id, recorded, values, lease)
+        try:
+            yield turn
+        finally:
+            if lease is not None and not turn.saved:
+                await self._release(conversation_id, lease)
 
     async def find(self, conversation_id: str) -> dict[str, Any] | None:
         """The record's values (its version included), or None for a conversation never seen."""
         if self._writer is not None:
-            return await self._writer.read(lambda conn: _read_state(conn, conversation_id))
+            return await self._on_writer(lambda conn: _read_state(conn, conversation_id))
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
@@ -157,7 +189,7 @@ class ConversationRecords:
     async def last_replies(self, conversation_id: str) -> str | None:
         """The replies (JSON) of the conversation's latest recorded event, if any."""
         if self._writer is not None:
-            return await self._writer.read(lambda conn: _read_last(conn, conversation_id))
+            return await self._on_writer(lambda conn: _read_last(conn, conversation_id))
         async with self.db.read() as conn:
             replies: str | None = (
                 await conn.execute(
@@ -169,27 +201,70 @@ class ConversationRecords:
             ).scalar()
         return replies
 
-    async def linked_to(self, customer_id: str) -> list[dict[str, Any]]:
-        """The conversations linked to this customer, oldest first: each one's `id` and what
-        decides whether it may be reminded (`reminders`, `following`, `agent_mode`)."""
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(
-                    conversations.c.id,
-                    conversations.c.reminders,
-                    conversations.c.following,
-                    conversations.c.agent_mode,
+    async def recorded(self, conversation_id: str, event_id: str) -> bool:
+        """Whether this event was processed already (a push about to be dispatched again, such
+        as a redelivered support-group message, would otherwise be sent twice)."""
+        if self._writer is not None:
+            return await self._writer.read(
+                lambda conn: (
+                    _SELECT_RECORDED.run(conn, {"cid": conversation_id, "eid": event_id}).fetchone()
+                    is not None
                 )
-                .where(conversations.c.customer_id == customer_id)
-                .order_by(conversations.c.created_at, conversations.c.id)
             )
-            return [dict(row._mapping) for row in rows]
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(conversation_events.c.event_id).where(
+                        conversation_events.c.conversation_id == conversation_id,
+                        conversation_events.c.event_id == event_id,
+                    )
+                )
+            ).first()
+        return row is not None
+
+    async def linked_to(self, customer_id: str) -> list[dict[str, Any]]:
+        """The conversations linked to this customer, oldest first: each one's `id`, `locale`
+        and what decides whether it may be reminded (`reminders`, `following`, `agent_mode`)."""
+        return (await self.linked_to_each([customer_id])).get(customer_id, [])
+
+    async def linked_to_each(
+        self, customer_ids: Collection[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """`linked_to` for several customers in few queries (a reminder sweep's batch); a
+        customer with no linked conversation is absent."""
+        wanted = sorted(set(customer_ids))
+        linked: dict[str, list[dict[str, Any]]] = {}
+        async with self.db.read() as conn:
+            for start in range(0, len(wanted), LINKED_CHUNK):
+                rows = await conn.execute(
+                    select(
+                        conversations.c.customer_id,
+                        conversations.c.id,
+                        conversations.c.locale,
+                        conversations.c.reminders,
+                        conversations.c.following,
+                        conversations.c.agent_mode,
+                    )
+                    .where(conversations.c.customer_id.in_(wanted[start : start + LINKED_CHUNK]))
+                    .order_by(conversations.c.created_at, conversations.c.id)
+                )
+                for row in rows:
+                    values = dict(row._mapping)
+                    linked.setdefault(values.pop("customer_id"), []).append(values)
+        return linked
 
     async def transcript(
-        self, conversation_id: str, *, limit: int = 50, after: datetime | None = None
+        self,
+        conversation_id: str,
+        *,
+        limit: int = 50,
+        after: datetime | None = None,
+        earliest: bool = False,
     ) -> list[TranscriptEntry]:
         """The conversation's latest `limit` events (those after `after`, when given), oldest
-        first: the agents' view of the chat. Kept as long as the event records (a week)."""
+        first: the agents' view of the chat. Kept as long as the event records (a week).
+        `earliest`: the first `limit` events after `after` instead, for a reader catching up in
+        order (the Telegram support group's relay), which must not skip the older ones."""
         query = select(
             conversation_events.c.event_id,
             conversation_events.c.received_at,
@@ -199,7 +274,8 @@ class ConversationRecords:
         ).where(conversation_events.c.conversation_id == conversation_id)
         if after is not None:
             query = query.where(conversation_events.c.received_at > after)
-        query = query.order_by(conversation_events.c.received_at.desc()).limit(limit)
+        received = conversation_events.c.received_at
+        query = query.order_by(received if earliest else received.desc()).limit(limit)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [
@@ -210,8 +286,36 @@ class ConversationRecords:
                 author=row.author,
                 replies=row.replies,
             )
-            for row in reversed(rows)
+            for row in (rows if earliest else reversed(rows))
         ]
+
+    async def said_since(self, since: Mapping[str, datetime]) -> dict[str, int]:
+        """For each conversation, how many of its events after its moment were the customer's
+        own (an event with `said`): the agents' unread count. One query for the whole queue;
+        a conversation with none is 0."""
+        counts = dict.fromkeys(since, 0)
+        if not since:
+            return counts
+        query = (
+            select(conversation_events.c.conversation_id, func.count())
+            .where(
+                conversation_events.c.said.is_not(None),
+                or_(
+                    *(
+                        and_(
+                            conversation_events.c.conversation_id == conversation_id,
+                            conversation_events.c.received_at > moment,
+                        )
+                        for conversation_id, moment in since.items()
+                    )
+                ),
+            )
+            .group_by(conversation_events.c.conversation_id)
+        )
+        async with self.db.read() as conn:
+            for conversation_id, count in (await conn.execute(query)).all():
+                counts[conversation_id] = int(count)
+        return counts
 
     async def forget_old_events(self) -> int:
         """Drop event records older than `EVENT_RECORDS_KEPT`; returns how many."""
@@ -230,6 +334,19 @@ class ConversationRecords:
 
     # -- the two round trips ------------------------------------------------------------------
 
+    async def _on_writer(
+        self, work: Callable[[sqlite3.Connection], T], *, write: bool = False
+    ) -> T:
+        """`work` on the SQLite writer thread; a file that cannot be read or written (its disk
+        full, its directory gone) is the database's outage, as on the async path."""
+        assert self._writer is not None
+        try:
+            if write:
+                return await self._writer.write(work)
+            return await self._writer.read(work)
+        except sqlite3.OperationalError as error:
+            raise self.db.note_outage(error) from error
+
     async def _save(
         self,
         conversation_id: str,
@@ -239,8 +356,9 @@ class ConversationRecords:
         now: datetime,
     ) -> None:
         if self._writer is not None:
-            await self._writer.write(
-                lambda conn: _write_turn(conn, conversation_id, version, values, event, now)
+            await self._on_writer(
+                lambda conn: _write_turn(conn, conversation_id, version, values, event, now),
+                write=True,
             )
             return
         state = {name: values[name] for name in STATE_COLUMNS}
@@ -259,7 +377,7 @@ class ConversationRecords:
                             conversations.c.id == conversation_id,
                             conversations.c.version == version,
                         )
-                        .values(**state, version=version + 1)
+                        .values(**state, version=version + 1, lease_owner=None, lease_until=None)
                     )
                     if saved.rowcount != 1:
                         raise ConcurrentUpdate(conversation_id)
@@ -278,22 +396,63 @@ class ConversationRecords:
 
     async def _read_turn_async(
         self, conversation_id: str, event_id: str
-    ) -> tuple[str | None, dict[str, Any] | None]:
-        async with self.db.read() as conn:
-            recorded: str | None = (
-                await conn.execute(
-                    select(conversation_events.c.replies).where(
-                        conversation_events.c.conversation_id == conversation_id,
-                        conversation_events.c.event_id == event_id,
+    ) -> tuple[str | None, dict[str, Any] | None, str | None]:
+        """The recorded replies (a redelivery: no lease needed), or the state with its lease
+        taken; waits while another unit of work holds the lease. A conversation never seen has
+        no row to lease: the first save creates it, and a second creation is refused by the
+        key (`ConcurrentUpdate`)."""
+        lease = uuid.uuid4().hex
+        deadline = time.monotonic() + LEASE_WAIT_SECONDS
+        while True:
+            now = self.clock()
+            async with self.db.write() as conn:
+                recorded: str | None = (
+                    await conn.execute(
+                        select(conversation_events.c.replies).where(
+                            conversation_events.c.conversation_id == conversation_id,
+                            conversation_events.c.event_id == event_id,
+                        )
                     )
-                )
-            ).scalar()
-            row = (
-                await conn.execute(
-                    select(conversations).where(conversations.c.id == conversation_id)
-                )
-            ).first()
-        return recorded, None if row is None else dict(row._mapping)
+                ).scalar()
+                if recorded is not None:
+                    return recorded, None, None
+                row = (
+                    await conn.execute(
+                        update(conversations)
+                        .where(
+                            conversations.c.id == conversation_id,
+                            or_(
+                                conversations.c.lease_until.is_(None),
+                                conversations.c.lease_until < now,
+                            ),
+                        )
+                        .values(
+                            lease_owner=lease, lease_until=now + timedelta(seconds=LEASE_SECONDS)
+                        )
+                        .returning(*conversations.c)
+                    )
+                ).first()
+                if row is not None:
+                    return None, dict(row._mapping), lease
+                held = (
+                    await conn.execute(
+                        select(conversations.c.id).where(conversations.c.id == conversation_id)
+                    )
+                ).first()
+                if held is None:
+                    return None, None, None
+            if time.monotonic() > deadline:
+                raise ConcurrentUpdate(conversation_id)
+            await asyncio.sleep(LEASE_POLL_SECONDS)
+
+    async def _release(self, conversation_id: str, lease: str) -> None:
+        """Give a lease back unsaved (a redelivery found meanwhile, a failed turn)."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id, conversations.c.lease_owner == lease)
+                .values(lease_owner=None, lease_until=None)
+            )
 
 
 # -- on the SQLite writer thread ------------------------------------------------------------------

@@ -10,11 +10,17 @@ one-valid-certificate rule, the audit chain). On SQLite it starts with BEGIN IMM
 the write lock up front: a deferred transaction that reads first and upgrades later can fail
 with "database is locked" instead of waiting. On PostgreSQL the same code relies on row locks
 (`SELECT … FOR UPDATE`), which SQLite's dialect simply leaves out.
+
+A database that does not answer (stopped, restarting, unreachable, its disk full) surfaces as
+one error, `DatabaseUnavailable`, whatever the driver said, and the handle remembers the outage
+(`reachable`) until a `ping` gets an answer: the web application then refuses new work with 503
+so the platforms redeliver later, and the engine waits for it before trying an event again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,8 +31,12 @@ from alembic.config import Config
 from sqlalchemy import CursorResult, event, select, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from certcore.errors import DatabaseUnavailable
+
+log = logging.getLogger("certdesk.database")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _IMMEDIATE = "certdesk_immediate"
@@ -111,22 +121,53 @@ class Database:
         if self.is_sqlite:
             _install_sqlite_transaction_control(self.engine)
         self._writer = self.engine.execution_options(**{_IMMEDIATE: True})
+        self.outage_since: float | None = None
+        """When (monotonic seconds) the database last stopped answering; None while it does."""
+
+    @property
+    def reachable(self) -> bool:
+        return self.outage_since is None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that holds the write lock from its first statement (SQLite)."""
-        async with self._writer.begin() as conn:
-            yield conn
+        try:
+            async with self._writer.begin() as conn:
+                yield conn
+        except Exception as error:
+            if is_unavailable(error):
+                raise self.note_outage(error) from error
+            raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except Exception as error:
+            if is_unavailable(error):
+                raise self.note_outage(error) from error
+            raise
+
+    def note_outage(self, error: BaseException) -> DatabaseUnavailable:
+        """Note the outage; the one error callers see for it, naming the driver's reason (the
+        disk is full, the connection was refused) but never a statement's parameters."""
+        reason = describe_unavailable(error)
+        if self.outage_since is None:
+            self.outage_since = time.monotonic()
+            log.warning("the database does not answer: %s", reason)
+        return DatabaseUnavailable(f"the database does not answer: {reason}")
 
     async def ping(self) -> None:
-        """Raise unless the database answers a trivial query (the health check)."""
+        """Raise (`DatabaseUnavailable`) unless the database answers a trivial query; an
+        answer ends a noted outage."""
         async with self.read() as conn:
             await conn.execute(select(1))
+        if self.outage_since is not None:
+            log.warning(
+                "the database answers again after %.1f s", time.monotonic() - self.outage_since
+            )
+            self.outage_since = None
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run at every start."""
@@ -135,6 +176,25 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def describe_unavailable(error: BaseException) -> str:
+    """`OperationalError: database or disk is full`: the driver's own words, without the
+    statement SQLAlchemy would add."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    words = str(cause).splitlines()[0][:200] if str(cause) else ""
+    return f"{type(cause).__name__}: {words}" if words else type(cause).__name__
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether the error says the database could not be reached or used at all (not that a
+    statement broke a rule): a lost or refused connection, a timeout, a full disk, a locked
+    file past its wait."""
+    if isinstance(error, DatabaseUnavailable):
+        return False  # noted already
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError | ConnectionError | TimeoutError)
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -240,6 +240,10 @@ conversations = Table(
     Column("version", Integer, nullable=False),
     # bumps with every event saved: a save over a state another process wrote since is refused
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    # the unit of work (on the async path: several instances) holding the conversation from
+    # its read to its save; a lease past `lease_until` belonged to a process that died
     Index("ix_conversations_customer_id", "customer_id"),
 )
 

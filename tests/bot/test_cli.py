@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from bench.reminders import seed_backlog
 from bot.cli import main
 from certcore.clock import TAIPEI
 from certcore.config import load_settings
@@ -890,11 +891,11 @@ def test_reminders_list_shows_the_outbox_masked(cli: Cli, ca_env: Path, tmp_path
         assert full not in plain.out and full not in result.out
 
 
-def test_reminders_sweep_plans_as_of_at_and_lists_what_is_due(
+def test_reminders_sweep_at_a_later_time_is_a_dry_run(
     cli: Cli, ca_env: Path, tmp_path: Path
 ) -> None:
-    """`reminders sweep --at`: planned as if it were then, quiet hours included; nothing is
-    pushed (serve sends), so what is due stays pending."""
+    """`reminders sweep --at` a time to come shows what that time would plan and send, quiet
+    hours included, and records nothing."""
     first = valid_id("T12345678")
     assert issue(cli, ca_env, first, tmp_path / "1.pfx").code == 0
     [row] = listing(cli, ca_env)
@@ -903,17 +904,38 @@ def test_reminders_sweep_plans_as_of_at_and_lists_what_is_due(
 
     result = cli("reminders", "sweep", "--at", night.isoformat(), "--data-dir", ca_env)
     assert result.code == 0, result.err
-    assert "1 planned" in result.out and "0 due" in result.out
+    assert "dry run" in result.out and "would plan 1" in result.out and "0 due" in result.out
     assert first not in result.out and masked(first) in result.out
 
     morning = (night + timedelta(hours=11)).replace(tzinfo=None)  # no offset: Taipei
     result = cli("reminders", "sweep", "--at", morning.isoformat(), "--data-dir", ca_env)
     assert result.code == 0, result.err
-    assert "0 planned" in result.out and "1 due" in result.out
-    [listed] = json.loads(cli("reminders", "list", "--json", "--data-dir", ca_env).out)
-    assert listed["state"] == "pending"
+    assert "would plan 1" in result.out and "1 due to send then" in result.out
+    assert cli("reminders", "list", "--json", "--data-dir", ca_env).out.strip() == "[]"
 
     assert cli("reminders", "sweep", "--at", "yesterday", "--data-dir", ca_env).code == 2
+
+
+def test_reminders_sweep_now_or_in_the_past_records_as_now(cli: Cli, ca_env: Path) -> None:
+    """Without --at, or with a past one, the sweep plans for the present and records it."""
+    assert cli("reminders", "sweep", "--data-dir", ca_env).code == 0  # migrates the database
+
+    async def a_certificate_at_its_30_day_milestone() -> None:
+        db = Database(load_settings(environ={}, data_dir=ca_env).database)
+        try:
+            await seed_backlog(db, 1, datetime.now(UTC), channel="web")
+        finally:
+            await db.close()
+
+    asyncio.run(a_certificate_at_its_30_day_milestone())
+    long_ago = "2020-01-01T10:00:00+08:00"
+    result = cli("reminders", "sweep", "--at", long_ago, "--data-dir", ca_env)
+    assert result.code == 0, result.err
+    assert "dry run" not in result.out and "1 planned" in result.out
+    assert "2020-01-01" not in result.out  # acted as now
+    [listed] = json.loads(cli("reminders", "list", "--json", "--data-dir", ca_env).out)
+    assert (listed["milestone_days"], listed["state"]) == (30, "pending")
+    assert "0 planned" in cli("reminders", "sweep", "--data-dir", ca_env).out
 
 
 # -- agents ------------------------------------------------------------------------------

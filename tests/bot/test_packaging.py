@@ -140,6 +140,7 @@ def test_the_wheel_carries_every_catalogue_and_the_faq(installed: Installed) -> 
     assert catalogues <= names, sorted(catalogues - names)
     assert DEFAULT_FAQ_FILE.relative_to(REPO).as_posix() == "dialogs/faq.toml"
     assert "dialogs/faq.toml" in names
+    assert {"bot/agent/static/agent.js", "bot/agent/static/agent.css"} <= names  # the console
 
 
 def test_the_fresh_venv_imports_the_wheel_not_the_source_tree(installed: Installed) -> None:

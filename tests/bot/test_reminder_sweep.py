@@ -7,7 +7,9 @@ Certificates made at 10:00 on 24 November 2026 (Taipei) end at 2027-11-24 23:59:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import update
@@ -180,3 +182,35 @@ async def test_a_failing_channel_leaves_the_reminder_pending(
     assert len(done.retried) == 1
     [row] = await core.reminders.listing()
     assert row.state is ReminderState.PENDING and row.attempts == 1
+
+
+async def test_two_sweepers_at_once_send_one_reminder(
+    core: Core, clock: FrozenClock, channels: tuple[Channels, Recorder]
+) -> None:
+    """Two instances (or cron beside `serve`) sweeping at the same moment: the plan is made
+    once and the claim hands each due reminder to one of them."""
+    hub, recorder = channels
+    await holding(core, ALICE)
+    await link_conversation(core, "recorded:alice", ALICE)
+    clock.advance(days=336)
+
+    first, second = await asyncio.gather(sweep(core, hub, clock()), sweep(core, hub, clock()))
+    assert len(first.planned) + len(second.planned) == 1
+    assert len(first.sent) + len(second.sent) == 1
+    assert recorder.chats() == ["recorded:alice"]
+    assert len(recorder.sent) == 2  # the reminder and its question, once
+    assert states(await core.reminders.listing()) == [("sent", None)]
+
+
+async def test_the_batch_setting_bounds_each_sweep(
+    core: Core, clock: FrozenClock, channels: tuple[Channels, Recorder]
+) -> None:
+    hub, _ = channels
+    for n in range(3):
+        await holding(core, ALICE if n % 2 else BOB)
+    await link_conversation(core, "recorded:alice", ALICE)
+    clock.advance(days=336)
+    core.settings = replace(core.settings, reminder_batch=2)
+    done = await sweep(core, hub, clock())
+    assert len(done.planned) == 2 and len(done.sent) + len(done.skipped) == 2
+    assert len((await sweep(core, hub, clock())).planned) == 1

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -440,3 +441,44 @@ async def test_prewarm_stops_when_another_process_revokes(
     request = _ocsp_request(later.certificate, core.ca.certificate, "sha1")
     answer = ocsp.load_der_ocsp_response(await responder.respond(request))
     assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
+
+
+def test_logs_are_json_lines_and_sigterm_stops_within_the_bound(
+    tmp_path: Path, _ca_template: Path
+) -> None:
+    """`serve` logs one JSON object a line, each request's lines under its id; on SIGTERM it
+    reports itself not ready, stops and exits 0 well within `shutdown_seconds`."""
+    data_dir = tmp_path / "var"
+    shutil.copytree(_ca_template, data_dir)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _environment(CERTDESK_PUBLIC_URL=url, CERTDESK_SHUTDOWN_SECONDS="10")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            _certdesk("serve", "--data-dir", str(data_dir), "--port", str(port)),
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    try:
+        _wait_healthy(process, url, log)
+        request = urllib.request.Request(url + "/readyz", headers={"X-Request-Id": "probe-0001"})
+        with _http.open(request, timeout=10) as response:
+            assert response.status == 200
+            assert response.headers["X-Request-Id"] == "probe-0001"
+        status, content_type, body = _get(url + "/metrics")
+        assert status == 200 and content_type == "text/plain"
+        assert b"certdesk_events_total" in body and b"process_cpu_seconds_total" in body
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert {"time", "level", "logger", "message"} <= set(lines[0])
+    messages = [line["message"] for line in lines]
+    assert any(m.startswith("CertDesk stopping") for m in messages)

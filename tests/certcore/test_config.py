@@ -387,6 +387,34 @@ def test_quiet_hours_must_be_hh_mm(value: str) -> None:
         load_settings(environ={}, reminder_quiet_start=value or " ")
 
 
+def test_reminder_sweep_settings_default_and_bounds() -> None:
+    settings = load_settings(environ={})
+    assert (settings.reminder_sweep_seconds, settings.reminder_batch) == (300, 200)
+    assert settings.reminder_email == "fallback"
+    read = load_settings(
+        environ={
+            "CERTDESK_REMINDER_SWEEP_SECONDS": "60",
+            "CERTDESK_REMINDER_BATCH": "1000",
+            "CERTDESK_REMINDER_EMAIL": "also",
+        }
+    )
+    assert (read.reminder_sweep_seconds, read.reminder_batch, read.reminder_email) == (
+        60,
+        1000,
+        "also",
+    )
+    for name, value in [
+        ("CERTDESK_REMINDER_SWEEP_SECONDS", "29"),
+        ("CERTDESK_REMINDER_SWEEP_SECONDS", "3601"),
+        ("CERTDESK_REMINDER_BATCH", "0"),
+        ("CERTDESK_REMINDER_BATCH", "5001"),
+    ]:
+        with pytest.raises(ConfigurationError, match=name.removeprefix("CERTDESK_").lower()):
+            load_settings(environ={name: value})
+    with pytest.raises(ConfigurationError, match="reminder_email must be one of"):
+        load_settings(environ={"CERTDESK_REMINDER_EMAIL": "always"})
+
+
 def test_quiet_hours_are_read_from_the_environment() -> None:
     settings = load_settings(
         environ={"CERTDESK_REMINDER_QUIET_START": "22:30", "CERTDESK_REMINDER_QUIET_END": "08:15"}

@@ -361,3 +361,49 @@ async def test_every_sqlite_connection_zeroes_what_it_deletes(
     content = database.read_bytes()
     pieces = [delivered.pkcs12[i : i + 32] for i in range(0, len(delivered.pkcs12) - 32, 256)]
     assert not [piece for piece in pieces if piece in content]
+
+
+async def test_the_certificate_and_its_delivery_are_released_together(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure inside the release (the process dying there is the same) leaves neither done:
+    no certificate issued whose only key copy is lost, and the link open for another try."""
+    ticket = await opened(core)
+    real_append = core.deliveries.audit.append
+
+    async def dies_in_the_release(*args: Any, **kwargs: Any) -> int:
+        if kwargs.get("action") == "delivery.downloaded":
+            raise RuntimeError("the process died here")
+        return await real_append(*args, **kwargs)
+
+    monkeypatch.setattr(core.deliveries.audit, "append", dies_in_the_release)
+    with pytest.raises(RuntimeError):
+        await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    monkeypatch.undo()
+    async with core.db.read() as conn:
+        records = await certificates_of(conn, CUSTOMER)
+    assert [r.state for r in records] == [RecordState.ABANDONED]
+    assert records[0].der is None
+    row = await stored(core, ticket.token)
+    assert row.state == "open" and row.serial is None and row.pkcs12 is None
+    delivered = await core.deliveries.fulfil(ticket.token, "Abc123", actor=CUSTOMER_ACTOR)
+    assert delivered.record is not None and delivered.record.state is RecordState.ISSUED
+
+
+async def test_a_delivery_left_issuing_by_a_dead_process_ends(
+    core: Core, clock: FrozenClock
+) -> None:
+    ticket = await opened(core)
+    async with core.db.write() as conn:  # as a process killed in the middle leaves it
+        await conn.execute(
+            deliveries.update()
+            .where(deliveries.c.token_hash == token_hash(ticket.token))
+            .values(state="issuing")
+        )
+    clock.advance(minutes=core.settings.delivery_window_minutes + 1)
+    assert (await core.deliveries.describe(ticket.token)).state is DeliveryState.ISSUING  # type: ignore[union-attr]
+    assert await core.deliveries.erase_expired() == 0  # another process may still be issuing
+    clock.advance(minutes=core.settings.pending_recovery_minutes)
+    assert (await core.deliveries.describe(ticket.token)).state is DeliveryState.EXPIRED  # type: ignore[union-attr]
+    assert await core.deliveries.erase_expired() == 1
+    assert (await stored(core, ticket.token)).state == "expired"

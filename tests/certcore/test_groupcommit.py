@@ -14,7 +14,7 @@ import pytest
 from certcore.clock import FrozenClock
 from certcore.core import Core
 from certcore.errors import ConcurrentUpdate
-from certcore.storage.conversations import ConversationRecords
+from certcore.storage.conversations import LEASE_SECONDS, ConversationRecords
 from certcore.storage.groupcommit import GroupCommitter
 
 
@@ -108,8 +108,11 @@ async def test_a_save_over_a_newer_state_is_refused(
         async with records.turn("web:x", "e1") as turn:
             assert (turn.recorded, turn.values) == (None, None)
             await turn.save(values, replies="[1]", now=clock())
-        async with records.turn("web:x", "e2") as mine, other.turn("web:x", "e3") as theirs:
-            await theirs.save({**values, "seq": 5}, replies="[3]", now=clock())
+        async with records.turn("web:x", "e2") as mine:
+            if not group_commit:  # the lease holds the others off until it lapses (a dead
+                clock.advance(seconds=LEASE_SECONDS + 1)  # holder): the version check remains
+            async with other.turn("web:x", "e3") as theirs:
+                await theirs.save({**values, "seq": 5}, replies="[3]", now=clock())
             with pytest.raises(ConcurrentUpdate):
                 await mine.save({**values, "seq": 9}, replies="[2]", now=clock())
         async with records.turn("web:x", "e2") as again:
@@ -120,7 +123,7 @@ async def test_a_save_over_a_newer_state_is_refused(
         assert await records.last_replies("web:x") in ("[1]", "[3]")
         found = await records.find("web:x")
         assert found is not None and found["flow_started_at"] is None
-        assert found["last_activity_at"] == clock()
+        assert found["last_activity_at"] == values["last_activity_at"]
         assert found["following"] is True
     finally:
         records.close()
@@ -155,3 +158,42 @@ def _values(clock: FrozenClock) -> dict[str, object]:
         "agent_mode": False,
         "following": True,
     }
+
+
+async def test_a_lease_keeps_a_second_instance_waiting_until_the_save(
+    core: Core, clock: FrozenClock
+) -> None:
+    """On the async path (PostgreSQL's), an event of a conversation another instance is working
+    on waits for that unit of work to be saved, then reads the state it left: it is never
+    applied over the older state and again."""
+    records = ConversationRecords(core.db, clock, group_commit=False)
+    other = ConversationRecords(core.db, clock, group_commit=False)
+    values = _values(clock)
+    try:
+        async with records.turn("web:z", "e1") as first:
+            await first.save(values, replies="[1]", now=clock())
+        order: list[str] = []
+        read_by_other: list[object] = []
+
+        async def theirs() -> None:
+            async with other.turn("web:z", "e3") as turn:
+                order.append("other read")
+                assert turn.values is not None
+                read_by_other.append(turn.values["seq"])
+                await turn.save({**values, "seq": 7}, replies="[3]", now=clock())
+
+        async with records.turn("web:z", "e2") as mine:
+            waiting = asyncio.create_task(theirs())
+            await asyncio.sleep(0.2)  # the other instance polls meanwhile, and waits
+            assert order == []
+            await mine.save({**values, "seq": 5}, replies="[2]", now=clock())
+            order.append("mine saved")
+        await waiting
+        assert order == ["mine saved", "other read"] and read_by_other == [5]
+        found = await records.find("web:z")
+        assert found is not None and found["seq"] == 7 and found["lease_owner"] is None
+        async with records.turn("web:z", "e3") as redelivered:  # recorded: no lease taken
+            assert redelivered.recorded == "[3]" and redelivered.lease is None
+    finally:
+        records.close()
+        other.close()

@@ -13,6 +13,7 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
+from certcore.handoff import HandoffOutcome, HandoffReason
 from certcore.i18n import (
     DEFAULT_LOCALE,
     LOCALES_DIR,
@@ -30,8 +31,9 @@ SOURCE_PACKAGES = ("certcore", "dialogs", "bot")
 
 KEY_ARGUMENT = {"translate": 1}
 """Functions that take a message key, and the position of the key among their arguments."""
-KEY_METHOD_ARGUMENT = {"t": 0, "say": 0, "ask": 0}
-"""The conversation turn's helpers (`turn.t(key)`, `turn.say(key)`, `turn.ask(key, …)`)."""
+KEY_METHOD_ARGUMENT = {"t": 0, "say": 0, "ask": 0, "tell": 1}
+"""The conversation turn's helpers (`turn.t(key)`, `turn.say(key)`, `turn.ask(key, …)`), and the
+support group's `tell(topic, key)`."""
 
 # f-string keys: the literal text before the placeholder, and where the values that may fill it
 # come from, so that every key they can form is checked. An unlisted prefix is only checked as a
@@ -43,6 +45,20 @@ DYNAMIC_KEYS: dict[str, Callable[[], Iterable[str]]] = {
     "verify.birth_date.": lambda: [problem.name.lower() for problem in RocDateProblem],
     # `help` in the middle of a flow explains that flow's step; outside one, the menu.
     "help.step.": lambda: ["menu", *importlib.import_module("dialogs.flows").all_flows()],
+    # The Telegram support group names every reason and every way a hand-off ends.
+    "telegram.support.reason.": lambda: [reason.value for reason in HandoffReason],
+    "telegram.support.ended.": lambda: [outcome.value for outcome in HandoffOutcome],
+    # The agent console (bot.agent): the hand-off's reason and state, the redirects' words.
+    "agent.reason.": lambda: [
+        r.value for r in importlib.import_module("certcore.handoff").HandoffReason
+    ],
+    "agent.state.": lambda: [
+        s.value for s in importlib.import_module("certcore.handoff").HandoffState
+    ],
+    "agent.flash.": lambda: importlib.import_module("bot.agent.pages").FLASH,
+    "agent.error.": lambda: importlib.import_module("bot.agent.pages").ERRORS,
+    "agent.queue.col.": lambda: importlib.import_module("bot.agent.views").QUEUE_COLUMNS,
+    "status.": lambda: [s.value for s in importlib.import_module("certcore.pki").CertificateStatus],
 }
 
 

@@ -14,7 +14,14 @@ from certcore.clock import FrozenClock, taipei
 from certcore.core import Core
 from certcore.errors import InvalidInput
 from certcore.pki import RevocationReason
-from certcore.reminders import Reminder, ReminderPlanner, ReminderState
+from certcore.reminders import (
+    CLAIM_LEASE,
+    CLAIMED,
+    Outcome,
+    Reminder,
+    ReminderPlanner,
+    ReminderState,
+)
 from certcore.storage import Database
 from tests.certcore.test_service import (
     ALICE,
@@ -92,7 +99,7 @@ async def test_the_database_ignores_a_second_insert_of_the_same_pair(core: Core)
     serial = await holding(core, ALICE)
     [planned] = await core.reminders.plan(AFTER_30, 100)
     async with core.db.write() as conn:
-        assert await core.reminders._insert_once(conn, planned) is False
+        assert await core.reminders._insert_new(conn, [planned]) == []
     assert pairs(await core.reminders.listing()) == [(serial, 30)]
 
 
@@ -172,3 +179,45 @@ async def test_a_skip_needs_a_short_reason(core: Core) -> None:
     with pytest.raises(InvalidInput):
         await core.reminders.mark(alice, 30, ReminderState.SKIPPED, "x" * 65)
     assert [r.state for r in await core.reminders.listing()] == [ReminderState.PENDING]
+
+
+async def test_claims_hand_each_due_reminder_to_one_sender_for_a_lease(core: Core) -> None:
+    serial = await holding(core, ALICE)
+    await holding(core, BOB)
+    assert len(await core.reminders.plan(AFTER_30, 100)) == 2
+
+    first = await core.reminders.claim(AFTER_30, 1)
+    second = await core.reminders.claim(AFTER_30, 100)
+    assert len(first) == len(second) == 1 and first[0].serial != second[0].serial
+    assert first[0].reason is None  # a first claim
+    assert await core.reminders.claim(AFTER_30, 100) == []
+
+    # A claim never concluded is handed out again after the lease, marked as such.
+    later = AFTER_30 + CLAIM_LEASE
+    again = await core.reminders.claim(later, 100)
+    assert sorted(r.serial for r in again) == sorted([first[0].serial, second[0].serial])
+    assert {r.reason for r in again} == {CLAIMED}
+
+    # Outcomes recorded together; one concluded meanwhile by another sender comes back.
+    done = Outcome(serial, 30, ReminderState.SENT)
+    assert await core.reminders.record([done]) == []
+    other = next(r.serial for r in again if r.serial != serial)
+    held = Outcome(other, 30, ReminderState.PENDING, "platform rate limit", count=False)
+    assert await core.reminders.record([done, held]) == [done]
+    rows = {r.serial: r for r in await core.reminders.listing()}
+    assert (rows[serial].state, rows[serial].attempts) == (ReminderState.SENT, 1)
+    assert (rows[other].state, rows[other].reason, rows[other].attempts) == (
+        ReminderState.PENDING,
+        "platform rate limit",
+        0,
+    )
+    # No longer claimed: the next sender takes it at once.
+    assert [r.serial for r in await core.reminders.claim(later, 100)] == [other]
+
+
+async def test_a_preview_records_nothing(core: Core) -> None:
+    serial = await holding(core, ALICE)
+    planned, due = await core.reminders.preview(AFTER_30, 100)
+    assert pairs(planned) == pairs(due) == [(serial, 30)]
+    assert await core.reminders.listing() == []
+    assert pairs(await core.reminders.plan(AFTER_30, 100)) == [(serial, 30)]

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from certcore.clock import FrozenClock
 from certcore.core import Core
@@ -17,7 +17,7 @@ from certcore.customers import Customer, CustomerKind
 from certcore.customers.directory import upsert_customers
 from certcore.i18n import translate
 from certcore.storage.conversations import ConversationRecords
-from certcore.storage.schema import conversation_events, conversations
+from certcore.storage.schema import conversation_events, conversations, dev_outbox
 from dialogs import engine_for
 from dialogs.engine import Engine
 from dialogs.flows import all_flows
@@ -124,6 +124,42 @@ async def test_two_processes_share_one_conversation_through_the_saved_version(
         records.close()
     steps = {says(first, "verify.birth_date.prompt"), says(second, "verify.birth_date.prompt")}
     assert steps == {True, False}  # exactly one of them saw the ID step, whichever went first
+
+
+async def test_two_instances_tapping_send_at_once_send_one_code(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A double tap of 點我發送驗證碼 delivered to two instances (PostgreSQL's async path, run
+    here on SQLite): the lease makes the second wait and read the state the first left, so one
+    code is sent, the second tap is a stale button, and no event is applied twice."""
+    caplog.set_level(logging.INFO, logger="certdesk.dialogs")
+    async with core.db.write() as conn:
+        await upsert_customers(conn, [WANG], core.clock())
+    here = ConversationRecords(core.db, core.clock, group_commit=False)
+    there = ConversationRecords(core.db, core.clock, group_commit=False)
+    try:
+        one = engine_for(core, conversations=here)
+        two = engine_for(core, conversations=there)
+        await one.handle(text("憑證查詢"))
+        await one.handle(text("A123456789"))
+        destination = await one.handle(text("761205"))
+        send = await one.handle(tap(last_choices(destination), "sms"))
+        choice = tap(last_choices(send), "send")
+        again = Inbound(
+            choice.conversation_id, "double-tap", EventKind.CHOICE, choice=choice.choice
+        )
+        first, second = await asyncio.gather(one.handle(choice), two.handle(again))
+    finally:
+        here.close()
+        there.close()
+    async with core.db.read() as conn:
+        sent = (await conn.execute(select(func.count()).select_from(dev_outbox))).scalar()
+    assert sent == 1
+    assert "applying it again" not in caplog.text
+    assert {says(first, "error.stale_button"), says(second, "error.stale_button")} == {
+        True,
+        False,
+    }
 
 
 async def test_state_survives_a_restart(

@@ -5,10 +5,12 @@ It keeps LINE's rules, so a rendering or a sending strategy that LINE would refu
 too: a Bearer token, 1–5 messages a request, quick replies of at most 13 items with labels of at
 most 20 characters, `altText` on Flex and template messages, a reply token used once (an unknown
 or spent one is `400 Invalid reply token`), and a push's `X-Line-Retry-Key` accepted once (a
-repeat is `409`, the request already accepted). Every request is recorded (headers and JSON
-bodies) for assertions, and faults can be injected per endpoint: 429 with or without
-`Retry-After`, 5xx, 403 for a user who blocked the account; an endpoint can also be made slow
-(a blob download that takes its time), to show what overtakes what meanwhile.
+repeat is `409`, the request already accepted), and the monthly push quota: `quota` pushes a
+month when set (`GET /v2/bot/message/quota` and `…/quota/consumption` tell it, every accepted
+push counts, replies do not), then `429 You have reached your monthly limit.`. Every request
+is recorded (headers and JSON bodies) for assertions, and faults can be injected per endpoint:
+429 with or without `Retry-After`, 5xx, 403 for a user who blocked the account; an endpoint can
+also be made slow (a blob download that takes its time), to show what overtakes what meanwhile.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class FakeLineApi:
     rich_menu_images: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     default_rich_menu: str | None = None
     loading: list[str] = field(default_factory=list)
+    quota: int | None = None
+    """Pushes a month; None for no limit (`{"type": "none"}`)."""
+    pushes_this_month: int = 0
     base_url: str = ""
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition | None = None
@@ -131,6 +136,8 @@ class FakeLineApi:
                 web.post("/v2/bot/richmenu/{id}/content", self._rich_menu_image),
                 web.post("/v2/bot/user/all/richmenu/{id}", self._default_rich_menu),
                 web.get("/v2/bot/profile/{user}", self._profile),
+                web.get("/v2/bot/message/quota", self._quota),
+                web.get("/v2/bot/message/quota/consumption", self._consumption),
             ]
         )
         app.middlewares.append(self._middleware)
@@ -217,8 +224,11 @@ class FakeLineApi:
         to = body.get("to", "")
         if to in self.blocked:
             return _error(403, "Forbidden")
+        if self.quota is not None and self.pushes_this_month >= self.quota:
+            return _error(429, "You have reached your monthly limit.")
         if key is not None:
             self.retry_keys.add(key)
+        self.pushes_this_month += 1
         self.sent.append(Sent("push", to, body["messages"], key))
         return web.json_response({"sentMessages": _sent_ids(body["messages"])})
 
@@ -272,6 +282,14 @@ class FakeLineApi:
         self.default_rich_menu = menu_id
         return web.json_response({})
 
+    async def _quota(self, request: web.Request) -> web.Response:
+        if self.quota is None:
+            return web.json_response({"type": "none"})
+        return web.json_response({"type": "limited", "value": self.quota})
+
+    async def _consumption(self, request: web.Request) -> web.Response:
+        return web.json_response({"totalUsage": self.pushes_this_month})
+
     async def _profile(self, request: web.Request) -> web.Response:
         user = request.match_info["user"]
         return web.json_response({"userId": user, "displayName": "客戶", "language": "zh-TW"})
@@ -287,6 +305,8 @@ _ENDPOINTS = {
     "/v2/bot/richmenu/{id}/content": "richmenu_image",
     "/v2/bot/user/all/richmenu/{id}": "richmenu_default",
     "/v2/bot/profile/{user}": "profile",
+    "/v2/bot/message/quota": "quota",
+    "/v2/bot/message/quota/consumption": "quota_consumption",
 }
 
 

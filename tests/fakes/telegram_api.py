@@ -13,6 +13,16 @@ The test plays the customers: `message`, `callback`, `document` and `membership`
 updates (and remember the customer's messages, so they can be deleted), `queue` feeds the
 long poll, `fail` and `block` inject the platform's faults (429 with `retry_after`, 403 "bot
 was blocked by the user", 5xx).
+
+It also plays a support group: `forum` makes a forum supergroup, whose topics the bot makes,
+renames, closes, reopens and deletes as the Bot API does (createForumTopic answers a ForumTopic
+whose `message_thread_id` is the id of the topic's service message; a name of 1–128
+characters; only in a forum). sendMessage with a `message_thread_id` of a deleted or unknown
+topic answers 400 "Bad Request: message thread not found", of a closed one 400 "Bad Request:
+TOPIC_CLOSED";
+closing a closed topic or reopening an open one is "TOPIC_NOT_MODIFIED", a deleted one
+"TOPIC_ID_INVALID". The test plays the group's members: `topic_message` builds a member's
+update in a topic, `close_topic` and `delete_topic` are an admin's doing.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ STRING_FIELDS = {
     "action",
     "file_id",
     "language_code",
+    "name",
 }
 """Form fields PTB sends as they are; every other field is JSON (numbers, objects, booleans)."""
 
@@ -100,6 +111,22 @@ class Sent:
     def urls(self) -> list[str]:
         return [b["url"] for b in self.buttons if "url" in b]
 
+    @property
+    def thread(self) -> int | None:
+        """The forum topic it was posted in (`message_thread_id`), if any."""
+        value = self.raw.get("message_thread_id")
+        return int(value) if value is not None else None
+
+
+@dataclass
+class Topic:
+    """A forum topic as the group's members see it."""
+
+    thread: int
+    name: str
+    closed: bool = False
+    deleted: bool = False
+
 
 class ApiError(Exception):
     def __init__(self, status: int, description: str) -> None:
@@ -121,6 +148,8 @@ class FakeTelegramApi:
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self._messages: dict[int, dict[int, dict[str, Any]]] = {}
         self._chats: dict[int, dict[str, Any]] = {}
+        self.topics: dict[int, dict[int, Topic]] = {}
+        """Per forum: its topics by `message_thread_id` (deleted ones kept, marked)."""
         self._files: dict[str, tuple[str, bytes, str]] = {}
         self._callbacks: dict[str, bool] = {}
         self._updates: list[dict[str, Any]] = []
@@ -165,6 +194,52 @@ class FakeTelegramApi:
                 chat["title"] = f"Group {abs(chat_id)}"
             self._chats[chat_id] = chat
         return self._chats[chat_id]
+
+    def forum(self, chat_id: int, title: str = "CertDesk support") -> dict[str, Any]:
+        """A forum supergroup (the support group) the bot is an admin of."""
+        chat = {"id": chat_id, "type": "supergroup", "title": title, "is_forum": True}
+        self._chats[chat_id] = chat
+        self.topics.setdefault(chat_id, {})
+        return chat
+
+    def topic_message(
+        self,
+        chat_id: int,
+        thread: int,
+        text: str | None,
+        *,
+        user_id: int,
+        username: str | None = None,
+        update_id: int | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """An update with a member's message in a forum topic."""
+        update = self.message(
+            chat_id,
+            text,
+            kind="supergroup",
+            user_id=user_id,
+            update_id=update_id,
+            message_thread_id=thread,
+            is_topic_message=True,
+            **extra,
+        )
+        if username:
+            update["message"]["from"]["username"] = username
+        return update
+
+    def close_topic(self, chat_id: int, thread: int) -> None:
+        """An admin closes the topic (its messages stay)."""
+        self.topics[chat_id][thread].closed = True
+
+    def delete_topic(self, chat_id: int, thread: int) -> None:
+        """An admin deletes the topic and every message in it."""
+        self._delete_topic(chat_id, thread)
+
+    def in_topic(self, chat_id: int, thread: int) -> list[str]:
+        """The texts the bot posted in a topic that still exist, in order."""
+        kept = self._messages.get(chat_id, {})
+        return [s.text for s in self.to(chat_id) if s.thread == thread and s.message_id in kept]
 
     def user(self, user_id: int, language: str | None = "zh-hant") -> dict[str, Any]:
         user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": "三"}
@@ -427,6 +502,7 @@ class FakeTelegramApi:
 
     async def _api_sendMessage(self, call: Call) -> Any:
         chat_id = self._known_chat(call)
+        thread = self._thread(chat_id, call.params.get("message_thread_id"))
         raw = str(call.params.get("text", ""))
         shown = _shown_text(raw, call.params.get("parse_mode"))
         if not shown.strip():
@@ -434,9 +510,87 @@ class FakeTelegramApi:
         if _utf16(shown) > MAX_TEXT:
             raise ApiError(400, "Bad Request: message is too long")
         markup = self._check_markup(call.params.get("reply_markup"))
-        message = self._new_message(chat_id, text=shown, reply_markup=markup)
+        message = self._new_message(
+            chat_id,
+            text=shown,
+            reply_markup=markup,
+            message_thread_id=thread,
+            is_topic_message=True if thread is not None else None,
+        )
         self.sent.append(Sent(chat_id, message["message_id"], shown, call.params))
         return message
+
+    def _thread(self, chat_id: int, value: Any) -> int | None:
+        """The topic a message goes to; a deleted or closed one is refused as Telegram does."""
+        if value is None or not self._chats[chat_id].get("is_forum"):
+            return None
+        topic = self.topics[chat_id].get(int(value))
+        if topic is None or topic.deleted:
+            raise ApiError(400, "Bad Request: message thread not found")
+        if topic.closed:
+            raise ApiError(400, "Bad Request: TOPIC_CLOSED")
+        return topic.thread
+
+    def _topic(self, call: Call) -> tuple[int, Topic]:
+        chat_id = self._known_chat(call)
+        if not self._chats[chat_id].get("is_forum"):
+            raise ApiError(400, "Bad Request: the chat is not a forum")
+        topic = self.topics[chat_id].get(int(call.params.get("message_thread_id") or 0))
+        if topic is None or topic.deleted:
+            raise ApiError(400, "Bad Request: TOPIC_ID_INVALID")
+        return chat_id, topic
+
+    async def _api_createForumTopic(self, call: Call) -> Any:
+        chat_id = self._known_chat(call)
+        if not self._chats[chat_id].get("is_forum"):
+            raise ApiError(400, "Bad Request: the chat is not a forum")
+        name = str(call.params.get("name", ""))
+        if not 1 <= len(name) <= 128:
+            raise ApiError(400, "Bad Request: TOPIC_NAME_INVALID")
+        # The topic's id is the id of the service message that opens it.
+        service = self._new_message(
+            chat_id, forum_topic_created={"name": name, "icon_color": 0x6FB9F0}
+        )
+        thread = service["message_id"]
+        service.update(message_thread_id=thread, is_topic_message=True)
+        self.topics[chat_id][thread] = Topic(thread, name)
+        return {"message_thread_id": thread, "name": name, "icon_color": 0x6FB9F0}
+
+    async def _api_closeForumTopic(self, call: Call) -> Any:
+        _, topic = self._topic(call)
+        if topic.closed:
+            raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
+        topic.closed = True
+        return True
+
+    async def _api_reopenForumTopic(self, call: Call) -> Any:
+        _, topic = self._topic(call)
+        if not topic.closed:
+            raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
+        topic.closed = False
+        return True
+
+    async def _api_editForumTopic(self, call: Call) -> Any:
+        _, topic = self._topic(call)
+        name = call.params.get("name")
+        if name is not None:
+            if not 1 <= len(str(name)) <= 128:
+                raise ApiError(400, "Bad Request: TOPIC_NAME_INVALID")
+            if str(name) == topic.name:
+                raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
+            topic.name = str(name)
+        return True
+
+    async def _api_deleteForumTopic(self, call: Call) -> Any:
+        chat_id, topic = self._topic(call)
+        self._delete_topic(chat_id, topic.thread)
+        return True
+
+    def _delete_topic(self, chat_id: int, thread: int) -> None:
+        self.topics[chat_id][thread].deleted = True
+        messages = self._messages.get(chat_id, {})
+        for message_id in [m for m, v in messages.items() if v.get("message_thread_id") == thread]:
+            del messages[message_id]
 
     async def _api_sendDocument(self, call: Call) -> Any:
         chat_id = self._known_chat(call)

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 from linebot.v3 import WebhookParser
 from linebot.v3.webhooks import Event
 
-from bot.channels.base import ChannelAdapter
+from bot.channels.base import ChannelAdapter, Undelivered
 from bot.channels.line import render as rendering
 from bot.channels.line.api import LineApi, Pushed, retry_key
 from bot.channels.line.events import (
@@ -41,6 +41,7 @@ from bot.channels.line.events import (
     interpret,
 )
 from bot.channels.line.render import LineMessage
+from bot.logs import REQUEST_ID
 from certcore.i18n import DEFAULT_LOCALE, translate
 from certcore.pki import MAX_FILE_BYTES
 from dialogs import Delivery, Engine, EventKind, Inbound, Outbound
@@ -58,6 +59,14 @@ REPLY_TOKEN_FRESH_SECONDS = 20.0
 lifetime ("use it promptly"; in practice tokens fail after about 30 s to a minute), and a
 refused reply costs only the push that follows it."""
 """At shutdown, how long events still being worked on may take before they are cancelled."""
+
+
+_UNDELIVERED = {
+    Pushed.BLOCKED: Undelivered.BLOCKED,
+    Pushed.LIMITED: Undelivered.LIMITED,
+    Pushed.QUOTA: Undelivered.QUOTA,
+    Pushed.FAILED: Undelivered.FAILED,
+}
 
 
 class AccountLinkHandler:
@@ -174,7 +183,10 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         reply_token: str | None = None,
     ) -> None:
         user = conversation_id.partition(":")[2]
-        if not replies or not user or not await self._may_push(conversation_id, user):
+        if not replies or not user:
+            return
+        if not await self._may_push(conversation_id, user):
+            self.undelivered(conversation_id, Undelivered.BLOCKED)
             return
         messages = await self._rendered(conversation_id, replies)
         for index, batch in enumerate(rendering.batches(messages)):
@@ -275,7 +287,15 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
                     log.exception("LINE event %s (%s) failed", context.event_id, _kind(event))
 
     async def process(self, context: Context, event: Event) -> None:
-        """One event, all of it: the caller holds its user's order (`_in_order`)."""
+        """One event, all of it: the caller holds its user's order (`_in_order`). Its log
+        lines carry the webhook event's id as their request id."""
+        token = REQUEST_ID.set(f"line-{context.event_id}")
+        try:
+            await self._process(context, event)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _process(self, context: Context, event: Event) -> None:
         action = interpret(event, context)
         answer = Answer(self, context)
         if isinstance(action, Dispatch):
@@ -375,10 +395,16 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
     # -- pushing -----------------------------------------------------------------------------
 
     async def push(self, user: str, messages: Sequence[LineMessage], key: str) -> None:
+        conversation_id = self.conversation_id(user)
+        if self.held(conversation_id):
+            return
         if user in self.unfollowed:
             log.info("LINE push to an unfollowed user left out")
+            self.undelivered(conversation_id, Undelivered.BLOCKED)
             return
         outcome = await self.api.push(user, messages, key)
+        if outcome is not Pushed.SENT:
+            self.undelivered(conversation_id, _UNDELIVERED[outcome])
         if outcome is Pushed.BLOCKED and user not in self.unfollowed:
             log.info("LINE push refused (403): the user blocked the account; no more pushes")
             self.unfollowed.add(user)

@@ -10,6 +10,8 @@ webhook's hot path creates nothing per request. What the platform's errors mean 
   pushes instead; a reply is never retried after an ambiguous failure, since the push that
   follows carries the retry key that makes it safe.
 - 403 on a push: the user blocked the account; the caller stops pushing to them.
+- 429 "You have reached your monthly limit": the month's push quota is spent, which no retry
+  changes: told at once (`Pushed.QUOTA`); `push_quota_left` asks before pushing.
 
 No rendering here: `render` makes the messages, this module only carries them.
 """
@@ -37,6 +39,7 @@ from linebot.v3.messaging import (
     ShowLoadingAnimationRequest,
 )
 
+from bot import metrics
 from bot.channels.line.render import LineMessage
 from certcore.config import Settings
 
@@ -63,7 +66,20 @@ class Pushed(Enum):
     SENT = "sent"
     BLOCKED = "blocked"
     """403: the user blocked the account (or never followed it)."""
+    LIMITED = "limited"
+    """429 still after the retries: LINE's rate limit; nothing was sent."""
+    QUOTA = "quota"
+    """429, the monthly push quota spent."""
     FAILED = "failed"
+
+
+def monthly_limit(error: BaseException) -> bool:
+    """Whether LINE refused because this month's push quota is spent."""
+    if not isinstance(error, ApiException) or error.status != 429:
+        return False
+    body = error.body
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    return "monthly limit" in text.lower()
 
 
 def retry_key(event_id: str, batch: int) -> str:
@@ -74,6 +90,8 @@ def retry_key(event_id: str, batch: int) -> str:
 
 def _retryable(error: BaseException) -> bool:
     if isinstance(error, ApiException):
+        if monthly_limit(error):
+            return False
         return error.status == 429 or (error.status or 0) >= 500
     return isinstance(error, aiohttp.ClientError | TimeoutError)
 
@@ -178,7 +196,17 @@ class LineApi:
     ) -> None:
         """POST a JSON body through the SDK's client (its host, Bearer token, session and
         `ApiException`s). The hot path's messages are LINE's JSON already (`render`): the
-        SDK's pydantic models would cost about 1.5 ms to build and serialise per reply."""
+        SDK's pydantic models would cost about 1.5 ms to build and serialise per reply.
+        Every failure is counted in the metrics here, every accepted push too."""
+        try:
+            await self._call_json(path, body, headers)
+        except Exception as error:
+            metrics.platform_error("line", _status(error))
+            raise
+        if path == PUSH_PATH:
+            metrics.LINE_PUSHES.inc()
+
+    async def _call_json(self, path: str, body: JsonBody, headers: dict[str, str] | None) -> None:
         await self._open().call_api(
             path,
             "POST",
@@ -240,12 +268,27 @@ class LineApi:
                 return Pushed.SENT
             if error.status == 403:
                 return Pushed.BLOCKED
+            if error.status == 429:
+                return Pushed.QUOTA if monthly_limit(error) else Pushed.LIMITED
             log.warning("LINE push failed (%s); the messages are not delivered", error.status)
             return Pushed.FAILED
         except (TimeoutError, aiohttp.ClientError) as error:
             log.warning("LINE push failed (%s); the messages are not delivered", _status(error))
             return Pushed.FAILED
         return Pushed.SENT
+
+    async def push_quota_left(self) -> int | None:
+        """Pushes left this month (the quota less what was used), or None without a limit."""
+        quota = await self._retrying(
+            "quota", lambda: self.messaging.get_message_quota(_request_timeout=REQUEST_TIMEOUT)
+        )
+        if str(getattr(quota.type, "value", quota.type)) != "limited" or quota.value is None:
+            return None
+        used = await self._retrying(
+            "quota consumption",
+            lambda: self.messaging.get_message_quota_consumption(_request_timeout=REQUEST_TIMEOUT),
+        )
+        return max(0, int(quota.value) - int(used.total_usage))
 
     async def loading(self, user_id: str) -> None:
         """The loading animation in the user's chat, until the next message (or 20 s)."""

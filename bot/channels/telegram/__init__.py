@@ -9,7 +9,9 @@ shutdown the poller stops, the chats' lanes finish or are cancelled and the HTTP
 
 The modules: `adapter` (updates in, replies out, every Bot API call), `render` (neutral
 messages as Telegram messages), `limits` (send limits), `lanes` (one chat's work in order),
-`export` (the .pfx delivered in the chat), `webhook`, `polling` and `client` (the PTB `Bot`).
+`export` (the .pfx delivered in the chat), `webhook`, `polling` and `client` (the PTB `Bot`);
+`support`, with `telegram_support_chat_id` set, the support group where agents answer hand-offs
+of every channel in forum topics.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from bot.channels.telegram.client import make_bot
 from bot.channels.telegram.limits import SendLimiter
 from bot.channels.telegram.polling import Backoff, Poller
 from bot.channels.telegram.render import Outgoing, render
+from bot.channels.telegram.support import SUPPORT, SupportGroup
+from bot.channels.telegram.support import mount as mount_support
 from bot.channels.telegram.webhook import CHANNEL_KEY, WEBHOOK_PATH, receive, register
 from bot.web.keys import CHANNELS, CORE, ENGINE
 from certcore.i18n import translate
@@ -51,6 +55,8 @@ def mount(app: web.Application) -> TelegramChannel:
     app[TELEGRAM] = channel
     app[POLLER] = Poller(channel)
     app[CHANNELS].add(channel)
+    if core.settings.telegram_support_chat is not None:
+        mount_support(app, channel, app[CHANNELS])
     app.add_routes([web.post(WEBHOOK_PATH, receive)])
     app.cleanup_ctx.append(running)
     return channel
@@ -116,11 +122,13 @@ async def set_commands(channel: TelegramChannel) -> None:
 
 __all__ = [
     "POLLER",
+    "SUPPORT",
     "TELEGRAM",
     "WEBHOOK_PATH",
     "Outgoing",
     "Poller",
     "SendLimiter",
+    "SupportGroup",
     "TelegramChannel",
     "chat_id_of",
     "mount",

@@ -6,14 +6,17 @@ order. In a private chat a text is a TEXT event (`/start` a FOLLOW, `/menu`, `/h
 engine's global words), a button tap is answered first and then a CHOICE with its callback
 data, a certificate file a FILE event, a block (`my_chat_member` kicked) an UNFOLLOW.
 Conversations are `telegram:<chat id>`. Groups, supergroups and channels never reach the
-engine: at most one short line a day asks the customer to write to the bot privately.
+engine: at most one short line a day asks the customer to write to the bot privately. The one
+exception is the support group (`support`), whose messages go to its handler, never to a
+customer's conversation.
 
 Every call to the Bot API goes through `call`: the send limits (`limits`), `retry_after` on a
 429 honoured, network errors and 5xx retried with a bounded backoff, and a 403 (the customer
 blocked the bot) marking the chat unreachable, telling the engine (UNFOLLOW) and stopping every
-later send to it, until the customer writes again. A `ForgetInput` among the replies deletes
-the customer's message that held the ID number or birth date. In `document` delivery mode a
-delivery is handed over in the chat (`exports`).
+later send to it, until the customer writes again. A watched push (a reminder, see
+`ChannelAdapter.watch`) gives up at a 429 instead of waiting: its sender tries again later. A
+`ForgetInput` among the replies deletes the customer's message that held the ID number or
+birth date. In `document` delivery mode a delivery is handed over in the chat (`exports`).
 
 A duplicate update is dropped before the engine: the engine would answer it from its record,
 but its replies were sent already. The record of update ids is kept in memory (Telegram
@@ -46,7 +49,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import ChannelAdapter
+from bot.channels.base import ChannelAdapter, Undelivered
 from bot.channels.telegram.client import redact
 from bot.channels.telegram.export import ExportDesk
 from bot.channels.telegram.lanes import Lanes, LanesClosed
@@ -134,6 +137,9 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
         """Chats that blocked the bot: nothing is sent to them until they write again."""
         self.groups_told: OrderedDict[int, float] = OrderedDict()
         self.exports = ExportDesk(self)
+        self.support_chat_id: int | None = None
+        self.on_support: Callable[[Message], Awaitable[None]] | None = None
+        """The support group's chat and the handler its messages go to (`support.mount`)."""
         self._secrets = {core.settings.telegram_bot_token, core.settings.telegram_webhook_secret}
 
     # -- updates in ---------------------------------------------------------------------------
@@ -162,6 +168,9 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
 
     async def _on_message(self, message: Message, event_id: str) -> None:
         chat = message.chat
+        if self.on_support is not None and chat.id == self.support_chat_id:
+            await self.on_support(message)  # agents at work: never a customer's conversation
+            return
         hint = message.from_user.language_code if message.from_user else None
         if chat.type != ChatType.PRIVATE:
             await self._refuse_group(chat.id, hint)
@@ -175,7 +184,7 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
                 await self.exports.password(chat_id, message)
                 return
             self.exports.cancel(chat_id)
-            event = _text_event(conversation, event_id, text, hint, self._bot_username())
+            event = _text_event(conversation, event_id, text, hint, self.bot_username())
             await self.apply(event, source=message.message_id)
         elif message.document is not None:
             self.exports.cancel(chat_id)
@@ -269,7 +278,7 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
         text = translate(normalise_locale(hint), "telegram.group.refused")
         await self.post(chat_id, Outgoing(text))
 
-    def _bot_username(self) -> str | None:
+    def bot_username(self) -> str | None:
         try:
             return self.bot.username
         except RuntimeError:  # not initialised yet (getMe still to come)
@@ -408,8 +417,12 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
     ) -> T | None:
         """One Bot API call for a chat, within the send limits when `limited` (messages), with
         429s, 5xx and network errors retried; None when it could not be done (logged)."""
+        conversation_id = self.conversation_id(str(chat_id))
         for attempt in range(attempts):
             if chat_id in self.unreachable:
+                self.undelivered(conversation_id, Undelivered.BLOCKED)
+                return None
+            if self.held(conversation_id):
                 return None
             if limited:
                 await self.limiter.acquire(chat_id)
@@ -417,13 +430,17 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
                 return await make()
             except RetryAfter as error:
                 seconds = retry_after_seconds(error)
-                log.warning("Telegram: 429, retrying after %.0f s", seconds)
                 self.limiter.hold(chat_id, seconds)
+                if self.undelivered(conversation_id, Undelivered.LIMITED):
+                    log.warning("Telegram: 429 (retry after %.0f s) on a watched push", seconds)
+                    return None  # its sender tries again later, rather than wait here
+                log.warning("Telegram: 429, retrying after %.0f s", seconds)
                 if not limited:
                     await self.sleep(seconds)
             except Forbidden as error:
                 log.info("Telegram: chat unreachable (%s)", self.describe(error))
                 self.mark_unreachable(chat_id)
+                self.undelivered(conversation_id, Undelivered.BLOCKED)
                 return None
             except BadRequest as error:
                 if raise_bad_request:
@@ -432,6 +449,7 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
                 return None
             except (InvalidToken, ChatMigrated) as error:
                 log.error("Telegram refused a call: %s", self.describe(error))
+                self.undelivered(conversation_id, Undelivered.FAILED)
                 return None
             except NetworkError as error:  # 5xx, a timeout, a broken connection
                 delay = min(self.backoff_cap, self.backoff_base * 2**attempt)
@@ -442,14 +460,19 @@ class TelegramChannel(ChannelAdapter[list[Outgoing]]):
                     await self.sleep(delay)
             except TelegramError as error:
                 log.warning("Telegram call failed: %s", self.describe(error))
+                self.undelivered(conversation_id, Undelivered.FAILED)
                 return None
         log.error("Telegram call given up after %d attempts", attempts)
+        self.undelivered(conversation_id, Undelivered.FAILED)
         return None
 
     def mark_unreachable(self, chat_id: int) -> None:
         """The customer blocked the bot: no more sends, and the engine told (UNFOLLOW), after
         the chat's current work (never inside it: the engine may be mid-event for the chat)."""
         if chat_id in self.unreachable or chat_id == 0:
+            return
+        if chat_id == self.support_chat_id:
+            log.error("Telegram: the bot may not write in the support group (removed, no rights)")
             return
         self.unreachable.add(chat_id)
         self.exports.cancel(chat_id)
@@ -491,7 +514,7 @@ def _text_event(
     conversation: str, event_id: str, text: str, hint: str | None, username: str | None
 ) -> Inbound:
     """A typed text; a command as the engine's word for it (`/start` is a FOLLOW)."""
-    command = _command(text, username)
+    command = command_in(text, username)
     if command == "start":
         return Inbound(conversation, event_id, EventKind.FOLLOW, locale_hint=hint)
     if command is not None:
@@ -499,7 +522,7 @@ def _text_event(
     return Inbound(conversation, event_id, EventKind.TEXT, text=text, locale_hint=hint)
 
 
-def _command(text: str, username: str | None) -> str | None:
+def command_in(text: str, username: str | None) -> str | None:
     """`menu` for `/menu`, `/menu@CertDeskBot` or `/Menu extra`; None for no command (or one
     meant for another bot)."""
     found = _COMMAND.match(text)

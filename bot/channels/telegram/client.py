@@ -19,11 +19,13 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from typing import Any
 
 from telegram import Bot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from bot import metrics
 from certcore.config import Settings
 from certcore.masking import mask_id
 
@@ -99,6 +101,21 @@ def hide_from_logs(secret: str) -> None:
             logger.addFilter(_REDACT)
 
 
+class CountedRequest(HTTPXRequest):
+    """PTB's HTTP transport, with every error answer (and every failure to get one) counted in
+    the service's metrics: the one place every Bot API call passes."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        try:
+            code, payload = await super().do_request(*args, **kwargs)
+        except Exception as error:
+            metrics.platform_error("telegram", type(error).__name__)
+            raise
+        if code >= 400:
+            metrics.platform_error("telegram", code)
+        return code, payload
+
+
 def api_base(settings: Settings) -> str:
     return (settings.telegram_api_base or TELEGRAM_API).rstrip("/")
 
@@ -116,7 +133,7 @@ def make_bot(settings: Settings) -> Bot:
         token,
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
-        request=HTTPXRequest(
+        request=CountedRequest(
             connection_pool_size=SEND_POOL,
             read_timeout=timeout,
             write_timeout=timeout,
@@ -124,7 +141,7 @@ def make_bot(settings: Settings) -> Bot:
             pool_timeout=timeout,
             media_write_timeout=max(timeout, 20.0),
         ),
-        get_updates_request=HTTPXRequest(
+        get_updates_request=CountedRequest(
             connection_pool_size=1,
             read_timeout=timeout,
             connect_timeout=timeout,

@@ -5,7 +5,9 @@ and about thirty a second overall, and answers anything faster with 429 and a `r
 `SendLimiter` is two token buckets deep: every send takes a token from its chat's bucket, then
 one from the overall bucket, waiting until one is due. Tokens are reserved in arrival order (a
 bucket may go below zero), so concurrent senders queue fairly instead of racing on a retry. A
-429's `retry_after` holds the chat's bucket for that long.
+429's `retry_after` holds the chat's bucket for that long. A chat may have limits of its own
+(`limit_chat`): the support group, where Telegram allows about twenty messages a minute, so
+every topic there draws on one shared budget.
 
 Time is injected (`clock`, `sleep`), so the arithmetic is tested with a fake clock instead of
 measured on the wall clock.
@@ -80,13 +82,26 @@ class SendLimiter:
         now = clock()
         self.overall = TokenBucket(overall_rate, overall_burst, overall_burst, now)
         self._chats: dict[int, TokenBucket] = {}
+        self._own: dict[int, tuple[float, float]] = {}
+        """Chats with limits of their own: (rate a second, burst)."""
+
+    def limit_chat(self, chat_id: int, rate: float, burst: float) -> None:
+        """This chat's own rate (messages a second) and burst instead of the per-chat ones
+        (called again with the same values, nothing changes)."""
+        if min(rate, burst) <= 0:
+            raise ValueError("rates and bursts must be positive")
+        if self._own.get(chat_id) == (rate, burst):
+            return
+        self._own[chat_id] = (rate, burst)
+        self._chats.pop(chat_id, None)
 
     def _bucket(self, chat_id: int, now: float) -> TokenBucket:
         bucket = self._chats.get(chat_id)
         if bucket is None:
             if len(self._chats) >= MAX_CHAT_BUCKETS:
                 self._chats = {k: b for k, b in self._chats.items() if not b.idle(now)}
-            bucket = TokenBucket(self.per_chat_rate, self.per_chat_burst, self.per_chat_burst, now)
+            rate, burst = self._own.get(chat_id, (self.per_chat_rate, self.per_chat_burst))
+            bucket = TokenBucket(rate, burst, burst, now)
             self._chats[chat_id] = bucket
         return bucket
 

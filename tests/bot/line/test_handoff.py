@@ -58,3 +58,12 @@ async def test_back_with_the_bot_after_the_agent_returns_the_chat(line: Line) ->
         [m["text"] for m in line.sent(USER)[-1].messages], "handoff.returned", "menu.prompt"
     )
     assert_keys(await line.say(USER, "選單"), "menu.prompt")
+
+
+async def test_a_customer_who_blocks_the_account_leaves_the_queue(line: Line) -> None:
+    await link(line, USER)
+    await line.say(USER, "客服")
+    assert await line.core.handoffs.open_for(CHAT) is not None
+    await line.deliver(line.event(USER, "unfollow"))
+    assert await line.core.handoffs.open_for(CHAT) is None
+    assert await line.core.handoffs.open_requests() == []

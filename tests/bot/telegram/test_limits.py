@@ -113,3 +113,20 @@ async def test_lanes_keep_one_chats_order_and_close_cleanly() -> None:
     assert lanes.busy() == 0
     with pytest.raises(LanesClosed):
         lanes.submit(4, lambda: job("late"))
+
+
+async def test_a_chat_with_limits_of_its_own_gets_them_in_any_minute() -> None:
+    time = FakeTime()
+    limits = limiter(time, per_chat_rate=1, per_chat_burst=3)
+    limits.limit_chat(-100, 17 / 60, 3)  # the support group: 20 in any minute
+    granted = []
+    for _ in range(45):
+        await limits.acquire(-100)
+        granted.append(time.now)
+    assert max(sum(start <= at < start + 60 for at in granted) for start in granted) <= 20
+    assert granted[-1] - granted[0] == pytest.approx((45 - 3) * 60 / 17)  # no slower either
+    limits.limit_chat(-100, 17 / 60, 3)  # the same limits again: the bucket is kept
+    assert await limits.acquire(-100) == pytest.approx(60 / 17)
+    assert await limits.acquire(7) == 0  # other chats keep the per-chat limits
+    with pytest.raises(ValueError):
+        limits.limit_chat(-100, 0, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from telegram.constants import ParseMode
 
-from bot.channels.telegram.adapter import _command
+from bot.channels.telegram.adapter import command_in
 from bot.channels.telegram.render import (
     MAX_TEXT,
     CallbackKeys,
@@ -104,10 +104,10 @@ def test_long_texts_are_split_at_line_ends_under_the_limit() -> None:
 
 
 def test_commands_are_read_as_telegram_writes_them() -> None:
-    assert _command("/start", None) == "start"
-    assert _command("/Menu extra words", None) == "menu"
-    assert _command("/help@CertDeskTestBot", "CertDeskTestBot") == "help"
-    assert _command("/help@SomeOtherBot", "CertDeskTestBot") is None
-    assert _command("/", None) is None
-    assert _command("A123456789", None) is None
-    assert _command("/ menu", None) is None
+    assert command_in("/start", None) == "start"
+    assert command_in("/Menu extra words", None) == "menu"
+    assert command_in("/help@CertDeskTestBot", "CertDeskTestBot") == "help"
+    assert command_in("/help@SomeOtherBot", "CertDeskTestBot") is None
+    assert command_in("/", None) is None
+    assert command_in("A123456789", None) is None
+    assert command_in("/ menu", None) is None
