@@ -37,6 +37,8 @@ BOTH_BACKENDS = (
     "tests/certcore/test_deliveries.py",
     "tests/certcore/test_reminders.py",
     "tests/certcore/test_handoff.py",
+    "tests/certcore/test_handoff_relay.py",
+    "tests/certcore/test_agent_sessions.py",
     "tests/certcore/test_otp_service.py",
     "tests/certcore/test_customers.py",
     "tests/certcore/test_identity_verify.py",
@@ -46,7 +48,10 @@ BOTH_BACKENDS = (
     "tests/bot/telegram/",
     "tests/bot/web/test_chat_api.py",
     "tests/bot/web/test_chat_handoff.py",
+    "tests/bot/web/test_agent_console.py",
     "tests/bot/test_reminder_sweep.py",
+    "tests/bot/test_reminder_delivery.py",
+    "tests/bot/test_reminder_backlog.py",
 )
 """Paths relative to the project; a folder covers the test modules added to it later. Left out
 on purpose: suites whose database work is the same queries as one listed here and whose own
