@@ -17,6 +17,7 @@ runs, so a test waits for none.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import itertools
 import os
@@ -143,6 +144,9 @@ class PostgresServer:
             return ""
 
     def start(self) -> None:
+        # The session fixture stops the server; this catches a run ended some other way (an
+        # interrupt between fixtures), so no postmaster outlives the Python process.
+        atexit.register(self.stop)
         if os.geteuid() == 0:
             try:
                 owner = pwd.getpwnam(SUPERUSER)
@@ -219,7 +223,9 @@ class PostgresServer:
         self._next = self._submit(self._copy_template())
 
     def stop(self) -> None:
-        """Stop the server and remove its files; safe to call whatever `start()` reached."""
+        """Stop the server and remove its files; safe to call whatever `start()` reached, and
+        again."""
+        atexit.unregister(self.stop)
         try:
             if self._next is not None:
                 self._next.cancel()
@@ -246,7 +252,7 @@ class PostgresServer:
                 )
                 self.started = False
         finally:
-            if not self._thread.is_alive():
+            if not self._thread.is_alive() and not self._loop.is_closed():
                 self._loop.close()
             shutil.rmtree(self.root, ignore_errors=True)
 
