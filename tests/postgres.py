@@ -178,25 +178,10 @@ class PostgresServer:
             ]
         )
         password_file.unlink()
-        options = " ".join(f"-c {name}={value}" for name, value in SERVER_SETTINGS.items())
         for _attempt in range(3):  # another process may take the free port first
             self.port = free_port()
             try:
-                self._run(
-                    [
-                        str(self.bin_dir / "pg_ctl"),
-                        "start",
-                        "--pgdata",
-                        str(self.data),
-                        "--log",
-                        str(self.log),
-                        "--wait",
-                        "--timeout",
-                        "60",
-                        "-o",
-                        f"-p {self.port} -k {self.root} {options}",
-                    ]
-                )
+                self._pg_ctl_start()
             except PostgresUnavailable:
                 if "could not bind" not in self._log_tail():
                     raise
@@ -221,6 +206,35 @@ class PostgresServer:
         if int(self._call(self._admin_scalar("SHOW server_version_num"))) >= 150000:
             self._strategy = " STRATEGY FILE_COPY"
         self._next = self._submit(self._copy_template())
+
+    def _pg_ctl_start(self) -> None:
+        options = " ".join(f"-c {name}={value}" for name, value in SERVER_SETTINGS.items())
+        self._run(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "start",
+                "--pgdata",
+                str(self.data),
+                "--log",
+                str(self.log),
+                "--wait",
+                "--timeout",
+                "60",
+                "-o",
+                f"-p {self.port} -k {self.root} {options}",
+            ]
+        )
+
+    def pause(self) -> None:
+        """Stop the server as an operator's restart or a crash would, keeping its data (an
+        outage test: only on a server of the test's own, never the session's)."""
+        self._run(
+            [str(self.bin_dir / "pg_ctl"), "stop", "--pgdata", str(self.data), "--mode", "fast"]
+        )
+
+    def resume(self) -> None:
+        """Start the paused server again on its port."""
+        self._pg_ctl_start()
 
     def stop(self) -> None:
         """Stop the server and remove its files; safe to call whatever `start()` reached, and

@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from certcore.errors import DatabaseUnavailable
+from certcore.storage import Database
 from tests.postgres import BIN_DIR_VARIABLE, PostgresServer, PostgresUnavailable, find_bin_dir
 
 
@@ -47,3 +50,32 @@ def test_the_session_server_answers_on_loopback(postgres_server: PostgresServer)
     assert first != second
     for name in (first, second):
         postgres_server.drop_database(name)
+
+
+async def test_a_stopped_server_is_an_outage_until_it_answers_again() -> None:
+    """On a server of its own: PostgreSQL stopped (a restart, a failover) is the database's
+    outage (`DatabaseUnavailable`, `reachable` false) rather than any error, and the handle
+    answers again once the server is back, with pooled connections replaced."""
+    server = PostgresServer(find_bin_dir())
+    try:
+        server.start()
+        db = Database(server.url(server.create_database()))
+        try:
+            await db.migrate()
+            await db.ping()
+            server.pause()
+            with pytest.raises(DatabaseUnavailable):
+                async with db.read() as conn:
+                    await conn.execute(select(1))
+            assert not db.reachable
+            with pytest.raises(DatabaseUnavailable):
+                await db.ping()
+            server.resume()
+            await db.ping()
+            assert db.reachable
+            async with db.write() as conn:
+                assert (await conn.execute(select(1))).scalar_one() == 1
+        finally:
+            await db.close()
+    finally:
+        server.stop()
