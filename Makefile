@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEBIAN_TOOLS := openssl certutil pk12util chromium
-DEBIAN_PACKAGES := openssl libnss3-tools chromium fonts-noto-cjk
+DEBIAN_PACKAGES := openssl libnss3-tools chromium fonts-noto-cjk postgresql
 
 .PHONY: run test lint bench debian-test-deps clean
 
@@ -22,10 +22,13 @@ run: $(STAMP)
 
 # Debian packages the test suite uses as judges: OpenSSL, the NSS tools, Chromium for the
 # browser tests, and the Noto CJK fonts (without them Chinese renders as empty boxes in the
-# screenshots and in the LINE rich menu the project draws).
+# screenshots and in the LINE rich menu the project draws); and the PostgreSQL server, which
+# the suite starts itself on a free loopback port (tests/postgres.py): Debian keeps initdb and
+# pg_ctl off the PATH, in /usr/lib/postgresql/<version>/bin, whatever the version.
 debian-test-deps:
 	@missing=""; for t in $(DEBIAN_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
 	test -d /usr/share/fonts/opentype/noto || missing=1; \
+	ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES); \
 	fi

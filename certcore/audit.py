@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.clock import Clock
 from certcore.errors import AuditChainBroken
-from certcore.storage import Database
+from certcore.storage import Database, lock_single_row
 from certcore.storage.schema import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -93,10 +93,12 @@ class AuditTrail:
         details: Mapping[str, Any] | None = None,
     ) -> int:
         """Add one record inside the caller's transaction; `subject` must already be masked."""
-        head = (
-            await conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())
-        ).first()
-        seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS)
+        # The head row is locked (and created empty for the first record), so appends from
+        # several transactions at once, on any backend, each get the next number and link.
+        head = await lock_single_row(
+            conn, audit_head, key={"id": 1}, empty={"seq": 0, "hash": GENESIS}
+        )
+        seq, prev_hash = int(head.seq) + 1, str(head.hash)
         at = self.clock().astimezone(UTC).isoformat(timespec="microseconds")
         details_json = json.dumps(dict(details or {}), ensure_ascii=False, sort_keys=True)
         digest = record_hash(
@@ -115,12 +117,9 @@ class AuditTrail:
                 hash=digest,
             )
         )
-        if head:
-            await conn.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
-            )
-        else:
-            await conn.execute(insert(audit_head).values(id=1, seq=seq, hash=digest))
+        await conn.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
+        )
         for watcher in _watchers:
             watcher(action)
         return seq

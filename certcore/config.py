@@ -23,6 +23,7 @@ from cryptography import x509
 
 from certcore.errors import ConfigurationError
 from certcore.handoff.hours import ServiceHours, parse_dates, parse_days
+from certcore.storage.database import database_url
 
 ENV_PREFIX = "CERTDESK_"
 CUSTOMER_KEY_TYPES = ("rsa2048", "rsa3072", "p256")
@@ -342,6 +343,11 @@ class Settings:
                 "identity_chat_failures_per_day must be at least identity_max_failures and "
                 "below identity_id_failures_per_day"
             )
+        if self.database_url:
+            try:
+                database_url(self.database_url)
+            except ValueError as exc:
+                problems.append(f"database_url: {exc} (postgresql://… or sqlite:///…)")
         try:
             self.proxy_networks  # noqa: B018 - parsed here so a typo stops the start
         except ValueError:

@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certcore.config import Settings
 from certcore.pki.authority import CertificateAuthority
 from certcore.pki.cakey import signature_hash
 from certcore.pki.rules import RevocationReason
-from certcore.storage import Database
+from certcore.storage import Database, lock_single_row
 from certcore.storage.schema import certificates, crl_state
 
 
@@ -50,16 +50,19 @@ async def publish_crl(
     conn: AsyncConnection, ca: CertificateAuthority, settings: Settings, now: datetime
 ) -> bytes:
     """Sign a new CRL inside the caller's write transaction and store it; return its DER."""
-    row = (
-        await conn.execute(
-            select(crl_state.c.crl_number).where(crl_state.c.id == 1).with_for_update()
-        )
-    ).first()
-    number = row.crl_number + 1 if row else 1
+    # Locked (created empty before the first CRL), so two publications at once, from two
+    # revocations or two instances, number their CRLs one after the other on any backend.
+    row = await lock_single_row(
+        conn,
+        crl_state,
+        key={"id": 1},
+        empty={"crl_number": 0, "this_update": now, "next_update": now, "der": b""},
+    )
+    number = row.crl_number + 1
     rows = await conn.execute(
         select(certificates.c.serial, certificates.c.revoked_at, certificates.c.revoked_reason)
         .where(certificates.c.revoked_at.is_not(None))
-        .order_by(certificates.c.revoked_at)
+        .order_by(certificates.c.revoked_at, certificates.c.serial)
     )
     revoked = [
         (
@@ -80,10 +83,7 @@ async def publish_crl(
         "next_update": next_update,
         "der": der,
     }
-    if row:
-        await conn.execute(update(crl_state).where(crl_state.c.id == 1).values(**values))
-    else:
-        await conn.execute(insert(crl_state).values(id=1, **values))
+    await conn.execute(update(crl_state).where(crl_state.c.id == 1).values(**values))
     return der
 
 

@@ -99,13 +99,16 @@ async def certificates_of(conn: AsyncConnection, customer_id: str) -> list[Certi
     rows = await conn.execute(
         select(certificates)
         .where(certificates.c.customer_id == customer_id)
-        .order_by(certificates.c.created_at)
+        # The serial breaks ties: PostgreSQL, unlike SQLite, returns equal keys in any order.
+        .order_by(certificates.c.created_at, certificates.c.serial)
     )
     return [CertificateRecord.from_row(row) for row in rows]
 
 
 async def all_certificates(conn: AsyncConnection) -> list[CertificateRecord]:
-    rows = await conn.execute(select(certificates).order_by(certificates.c.created_at))
+    rows = await conn.execute(
+        select(certificates).order_by(certificates.c.created_at, certificates.c.serial)
+    )
     return [CertificateRecord.from_row(row) for row in rows]
 
 

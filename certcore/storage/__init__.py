@@ -8,7 +8,7 @@ from certcore.storage.accountlinks import AccountLinks
 from certcore.storage.chatlog import ChatEntry, ChatLog
 from certcore.storage.conversations import ConversationRecords, TranscriptEntry
 from certcore.storage.database import MIGRATIONS_DIR, Database, sqlite_file
-from certcore.storage.locks import lock_customer
+from certcore.storage.locks import insert_unless_present, lock_customer, lock_single_row
 from certcore.storage.types import UTCDateTime
 
 __all__ = [
@@ -20,7 +20,9 @@ __all__ = [
     "Database",
     "TranscriptEntry",
     "UTCDateTime",
+    "insert_unless_present",
     "lock_customer",
+    "lock_single_row",
     "schema",
     "sqlite_file",
 ]

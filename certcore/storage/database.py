@@ -1,5 +1,10 @@
 """The database handle: one async engine, migrations, and the two kinds of transaction.
 
+The URL is SQLite (the embedded default, aiosqlite) or PostgreSQL. Operators write PostgreSQL
+URLs the way every other tool takes them (`postgresql://user:pass@host/db`, `postgres://…`);
+SQLAlchemy would read those as psycopg2, which the project does not ship, so they are mapped
+to asyncpg here, the one place that knows the drivers.
+
 `write()` is for every transaction that reads in order to decide what to write (the quota, the
 one-valid-certificate rule, the audit chain). On SQLite it starts with BEGIN IMMEDIATE, taking
 the write lock up front: a deferred transaction that reads first and upgrades later can fail
@@ -23,10 +28,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, event, select
+from sqlalchemy import CursorResult, event, select, text
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from certcore.errors import DatabaseUnavailable
@@ -56,8 +61,53 @@ if logging.getLogger("aiosqlite").level == logging.NOTSET:
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
+POSTGRESQL_POOL = {
+    # Each instance keeps a few connections open and may burst to twice as many; several
+    # instances share one server, whose default max_connections is 100.
+    "pool_size": 10,
+    "max_overflow": 10,
+    # A connection the server closed (a restart, a failover, an idle timeout in a pooler) is
+    # found out before a request uses it, not in the middle of a customer's event.
+    "pool_pre_ping": True,
+    # Older than this, a pooled connection is replaced: proxies and firewalls drop idle
+    # connections silently after tens of minutes.
+    "pool_recycle": 1800,
+    "pool_timeout": 30,
+}
+
+
+def database_url(url: str) -> str:
+    """The SQLAlchemy URL with its async driver: `postgresql://` and `postgres://` (libpq's
+    spellings, and psycopg's) become `postgresql+asyncpg://` (with libpq's `sslmode` as
+    asyncpg's `ssl`), `sqlite://` becomes `sqlite+aiosqlite://`; ValueError for what is no URL,
+    another backend or an async driver the project does not ship."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError("unsupported database URL: not a URL") from exc
+    backend = parsed.get_backend_name()
+    driver = parsed.get_driver_name() if "+" in parsed.drivername else ""
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "asyncpg", "psycopg2", "psycopg"):
+            raise ValueError(f"unsupported PostgreSQL driver {driver!r}: CertDesk uses asyncpg")
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+        if "sslmode" in parsed.query and "ssl" not in parsed.query:
+            # libpq's name for it; asyncpg takes the same values as `ssl` and refuses `sslmode`.
+            query = dict(parsed.query)
+            query["ssl"] = query.pop("sslmode")
+            parsed = parsed.set(query=query)
+    elif backend == "sqlite":
+        if driver not in ("", "pysqlite", "aiosqlite"):
+            raise ValueError(f"unsupported SQLite driver {driver!r}: CertDesk uses aiosqlite")
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    else:
+        raise ValueError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
+    return parsed.render_as_string(hide_password=False)
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
+        url = database_url(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         # Statement parameters hold ID numbers, mobiles and e-mail addresses: keep them out of
@@ -66,7 +116,7 @@ class Database:
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30}
         else:
-            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            options.update(POSTGRESQL_POOL)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             _install_sqlite_transaction_control(self.engine)
@@ -163,7 +213,16 @@ def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
     return int(key[0])
 
 
+MIGRATION_LOCK = 0x43455254_4D494752  # "CERTMIGR": any constant the instances agree on
+"""The PostgreSQL advisory lock that migrations run under."""
+
+
 def _upgrade_to_head(connection: SyncConnection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Several instances started at once would each run the same CREATE TABLE and all but
+        # one fail: the first migrates, the others wait here and then find the head reached.
+        # The lock ends with the migration's transaction. (SQLite's file lock does this there.)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection

@@ -124,6 +124,9 @@ class Session:
     codes: list[tuple[str, str]] = field(default_factory=list)
     event_count: int = 0
     sender: ScriptedSender | None = None
+    serials: list[str] = field(default_factory=list)
+    """Every certificate's serial in the order the transcript made it: the frozen clock gives
+    certificates of one scene the same creation time, which no backend orders by itself."""
 
     async def start(self, environ: dict[str, str]) -> None:
         self.core = await Core.open(
@@ -275,6 +278,7 @@ class Transcript:
                 await self._scene(session, marker[1:], rest, environ)
             else:
                 raise AssertionError(f"{where}\nunknown line")
+            await self._note_certificates(session)
         if pending:
             raise AssertionError(f"{where}\nunexpected further replies:\n{describe(pending)}")
 
@@ -384,6 +388,14 @@ class Transcript:
         )
         return await session.send(session.event(EventKind.DELIVERED, choice=delivery.delivery_id))
 
+    async def _note_certificates(self, session: Session) -> None:
+        if session.core is None:
+            return
+        async with session.core.db.read() as conn:
+            for record in await all_certificates(conn):
+                if record.serial not in session.serials:
+                    session.serials.append(record.serial)
+
     async def _file(self, session: Session, which: str) -> tuple[bytes, str]:
         assert session.core is not None
         if which == "garbage":
@@ -396,8 +408,10 @@ class Transcript:
             return b"-----BEGIN CERTIFICATE-----\n" + b"A" * 70_000, "huge.cer"
         if which == "ca":
             return session.core.certificates.ca.pem, "ca.crt"
+        await self._note_certificates(session)
         async with session.core.db.read() as conn:
             records = [r for r in await all_certificates(conn) if r.der is not None]
+        records.sort(key=lambda r: (r.created_at, session.serials.index(r.serial)))
         if len(records) < (2 if which == "previous" else 1):
             raise AssertionError("not that many certificates were issued")
         record = records[-2] if which == "previous" else records[-1]

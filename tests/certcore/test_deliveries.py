@@ -330,6 +330,7 @@ def _connect_without_secure_delete(real: Callable[..., sqlite3.Connection]):
     return connect
 
 
+@pytest.mark.backends("sqlite")
 async def test_every_sqlite_connection_zeroes_what_it_deletes(
     settings: Settings,
     clock: FrozenClock,

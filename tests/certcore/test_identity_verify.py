@@ -12,6 +12,7 @@ letting anyone who knows an ID number lock its owner out:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -90,8 +91,8 @@ class RecordingSender:
 
 
 @pytest.fixture
-def identity_settings(tmp_path: Path) -> Settings:
-    return load_settings(environ={}, data_dir=tmp_path / "var")
+def identity_settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(environ={}, data_dir=tmp_path / "var", database_url=database_url or None)
 
 
 @pytest.fixture
@@ -440,6 +441,24 @@ async def test_many_chats_guess_no_more_dates_a_day_than_the_ceiling(
     assert await verifier.verify(ACME, ACME_REGISTERED, actor=BOT, attempt=CHAT) == VERIFIED
     clock.advance(days=1)
     assert await verifier.verify(ALICE, ALICE_BORN, actor=BOT, attempt=stranger_chat) == VERIFIED
+
+
+async def test_guesses_at_once_from_many_clients_stop_at_the_ceiling(
+    verifier: IdentityVerifier, db: Database, clock: FrozenClock
+) -> None:
+    """Thirty clients guess Alice's birth date at the same moment (on PostgreSQL truly side by
+    side): the ID's counter loses no failure, so exactly twenty dates are checked."""
+    guesses = [date(1940, 1, 1) + timedelta(days=n) for n in range(30)]
+    results = await asyncio.gather(
+        *(
+            verifier.verify(ALICE, born, actor=BOT, attempt=web(n, f"10.1.{n}.1"))
+            for n, born in enumerate(guesses)
+        )
+    )
+    ceiling = clock() + timedelta(days=1)
+    assert results.count(MISMATCH) == 19
+    assert results.count(locked(ceiling)) == 11
+    assert await dates_checked(db, ALICE) == POLICY.id_failures_per_day
 
 
 async def test_a_suspended_customer_cannot_verify_and_is_locked_like_anyone(

@@ -7,26 +7,49 @@ find nothing: no missing or extra table, column, index, foreign key, type or nul
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from certcore.storage import MIGRATIONS_DIR, Database
 from certcore.storage.schema import metadata
+from tests.postgres import PostgresServer
+
+T = TypeVar("T")
+
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 
 def sqlite_file(tmp_path: Path) -> Path:
     return tmp_path / "certdesk.sqlite3"
 
 
-async def migrate(path: Path, times: int = 1) -> None:
-    db = Database(f"sqlite+aiosqlite:///{path}")
+@pytest.fixture
+def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database without any table: a new SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{sqlite_file(tmp_path)}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = server.create_empty_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+async def migrate(url: str, times: int = 1) -> None:
+    db = Database(url)
     try:
         for _ in range(times):
             await db.migrate()
@@ -34,8 +57,26 @@ async def migrate(path: Path, times: int = 1) -> None:
         await db.close()
 
 
+async def on(url: str, work: Callable[[Connection], T]) -> T:
+    """Run synchronous work (Alembic, the inspector) in one committed transaction of `url`,
+    through the project's own async driver: there is no synchronous PostgreSQL driver here."""
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            return await conn.run_sync(work)
+    finally:
+        await db.close()
+
+
 def sync_engine(path: Path) -> Engine:
     return create_engine(f"sqlite:///{path}")
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
 
 
 def head_revision() -> str:
@@ -46,88 +87,94 @@ def head_revision() -> str:
     return head
 
 
-def differences(engine: Engine) -> list[object]:
-    with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "compare_server_default": True}
-        )
-        found: list[object] = compare_metadata(context, metadata)
-        return found
+def differences(conn: Connection) -> list[object]:
+    context = MigrationContext.configure(
+        conn, opts={"compare_type": True, "compare_server_default": True}
+    )
+    found: list[object] = compare_metadata(context, metadata)
+    return found
 
 
-async def test_migrated_database_matches_the_schema_exactly(tmp_path: Path) -> None:
-    await migrate(sqlite_file(tmp_path))
-    engine = sync_engine(sqlite_file(tmp_path))
-    try:
-        assert differences(engine) == []
-        inspector = inspect(engine)
-        assert set(inspector.get_table_names()) == set(metadata.tables) | {"alembic_version"}
-        for name, table in metadata.tables.items():
-            columns = {c["name"] for c in inspector.get_columns(name)}
-            assert columns == {c.name for c in table.columns}, name
-    finally:
-        engine.dispose()
+def table_names(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
 
 
-async def test_comparison_would_notice_drift(tmp_path: Path) -> None:
+def column_names(conn: Connection) -> dict[str, set[str]]:
+    inspector = inspect(conn)
+    return {
+        name: {c["name"] for c in inspector.get_columns(name)}
+        for name in inspector.get_table_names()
+    }
+
+
+async def test_migrated_database_matches_the_schema_exactly(empty_url: str) -> None:
+    await migrate(empty_url)
+    assert await on(empty_url, differences) == []
+    assert await on(empty_url, table_names) == set(metadata.tables) | {"alembic_version"}
+    columns = await on(empty_url, column_names)
+    for name, table in metadata.tables.items():
+        assert columns[name] == {c.name for c in table.columns}, name
+
+
+async def test_comparison_would_notice_drift(empty_url: str) -> None:
     """The check above is not vacuous: a column the migrations lack shows up as a diff."""
-    await migrate(sqlite_file(tmp_path))
-    engine = sync_engine(sqlite_file(tmp_path))
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE certificates DROP COLUMN revoked_reason"))
-        diffs = differences(engine)
-        assert [(d[0], d[3].name) for d in diffs if isinstance(d, tuple)] == [
-            ("add_column", "revoked_reason")
-        ]
-    finally:
-        engine.dispose()
+    await migrate(empty_url)
+
+    def drop_and_compare(conn: Connection) -> list[object]:
+        conn.execute(text("ALTER TABLE certificates DROP COLUMN revoked_reason"))
+        return differences(conn)
+
+    diffs = await on(empty_url, drop_and_compare)
+    assert [(d[0], d[3].name) for d in diffs if isinstance(d, tuple)] == [
+        ("add_column", "revoked_reason")
+    ]
 
 
-async def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
-    path = sqlite_file(tmp_path)
-    await migrate(path)
-    engine = sync_engine(path)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                text("INSERT INTO holder_locks (customer_id, version) VALUES ('A123456789', 3)")
-            )
-        await migrate(path, times=2)
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                (head_revision(),)
-            ]
-            assert conn.execute(text("SELECT customer_id, version FROM holder_locks")).all() == [
-                ("A123456789", 3)
-            ]
-        assert differences(engine) == []
-    finally:
-        engine.dispose()
+async def test_migrating_twice_is_harmless(empty_url: str) -> None:
+    await migrate(empty_url)
+    await on(
+        empty_url,
+        lambda conn: conn.execute(
+            text("INSERT INTO holder_locks (customer_id, version) VALUES ('A123456789', 3)")
+        ),
+    )
+    await migrate(empty_url, times=2)
+
+    def state(conn: Connection) -> tuple[list[object], list[object]]:
+        return (
+            list(conn.execute(text("SELECT version_num FROM alembic_version")).all()),
+            list(conn.execute(text("SELECT customer_id, version FROM holder_locks")).all()),
+        )
+
+    assert await on(empty_url, state) == ([(head_revision(),)], [("A123456789", 3)])
+    assert await on(empty_url, differences) == []
 
 
-def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
+async def test_downgrade_to_base_and_back(empty_url: str) -> None:
     """Every revision's downgrade undoes its upgrade, so the chain can be walked both ways."""
-    engine = sync_engine(sqlite_file(tmp_path))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    try:
-        for _ in range(2):
-            with engine.begin() as conn:
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
-            with engine.begin() as conn:
-                config.attributes["connection"] = conn
-                command.downgrade(config, "base")
-            assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-        assert differences(engine) == []
-    finally:
-        engine.dispose()
+    for _ in range(2):
+        await on(empty_url, lambda conn: command.upgrade(alembic_config(conn), "head"))
+        await on(empty_url, lambda conn: command.downgrade(alembic_config(conn), "base"))
+        assert await on(empty_url, table_names) <= {"alembic_version"}
+    await on(empty_url, lambda conn: command.upgrade(alembic_config(conn), "head"))
+    assert await on(empty_url, differences) == []
 
 
+@pytest.mark.backends("postgresql")
+async def test_instances_starting_at_once_migrate_once(empty_url: str) -> None:
+    """Several `serve` processes on one new PostgreSQL database: one migrates, the others wait
+    for it and find the schema at its head (without the lock, all but one would fail on the
+    tables the first created)."""
+    await asyncio.gather(*(migrate(empty_url) for _ in range(4)))
+    assert await on(empty_url, differences) == []
+    versions = await on(
+        empty_url,
+        lambda conn: list(conn.execute(text("SELECT version_num FROM alembic_version")).all()),
+    )
+    assert versions == [(head_revision(),)]
+
+
+@pytest.mark.backends("sqlite")  # the data is SQLite's text timestamps
 def test_an_id_lock_carries_over_to_the_identity_locks(tmp_path: Path) -> None:
     """0008: a lock kept per ID number becomes the ID's day, with its failures and its lock;
     and back."""

@@ -4,6 +4,7 @@ kept or logged."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -88,8 +89,8 @@ class FailingSender:
 
 
 @pytest.fixture
-def otp_settings(tmp_path: Path) -> Settings:
-    return load_settings(environ={}, data_dir=tmp_path / "var")
+def otp_settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(environ={}, data_dir=tmp_path / "var", database_url=database_url or None)
 
 
 @pytest.fixture
@@ -137,8 +138,10 @@ async def send_sms(service: OtpService, binding: Binding = BINDING) -> OtpSent:
 
 
 async def rows(db: Database, table: Table) -> list[dict[str, Any]]:
+    """In key order: without ORDER BY, PostgreSQL returns an updated row after the others."""
+    query = select(table).order_by(*table.primary_key.columns)
     async with db.read() as conn:
-        return [dict(row._mapping) for row in (await conn.execute(select(table)))]
+        return [dict(row._mapping) for row in (await conn.execute(query))]
 
 
 async def audit_actions(db: Database) -> list[str]:
@@ -530,6 +533,22 @@ async def test_hourly_cap_is_per_customer_across_conversations(
         await send_sms(service, conversation(6))
     clock.advance(seconds=1)  # an hour after the first five
     await send_sms(service, conversation(6))
+
+
+async def test_sends_at_once_from_many_conversations_keep_the_hourly_cap(
+    service: OtpService, sms: RecordingSender, db: Database
+) -> None:
+    """Twelve conversations ask for a code for one customer at the same moment (on PostgreSQL
+    truly side by side): five are sent, seven refused, and the count on record agrees."""
+    results = await asyncio.gather(
+        *(send_sms(service, conversation(n)) for n in range(1, 13)), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, OtpSendLimit)]
+    assert len(refused) == 7 and all(r.limit == SendRefusal.HOURLY_LIMIT for r in refused)
+    assert not [r for r in results if isinstance(r, BaseException) and r not in refused]
+    assert len(sms.sent) == 5
+    assert len(await rows(db, otp_codes)) == 5
+    assert (await audit_actions(db)).count("otp.sent") == 5
 
 
 async def test_daily_cap_is_per_customer(

@@ -645,10 +645,16 @@ async def test_two_concurrent_revocations_cannot_both_take_the_last_slot(core: C
 
 
 async def test_two_concurrent_first_revocations_with_a_quota_of_one(
-    data_dir: Path, clock: FrozenClock, rng: random.Random, environ: dict[str, str]
+    data_dir: Path,
+    clock: FrozenClock,
+    rng: random.Random,
+    environ: dict[str, str],
+    database_url: str,
 ) -> None:
     """The quota row does not exist yet: both revocations try to create it."""
-    settings = load_settings(environ={}, data_dir=data_dir, revocations_per_year=1)
+    settings = load_settings(
+        environ={}, data_dir=data_dir, revocations_per_year=1, database_url=database_url or None
+    )
     core = await Core.open(settings, clock=clock, rng=rng, environ=environ)
     try:
         one, other = await holding(core, ALICE), await holding(core, ALICE)
@@ -681,6 +687,57 @@ async def test_concurrent_issuances_for_different_customers_both_succeed(core: C
     assert bob.record.customer_id == BOB
     async with core.db.read() as conn:
         assert await verify_chain(conn) == 4
+
+
+async def test_the_first_records_of_a_new_database_are_written_at_once(core: Core) -> None:
+    """A new database has no audit head and no CRL yet: revocations of several customers at
+    the same moment each write the first record and the first CRL, and none fails (on
+    PostgreSQL a missing row cannot be locked, so both would insert it)."""
+    async with core.db.read() as conn:
+        assert await verify_chain(conn) == 0
+        assert (await conn.execute(select(crl_state))).first() is None
+    customers = (ALICE, BOB, CAROL, DAVE)
+    held = [await holding(core, customer) for customer in customers]
+    results = await asyncio.gather(
+        *(
+            core.certificates.revoke(
+                serial, RevocationReason.KEY_COMPROMISE, actor=OPERATOR, online=False
+            )
+            for serial in held
+        ),
+        return_exceptions=True,
+    )
+    assert not split_outcomes(results)[1], results
+    async with core.db.read() as conn:
+        assert await verify_chain(conn) == len(customers)
+    crl = await published_crl(core)
+    assert {entry.serial_number for entry in crl} == {int(serial, 16) for serial in held}
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == len(customers)
+
+
+async def test_audit_records_at_once_form_one_chain(core: Core) -> None:
+    count = 12
+    await asyncio.gather(
+        *(
+            core.audit.record(OPERATOR, action="test.concurrent", subject=str(n), details={})
+            for n in range(count)
+        )
+    )
+    async with core.db.read() as conn:
+        assert await verify_chain(conn) == count
+        subjects = (await conn.execute(select(audit_log.c.subject))).scalars().all()
+    assert sorted(subjects, key=int) == [str(n) for n in range(count)]
+
+
+async def test_crl_refreshes_at_once_publish_without_error(core: Core) -> None:
+    """Several requests for the CRL of a new database (or several instances) at once."""
+    ders = await asyncio.gather(*(core.certificates.crl() for _ in range(6)))
+    numbers = {
+        x509.load_der_x509_crl(der).extensions.get_extension_for_class(x509.CRLNumber).value
+        for der in ders
+    }
+    assert {number.crl_number for number in numbers} <= set(range(1, 7))
+    assert await core.certificates.crl_number() == max(n.crl_number for n in numbers)
 
 
 # -- crash recovery -------------------------------------------------------------------------

@@ -59,8 +59,8 @@ def line_environ(fake_line: FakeLineApi) -> dict[str, str]:
 
 
 @pytest.fixture
-def line_settings(data_dir: Path, line_environ: dict[str, str]) -> Settings:
-    return load_settings(environ=line_environ, data_dir=data_dir)
+def line_settings(data_dir: Path, line_environ: dict[str, str], database_url: str) -> Settings:
+    return load_settings(environ=line_environ, data_dir=data_dir, database_url=database_url or None)
 
 
 @pytest.fixture

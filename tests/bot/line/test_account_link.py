@@ -38,9 +38,12 @@ async def linking(
     clock: FrozenClock,
     rng: random.Random,
     environ: dict[str, str],
+    database_url: str,
 ) -> AsyncIterator[Line]:
     settings = load_settings(
-        environ={**line_environ, "CERTDESK_LINE_ACCOUNT_LINK": "true"}, data_dir=data_dir
+        environ={**line_environ, "CERTDESK_LINE_ACCOUNT_LINK": "true"},
+        data_dir=data_dir,
+        database_url=database_url or None,
     )
     assert settings.line_account_link
     core = await Core.open(settings, clock=clock, rng=rng, environ=environ)

@@ -156,6 +156,7 @@ async def telegram_app(
     clock: FrozenClock,
     rng: random.Random,
     environ: dict[str, str],
+    database_url: str,
 ) -> AsyncIterator[Factory]:
     """`await telegram_app(**settings)`: the whole app with Telegram on, served on loopback
     (by default in webhook mode: an https public URL), the demo customer 王三 on file."""
@@ -167,6 +168,7 @@ async def telegram_app(
                 "telegram_webhook_secret": SECRET,
                 "telegram_api_base": fake_tg.base_url,
                 "public_url": PUBLIC_URL,
+                "database_url": database_url or None,
                 **overrides,
             }
             settings = load_settings(environ={}, data_dir=data_dir, **values)

@@ -528,6 +528,7 @@ async def test_no_outbox_pages_with_a_real_sender(core: Core, settings: Settings
     configured = load_settings(
         environ={"CERTDESK_SMTP_HOST": "127.0.0.1", "CERTDESK_SMTP_FROM": "ca@example.com"},
         data_dir=settings.data_dir,
+        database_url=settings.database_url or None,
     )
     assert not configured.outbox_mode
     real = Core(**{**core.__dict__, "settings": configured})
