@@ -195,6 +195,8 @@ async def _every(
     while True:
         try:
             await job(core)
+        except DatabaseUnavailable:  # said once when noticed; the next round tries again
+            log.debug("%s waits for the database", job.__name__)
         except Exception:  # keep serving; the next round tries again
             log.exception("%s failed", job.__name__)
         await asyncio.sleep(seconds)
