@@ -681,6 +681,32 @@ async def test_two_concurrent_issuances_for_one_customer_give_one_certificate(
     assert records[0].state is RecordState.ISSUED
 
 
+async def test_two_instances_keep_the_quota_and_one_certificate_per_customer(
+    core: Core, settings: Settings, clock: FrozenClock, environ: dict[str, str]
+) -> None:
+    """Two processes (two cores, two connection pools) on one database at once: the last
+    revocation slot goes to one of them, one of two issuances for a customer wins, and the
+    audit chain they write together still verifies."""
+    other = await Core.open(settings, clock=clock, rng=random.Random(99), environ=environ)
+    try:
+        await revoke_online(core, await holding(core, ALICE))
+        one, two = await holding(core, ALICE), await holding(core, ALICE)
+        results = await asyncio.gather(
+            revoke_online(core, one), revoke_online(other, two), return_exceptions=True
+        )
+        successes, failures = split_outcomes(results)
+        assert len(successes) == 1, results
+        assert [type(failure) for failure in failures] == [RevocationQuotaExhausted]
+        issued = await asyncio.gather(issue(core, BOB), issue(other, BOB), return_exceptions=True)
+        successes, failures = split_outcomes(issued)
+        assert len(successes) == 1, issued
+        assert [type(failure) for failure in failures] == [ValidCertificateExists]
+        async with core.db.read() as conn:
+            assert await verify_chain(conn) > 0
+    finally:
+        await other.close()
+
+
 async def test_concurrent_issuances_for_different_customers_both_succeed(core: Core) -> None:
     alice, bob = await asyncio.gather(issue(core, ALICE), issue(core, BOB))
     assert alice.record.customer_id == ALICE
