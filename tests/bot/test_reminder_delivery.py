@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from bot import metrics
 from bot.channels import Channels
 from bot.channels.line import LineChannel
 from bot.channels.line.api import LineApi
@@ -305,6 +306,9 @@ async def test_line_quota_is_asked_once_and_spent_sends_by_email(
         ("sent", by_email(QUOTA_SPENT), 1),
         ("sent", None, 1),
     ]
+    # The quota as LINE reported it is in the metrics (used: none when it was read).
+    assert metrics.LINE_QUOTA_LIMIT._value.get() == 1
+    assert metrics.LINE_QUOTA_USED._value.get() == 0
 
 
 async def test_a_monthly_limit_429_stops_line_and_sends_by_email(

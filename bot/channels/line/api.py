@@ -288,6 +288,8 @@ class LineApi:
             "quota consumption",
             lambda: self.messaging.get_message_quota_consumption(_request_timeout=REQUEST_TIMEOUT),
         )
+        metrics.LINE_QUOTA_LIMIT.set(int(quota.value))
+        metrics.LINE_QUOTA_USED.set(int(used.total_usage))
         return max(0, int(quota.value) - int(used.total_usage))
 
     async def loading(self, user_id: str) -> None:
