@@ -3,12 +3,16 @@
 
 The channel is a fake that counts what it is asked to push (the platforms' own pacing is the
 channels' tests' business); the database, the planner, the claims and the marks are the real
-ones, seeded fast (executemany) by the benchmark's own seeding."""
+ones, seeded fast (executemany) by the benchmark's own seeding. On SQLite only: the claims and
+marks run the same statements on PostgreSQL in the reminder suites there, and 100,000 rows
+twice would cost the suite minutes for no new path."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+
+import pytest
 
 from bench.reminders import NOW, seed_backlog
 from bot.channels import Channels
@@ -17,6 +21,8 @@ from certcore.clock import FrozenClock
 from certcore.core import Core
 from certcore.reminders import ReminderState
 from dialogs import Engine, Inbound, Outbound, Text, engine_for
+
+pytestmark = pytest.mark.backends("sqlite")
 
 BACKLOG = 100_000
 BATCH = 5_000
