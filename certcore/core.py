@@ -159,7 +159,9 @@ class Core:
             certificates=certificates,
             ocsp=ocsp,
             customers=CustomerDirectory(db),
-            identity=IdentityVerifier(db=db, settings=settings, clock=clock, senders=senders),
+            identity=IdentityVerifier(
+                db=db, settings=settings, clock=clock, scope_key=otp_key, senders=senders
+            ),
             otp=OtpService(
                 db=db, settings=settings, clock=clock, rng=rng, senders=senders, key=otp_key
             ),

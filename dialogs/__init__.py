@@ -8,7 +8,12 @@ an opened certcore `Core`. Nothing here knows a platform or the database.
 from __future__ import annotations
 
 from certcore.core import Core
-from dialogs.conversation import Conversation, ConversationStorage, ConversationStore
+from dialogs.conversation import (
+    Conversation,
+    ConversationStorage,
+    ConversationStore,
+    RecordedReplies,
+)
 from dialogs.engine import Engine, global_word
 from dialogs.flows import all_flows
 from dialogs.handoff import QueueDesk
@@ -62,6 +67,7 @@ __all__ = [
     "Outbound",
     "Progress",
     "QueueDesk",
+    "RecordedReplies",
     "Services",
     "Table",
     "Text",

@@ -114,6 +114,12 @@ def replies_from_json(text: str) -> list[Outbound]:
     return [outbound_from_json(item) for item in json.loads(text)]
 
 
+class RecordedReplies(list[Outbound]):
+    """An event's replies read back from its record: the event was processed before, and a
+    channel can tell this repeat from a first answer (a replayed webhook is not answered
+    again)."""
+
+
 @dataclass
 class OpenTurn:
     """An event's conversation, as the engine works on it."""
@@ -170,7 +176,11 @@ class ConversationStore:
         """One event's unit of work: its recorded replies or its conversation, read in one go
         (a new conversation speaks `locale`), saved by `OpenTurn.save`."""
         async with self.storage.turn(conversation_id, event_id) as stored:
-            recorded = None if stored.recorded is None else replies_from_json(stored.recorded)
+            recorded = (
+                None
+                if stored.recorded is None
+                else RecordedReplies(replies_from_json(stored.recorded))
+            )
             conversation = _conversation(conversation_id, stored.values, locale, now)
             yield OpenTurn(conversation, recorded, stored, locale)
 

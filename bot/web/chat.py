@@ -299,25 +299,23 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> dict[st
         raise ApiError(415, "unsupported_media_type")
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested deeper than json reads
         raise ApiError(400, "bad_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json")
     return data
 
 
-def _session(request: web.Request) -> Session:
+async def _known_session(request: web.Request) -> Session:
+    """The request's session, if it names one that exists. Only then is it remembered (its key
+    seals what is pushed to it): a run of guessed ids must not push the real sessions out."""
     secret = request.match_info["session"]
     if not _SESSION.fullmatch(secret):
         raise ApiError(404, "unknown_session")
-    return request.app[WEBCHAT].session(secret)
-
-
-async def _known_session(request: web.Request) -> Session:
-    session = _session(request)
-    if not await request.app[WEBCHAT].exists(session):
+    adapter = request.app[WEBCHAT]
+    if not await adapter.exists(Session.of(secret)):
         raise ApiError(404, "unknown_session")
-    return session
+    return adapter.session(secret)
 
 
 def _after(request: web.Request) -> int:

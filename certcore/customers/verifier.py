@@ -21,6 +21,11 @@ out of an urgent revocation), while opening as many web chats as they liked. So:
   time answering any other does;
 - a lock closes the identity check only: the menu, 客服 and the rest stay open.
 
+The ID number's tally is kept under a keyed hash of the number (`id_scope`, keyed like the
+one-time codes), not the number itself: the table of locks names nobody to whoever copies the
+database, and an ID number's hash cannot be reversed by trying the five billion numbers without
+the key.
+
 Every number is configuration (`identity_*`); the rules are pure functions over the clock.
 """
 
@@ -28,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -209,6 +216,15 @@ def identity_notice(*, medium: Medium, destination: str, at: datetime) -> Outgoi
     )
 
 
+ID_SCOPE_LABEL = b"certdesk/identity-lock/v1"
+
+
+def id_scope(key: bytes, id_number: str) -> str:
+    """The lock scope of an ID number: `id:` and 32 hex digits of its HMAC-SHA256."""
+    message = ID_SCOPE_LABEL + b"\x1f" + id_number.encode("utf-8")
+    return "id:" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class _Contact:
     id_number: str
@@ -223,10 +239,14 @@ class IdentityVerifier:
         db: Database,
         settings: Settings,
         clock: Clock,
+        scope_key: bytes,
         senders: Mapping[Medium, Sender] | None = None,
         notice_delay: float = NOTICE_DELAY_SECONDS,
     ) -> None:
+        if not scope_key:
+            raise ValueError("the identity locks need a key for the ID numbers' scopes")
         self.db = db
+        self.scope_key = scope_key
         self.policy = LockoutPolicy.from_settings(settings)
         self.clock = clock
         self.audit = AuditTrail(clock)
@@ -240,13 +260,13 @@ class IdentityVerifier:
         self, id_number: str, birth_date: date, *, actor: Actor, attempt: Attempt
     ) -> IdentityResult:
         """Check a checksum-valid ID against the directory; every failure is audited."""
-        id_scope = f"id:{id_number}"
+        scope_of_id = id_scope(self.scope_key, id_number)
         notify: _Contact | None = None
         async with self.db.write() as conn:
             now = self.clock()
             await lock_customer(conn, id_number)  # one check per ID at a time, on any backend
-            tallies = await _tallies(conn, (*attempt.scopes, id_scope), now)
-            held = _held(tallies, attempt, id_scope, now)
+            tallies = await _tallies(conn, (*attempt.scopes, scope_of_id), now)
+            held = _held(tallies, attempt, scope_of_id, now)
             if held is not None:
                 await self._audit(conn, actor, id_number, "identity.locked", held)
                 return IdentityResult(IdentityOutcome.LOCKED, held)
@@ -270,19 +290,19 @@ class IdentityVerifier:
                     scope: chat_after_failure(tallies[scope], now, self.policy)
                     for scope in attempt.scopes
                 }
-                guessed = id_after_failure(tallies[id_scope], now, self.policy)
+                guessed = id_after_failure(tallies[scope_of_id], now, self.policy)
                 if notice_due(guessed, self.policy):  # known or not: the same write
                     guessed = replace(guessed, notified_at=now)
                     if known is not None and known.status == ACTIVE:
                         notify = _Contact(id_number, known.mobile, known.email)
-                updated[id_scope] = guessed
+                updated[scope_of_id] = guessed
             await _save(conn, updated, now)
             await conn.execute(
                 delete(identity_locks).where(identity_locks.c.updated_at < now - FORGET_AFTER)
             )
             if matches:
                 return IdentityResult(IdentityOutcome.VERIFIED)
-            locked_until = _held({**tallies, **updated}, attempt, id_scope, now)
+            locked_until = _held({**tallies, **updated}, attempt, scope_of_id, now)
             await self._audit(conn, actor, id_number, "identity.failed", locked_until)
         if notify is not None:
             self._notify_later(notify, now)

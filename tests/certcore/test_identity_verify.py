@@ -42,6 +42,7 @@ from certcore.customers import (
     id_after_failure,
     notice_due,
 )
+from certcore.customers.verifier import id_scope
 from certcore.errors import ConfigurationError
 from certcore.i18n import translate
 from certcore.notify import Medium, OutgoingMessage, SendError, SendFailure
@@ -66,6 +67,7 @@ MISMATCH = IdentityResult(IdentityOutcome.MISMATCH)
 VERIFIED = IdentityResult(IdentityOutcome.VERIFIED)
 
 CHAT = Attempt("line:Uguessing")
+SCOPE_KEY = b"identity-scope-key-for-tests"
 """One conversation that is its own client (a LINE user), the usual attempt below."""
 PLAUSIBLE_BIRTH_DATES = 36_500
 """About a hundred years of days: what a birth date guessed blind is drawn from."""
@@ -136,6 +138,7 @@ async def verifier(
         db=db,
         settings=identity_settings,
         clock=clock,
+        scope_key=SCOPE_KEY,
         senders={Medium.SMS: sender, Medium.EMAIL: sender},
     )
     yield verifier
@@ -306,7 +309,7 @@ async def test_unknown_id_and_wrong_date_are_indistinguishable(
             assert first[key] == second[key], key
     async with db.read() as conn:
         rows = {row.scope: row for row in await conn.execute(select(identity_locks))}
-    alice, stranger_id = rows[f"id:{ALICE}"], rows[f"id:{STRANGER}"]
+    alice, stranger_id = rows[id_scope(SCOPE_KEY, ALICE)], rows[id_scope(SCOPE_KEY, STRANGER)]
     for column in ("failures", "window_failures", "locked_until", "notified_at"):
         assert getattr(alice, column) == getattr(stranger_id, column), column
     assert [m.destination for m in sender.sent] == [ALICE_MOBILE]  # but afterwards
@@ -478,7 +481,7 @@ async def test_lockout_follows_configuration(
         identity_lock_minutes=lock_minutes,
         identity_max_failures=max_failures,
     )
-    verifier = IdentityVerifier(db=db, settings=settings, clock=clock)
+    verifier = IdentityVerifier(db=db, settings=settings, clock=clock, scope_key=SCOPE_KEY)
     results = [
         await verifier.verify(ALICE, WRONG_DATE, actor=BOT, attempt=CHAT)
         for _ in range(max_failures)
@@ -496,7 +499,8 @@ async def test_old_records_are_forgotten(verifier: IdentityVerifier, clock: Froz
     await verifier.verify(ALICE, ALICE_BORN, actor=BOT, attempt=CHAT)
     async with verifier.db.read() as conn:
         scopes = set((await conn.execute(select(identity_locks.c.scope))).scalars())
-    assert scopes == {f"chat:{CHAT.conversation}", f"id:{ALICE}"}
+    assert scopes == {f"chat:{CHAT.conversation}", id_scope(SCOPE_KEY, ALICE)}
+    assert not any(ALICE in scope for scope in scopes)  # a keyed hash names nobody
 
 
 # -- telling the owner -----------------------------------------------------------------------

@@ -176,8 +176,11 @@ class LinkPage:
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         locale = _locale(request)
-        async with body_deadline():
-            form = await request.post()
+        try:
+            async with body_deadline():
+                form = await request.post()
+        except ValueError:  # a body aiohttp cannot read as a form: no CSRF token either
+            return _page(locale, _message(locale, "line.link.page.expired"), status=403)
         found = self._session(request, str(form.get("csrf", "")))
         if found is None:
             return _page(locale, _message(locale, "line.link.page.expired"), status=403)

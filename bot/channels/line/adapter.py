@@ -5,13 +5,14 @@ first request of the first answer (five messages a request; the rest are pushed)
 else is a push carrying an `X-Line-Retry-Key` derived from the event id and the batch number,
 so a retried or repeated push is accepted once. A redelivered event (LINE's
 `deliveryContext.isRedelivery`) is answered by push from the engine's record, with no step run
-again (a file the engine answered is not downloaded again). One user's events are worked on
-one at a time in arrival order, the slow parts before the engine included (a file's download,
-an Account Link nonce's redeem): a text sent just after a file is answered after it; other
-users do not wait. Before a slow step the loading animation shows, and from then on the
-event's answers are pushed (a reply token may not outlive the step). Once a user unfollows
-(or a push meets 403), nothing more is pushed to them; the engine keeps `following` in the
-database, so a restart still knows.
+again (a file the engine answered is not downloaded again); an event answered before that is
+no redelivery (a replayed body: LINE's signature holds no time) is not answered again at all.
+One user's events are worked on one at a time in arrival order, the slow parts before the
+engine included (a file's download, an Account Link nonce's redeem): a text sent just after a
+file is answered after it; other users do not wait. Before a slow step the loading animation
+shows, and from then on the event's answers are pushed (a reply token may not outlive the
+step). Once a user unfollows (or a push meets 403), nothing more is pushed to them; the engine
+keeps `following` in the database, so a restart still knows.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from bot.channels.line.render import LineMessage
 from bot.logs import REQUEST_ID
 from certcore.i18n import DEFAULT_LOCALE, translate
 from certcore.pki import MAX_FILE_BYTES
-from dialogs import Delivery, Engine, EventKind, Inbound, Outbound
+from dialogs import Delivery, Engine, EventKind, Inbound, Outbound, RecordedReplies
 
 log = logging.getLogger("certdesk.line")
 
@@ -322,6 +323,13 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
             self.unfollowed.discard(user)
             self.following.add(user)
         replies = await self.engine.handle(event, Loading(self, answer))
+        if isinstance(replies, RecordedReplies) and not answer.context.redelivery:
+            # Answered before, yet not a redelivery: a replayed body (LINE's signature has no
+            # time in it) or one id on several events. Answered once already; not again.
+            log.info(
+                "LINE event %s repeated without redelivery: not answered again", event.event_id
+            )
+            return
         if replies:
             await answer.send(await self._rendered(event.conversation_id, replies))
         elif answer.reply_token is not None:  # unanswered (with an agent): keep it for them

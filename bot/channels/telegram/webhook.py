@@ -50,7 +50,7 @@ async def receive(request: web.Request) -> web.Response:
         return _error(403, "forbidden")
     try:
         data: Any = json.loads(await read_body(request, CLIENT_MAX_SIZE))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested deeper than json reads
         return _error(400, "the body is not JSON")
     if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
         return _error(400, "not a Telegram update")
