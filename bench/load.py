@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
 import itertools
 import json
 import os
@@ -182,7 +185,16 @@ def environment(api_base: str, public_url: str, database_url: str | None) -> dic
 def start_instance(data_dir: Path, port: int, environ: dict[str, str], log: Path) -> Instance:
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+            ],
             env=environ,
             cwd=data_dir.parent,
             stdin=subprocess.DEVNULL,
@@ -355,9 +367,7 @@ class Driver:
         """Birth date, SMS, send, the code; the outbox id of the code used."""
         await self.say(f"{prefix}: birth date", user, ROC_BIRTH, "verify.destination.prompt")
         await self.tap(f"{prefix}: choose SMS", user, 1, "verify.send.prompt")
-        await self.tap(
-            f"{prefix}: send code", user, 1, "verify.send.done", "verify.code.prompt"
-        )
+        await self.tap(f"{prefix}: send code", user, 1, "verify.send.done", "verify.code.prompt")
         code, used = await self.newest_code(number, after)
         await self.say(f"{prefix}: the code", user, code, *done)
         return used
@@ -412,10 +422,6 @@ class Driver:
 
 
 def sign(body: bytes) -> str:
-    import base64
-    import hashlib
-    import hmac
-
     return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
 
 
@@ -480,7 +486,9 @@ async def run_topology(
             for index, port in enumerate(ports):
                 instance_dir = data_dir if index == 0 else root / f"var{index + 1}"
                 if index:  # another machine: its own copy of the CA files, the same database
-                    shutil.copytree(data_dir, instance_dir, ignore=shutil.ignore_patterns("*.sqlite3*"))
+                    shutil.copytree(
+                        data_dir, instance_dir, ignore=shutil.ignore_patterns("*.sqlite3*")
+                    )
                 log = workdir / f"{key}-serve-{index + 1}.log"
                 instances.append(start_instance(instance_dir, port, environ, log))
             for instance in instances:
@@ -638,9 +646,7 @@ async def run_all(options: argparse.Namespace, workdir: Path) -> list[Run]:
     try:
         for key in options.topologies:
             runs.append(
-                await run_topology(
-                    key, workdir, postgres, options.customers, options.concurrency
-                )
+                await run_topology(key, workdir, postgres, options.customers, options.concurrency)
             )
     finally:
         if postgres is not None:
@@ -656,6 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  os.cpu_count(): {os.cpu_count()}; load average now: {load_average()}")
     workdir = Path(tempfile.mkdtemp(prefix="certdesk-bench-load-"))
     failed = True
+    runs: list[Run] = []
     try:
         runs = asyncio.run(run_all(options, workdir))
         tables: list[Table] = []
