@@ -19,7 +19,8 @@ The one-time codes are read from the development outbox table (dev mode: no SMTP
 topology gets a fresh database; PostgreSQL is the suite's throw-away server (tests/postgres.py:
 loopback, fsync off). The instances' logs are kept in `--logs` (default: a temporary directory
 removed at the end unless a run failed). Exits non-zero when any error occurred or any customer
-does not hold exactly one issued certificate.
+does not hold exactly one issued certificate, or when `certdesk audit verify` then finds the
+audit chain broken; the instances' log lines at WARNING or above are counted and shown.
 """
 
 from __future__ import annotations
@@ -254,6 +255,15 @@ class Run:
     issued: int = 0
     exactly_one: int = 0
     holders_of_two_or_more: int = 0
+    log_problems: list[str] = field(default_factory=list)
+    """The instances' log lines at WARNING or above."""
+    audit: str = ""
+    """What `certdesk audit verify` said after the run."""
+    audit_ok: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or self.exactly_one != self.customers or not self.audit_ok
 
 
 class Driver:
@@ -516,7 +526,41 @@ async def run_topology(
                 stop_instance(instance)
             await fake.close()
             await core.close()
+    run.log_problems = [line for i in instances for line in log_problems(i.log)]
+    run.audit_ok, run.audit = await audit_verify(data_dir, environ)
     return run
+
+
+def log_problems(log: Path) -> list[str]:
+    """The JSON log lines at WARNING or above (the start-up banner is plain text)."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+            found.append(f"{log.name}: {line[:300]}")
+    return found
+
+
+async def audit_verify(data_dir: Path, environ: dict[str, str]) -> tuple[bool, str]:
+    """`certdesk audit verify` on the run's database, as an operator runs it afterwards."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "audit",
+        "verify",
+        "--data-dir",
+        str(data_dir),
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    lines = output.decode(errors="replace").strip().splitlines()
+    return process.returncode == 0, (lines[-1] if lines else "")
 
 
 # -- the tables ------------------------------------------------------------------------------------
@@ -534,9 +578,14 @@ def run_table(run: Run) -> Table:
             f"{len(run.errors)}",
             f"{run.issued:,}",
             f"{run.exactly_one:,}",
+            f"{len(run.log_problems)}",
         ]
     ]
-    notes = [f"Load average (1/5/15 min) before the run: {run.load_before}."]
+    notes = [
+        f"Load average (1/5/15 min) before the run: {run.load_before}.",
+        f"certdesk audit verify afterwards: {run.audit or 'no answer'}.",
+    ]
+    notes += [f"LOG {line}" for line in run.log_problems[:10]]
     notes += [f"ERROR {error}" for error in run.errors[:20]]
     if len(run.errors) > 20:
         notes.append(f"… and {len(run.errors) - 20} more errors")
@@ -552,6 +601,7 @@ def run_table(run: Run) -> Table:
             "errors",
             "certificates issued",
             "customers with exactly one",
+            "log warnings",
         ],
         rows=rows,
         notes=notes,
@@ -676,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for table in tables:
             print(table.markdown())
             print()
-        failed = any(r.errors or r.exactly_one != r.customers for r in runs)
+        failed = any(r.failed for r in runs)
     finally:
         if options.logs is not None:
             options.logs.mkdir(parents=True, exist_ok=True)
@@ -688,11 +738,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     if failed:
         for run in runs:
-            if run.errors or run.exactly_one != run.customers:
+            if run.failed:
                 print(
                     f"bench: {run.label}: {len(run.errors)} errors, "
                     f"{run.exactly_one}/{run.customers} customers with exactly one certificate, "
-                    f"{run.holders_of_two_or_more} with two or more",
+                    f"{run.holders_of_two_or_more} with two or more; audit: {run.audit}",
                     file=sys.stderr,
                 )
         return 1
