@@ -260,6 +260,10 @@ class Run:
     audit: str = ""
     """What `certdesk audit verify` said after the run."""
     audit_ok: bool = False
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds during the run, by whom."""
+    machine_busy: float = 0.0
+    """The share of all CPUs busy during the run."""
 
     @property
     def failed(self) -> bool:
@@ -438,6 +442,48 @@ def sign(body: bytes) -> str:
 # -- one topology ----------------------------------------------------------------------------------
 
 
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_cpu() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far (all CPUs, /proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / TICKS, sum(fields) / TICKS
+
+
+def tree_cpu(roots: list[int]) -> float:
+    """CPU seconds used so far by these processes and their live descendants (/proc)."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        rest = text[text.rfind(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parents[pid] = int(rest[1])
+        used[pid] = (int(rest[11]) + int(rest[12])) / TICKS  # utime, stime
+    wanted = set(roots)
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in wanted} - wanted
+        wanted |= more
+        grew = bool(more)
+    return sum(used.get(pid, 0.0) for pid in wanted)
+
+
+def postgres_pid(postgres: Any) -> int:
+    try:
+        return int((postgres.data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
@@ -517,9 +563,20 @@ async def run_topology(
 
             run.load_before = load_average()
             print(f"bench: {label}: {count} customers, load {run.load_before} ...", flush=True)
+            roots = {
+                "serve instances (with their issuance workers)": [i.process.pid for i in instances],
+                "PostgreSQL": [postgres_pid(postgres)] if on_postgres else [],
+                "load generator and fake LINE API (this process)": [os.getpid()],
+            }
+            before = {name: tree_cpu(pids) for name, pids in roots.items()}
+            machine_before = machine_cpu()
             started = time.monotonic()
             await asyncio.gather(*(customer(n) for n in range(count)))
             run.wall = time.monotonic() - started
+            busy, total = (b - a for a, b in zip(machine_before, machine_cpu(), strict=True))
+            run.cpu = {name: tree_cpu(pids) - before[name] for name, pids in roots.items()}
+            run.cpu["everything else on the machine"] = max(0.0, busy - sum(run.cpu.values()))
+            run.machine_busy = busy / total if total else 0.0
             await tally(core, run)
         finally:
             for instance in instances:
@@ -584,6 +641,9 @@ def run_table(run: Run) -> Table:
     notes = [
         f"Load average (1/5/15 min) before the run: {run.load_before}.",
         f"certdesk audit verify afterwards: {run.audit or 'no answer'}.",
+        f"CPUs busy during the run: {run.machine_busy:.0%} of {os.cpu_count()}; CPU seconds: "
+        + ", ".join(f"{name} {seconds:.0f}" for name, seconds in run.cpu.items())
+        + ".",
     ]
     notes += [f"LOG {line}" for line in run.log_problems[:10]]
     notes += [f"ERROR {error}" for error in run.errors[:20]]
