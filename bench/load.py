@@ -455,8 +455,9 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(fields) - idle) / TICKS, sum(fields) / TICKS
 
 
-def tree_cpu(roots: list[int]) -> float:
-    """CPU seconds used so far by these processes and their live descendants (/proc)."""
+def tree_cpu(roots: list[int], *, descendants: bool = True) -> float:
+    """CPU seconds used so far by these processes and (unless told not to) their live
+    descendants (/proc)."""
     parents: dict[int, int] = {}
     used: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -469,7 +470,7 @@ def tree_cpu(roots: list[int]) -> float:
         parents[pid] = int(rest[1])
         used[pid] = (int(rest[11]) + int(rest[12])) / TICKS  # utime, stime
     wanted = set(roots)
-    grew = True
+    grew = descendants
     while grew:
         more = {pid for pid, parent in parents.items() if parent in wanted} - wanted
         wanted |= more
@@ -568,13 +569,19 @@ async def run_topology(
                 "PostgreSQL": [postgres_pid(postgres)] if on_postgres else [],
                 "load generator and fake LINE API (this process)": [os.getpid()],
             }
-            before = {name: tree_cpu(pids) for name, pids in roots.items()}
+            # The instances are this process's children: it counts alone.
+            alone = {"load generator and fake LINE API (this process)"}
+
+            def used(name: str) -> float:
+                return tree_cpu(roots[name], descendants=name not in alone)
+
+            before = {name: used(name) for name in roots}
             machine_before = machine_cpu()
             started = time.monotonic()
             await asyncio.gather(*(customer(n) for n in range(count)))
             run.wall = time.monotonic() - started
             busy, total = (b - a for a, b in zip(machine_before, machine_cpu(), strict=True))
-            run.cpu = {name: tree_cpu(pids) - before[name] for name, pids in roots.items()}
+            run.cpu = {name: used(name) - before[name] for name in roots}
             run.cpu["everything else on the machine"] = max(0.0, busy - sum(run.cpu.values()))
             run.machine_busy = busy / total if total else 0.0
             await tally(core, run)
