@@ -44,7 +44,9 @@ test: $(STAMP) debian-test-deps lint
 
 # `make bench` runs every benchmark; `make bench BENCHES=webhook` one of them (issuance, webhook,
 # understanding, reminders),
-# `make bench BENCH_ARGS=--quick` a smoke run. The OCSP comparison uses its own Python load
+# `make bench BENCH_ARGS=--quick` a smoke run. The load benchmark (`make bench BENCHES=load`:
+# 1,000 LINE customers through whole journeys on SQLite and on one and two instances over
+# PostgreSQL) takes about 16 minutes on 2 cores, so it is not in the default list. The OCSP comparison uses its own Python load
 # generator (wrk, when it can be installed, adds a certdesk-only row); the webhook comparison
 # needs wrk.
 BENCHES ?= issuance webhook understanding reminders

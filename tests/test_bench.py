@@ -1,5 +1,6 @@
 """The benchmarks keep running: a smoke run of the ones that need nothing outside the project
-(the webhook benchmark needs wrk, which `make bench` installs). Nothing here times anything."""
+(the webhook benchmark needs wrk, which `make bench` installs; the load benchmark starts the
+suite's own PostgreSQL, as `make test` does). Nothing here times anything."""
 
 from __future__ import annotations
 
@@ -50,3 +51,19 @@ def test_the_reminders_benchmark_prints_its_tables() -> None:
     assert "| floor: plain indexed range" in done.stdout
     assert "| LINE push (fake LINE API) | 20 |" in done.stdout
     assert "| Telegram sendMessage" in done.stdout
+
+
+def test_the_load_benchmark_serves_every_customer_one_certificate() -> None:
+    """Three customers on SQLite and on two instances over one PostgreSQL (about 30 s)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--quick", "--topologies", "sqlite,pg2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "| 1 instance, SQLite | 3 |" in done.stdout
+    assert "| 2 instances, one PostgreSQL | 3 |" in done.stdout
+    assert "| download: POST → .pfx | 3 |" in done.stdout
