@@ -70,6 +70,9 @@ _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # -- the signed webhook bodies --------------------------------------------------------------------
 
 
+STARTED_MS = int(time.time() * 1000)
+
+
 def user_id(n: int) -> str:
     return "U" + hashlib.sha256(f"bench-user-{n % CONVERSATIONS}".encode()).hexdigest()[:32]
 
@@ -78,7 +81,7 @@ def webhook_body(n: int, prefix: str) -> bytes:
     event = {
         "type": "message",
         "mode": "active",
-        "timestamp": 1764806400000 + n,
+        "timestamp": STARTED_MS + n,  # fresh: the channel ignores events older than 6 days
         "source": {"type": "user", "userId": user_id(n)},
         "webhookEventId": f"01{prefix}{n:020d}",
         "deliveryContext": {"isRedelivery": False},

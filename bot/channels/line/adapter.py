@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 from linebot.v3 import WebhookParser
 from linebot.v3.webhooks import Event
@@ -45,6 +46,7 @@ from bot.channels.line.render import LineMessage
 from bot.logs import REQUEST_ID
 from certcore.i18n import DEFAULT_LOCALE, translate
 from certcore.pki import MAX_FILE_BYTES
+from certcore.storage import EVENT_RECORDS_KEPT
 from dialogs import Delivery, Engine, EventKind, Inbound, Outbound, RecordedReplies
 
 log = logging.getLogger("certdesk.line")
@@ -55,6 +57,10 @@ QUEUE_BOUND = 512
 """Queued bodies and batches beyond which the webhook waits for room before answering."""
 BACKPRESSURE_SECONDS = 1.0
 DRAIN_SECONDS = 5.0
+MAX_EVENT_AGE = EVENT_RECORDS_KEPT - timedelta(days=1)
+"""An event older than this is ignored: the record that would answer its replay from memory
+may be forgotten (LINE's signature holds no time, so a captured body is valid forever), and LINE
+itself redelivers within a much shorter time."""
 REPLY_TOKEN_FRESH_SECONDS = 20.0
 """How long after its webhook an unused reply token is still tried: LINE gives no exact
 lifetime ("use it promptly"; in practice tokens fail after about 30 s to a minute), and a
@@ -145,6 +151,7 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
         `REPLY_TOKEN_FRESH_SECONDS` uses it, as a reply is free where a push counts against the
         monthly quota. In this process only: another instance pushes instead."""
         self.monotonic = time.monotonic
+        self.max_event_age: timedelta | None = MAX_EVENT_AGE
 
     # -- the contract ------------------------------------------------------------------------
 
@@ -168,6 +175,14 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
             token = self._fresh_token(user) if event.kind is EventKind.AGENT else None
             await self._push_replies(event.conversation_id, replies, event.event_id, token)
         return replies
+
+    def _too_old(self, event: Event) -> bool:
+        """Whether the event is older than `max_event_age` (an old body replayed)."""
+        stamp = getattr(event, "timestamp", None)
+        if self.max_event_age is None or not isinstance(stamp, int):
+            return False
+        sent = datetime.fromtimestamp(stamp / 1000, UTC)
+        return self.engine.clock() - sent > self.max_event_age
 
     def _fresh_token(self, user: str) -> str | None:
         """The user's unused reply token if it is still fresh; it is spent either way."""
@@ -297,6 +312,9 @@ class LineChannel(ChannelAdapter[LineMessage | None]):
             REQUEST_ID.reset(token)
 
     async def _process(self, context: Context, event: Event) -> None:
+        if self._too_old(event):
+            log.info("LINE event %s older than the records kept: ignored", context.event_id)
+            return
         action = interpret(event, context)
         answer = Answer(self, context)
         if isinstance(action, Dispatch):

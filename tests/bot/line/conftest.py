@@ -125,7 +125,7 @@ class Line:
         event: dict[str, Any] = {
             "type": kind,
             "mode": "active",
-            "timestamp": 1764800000000,
+            "timestamp": int(self.core.clock().timestamp() * 1000),
             "source": {"type": "user", "userId": user},
             "webhookEventId": f"01J{next(_ids):020d}",
             "deliveryContext": {"isRedelivery": redelivery},
