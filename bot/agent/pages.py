@@ -16,8 +16,8 @@ from aiohttp import web
 from bot.agent import csrf, summary, views
 from bot.agent.auth import html
 from bot.agent.keys import CANNED, current
-from bot.agent.security import SECURITY_HEADERS
 from bot.agent.words import Words, words_for
+from bot.web.download import SECURITY_HEADERS
 from bot.web.keys import CORE
 from certcore.handoff import NOTE_MAX, Handoff
 

@@ -4,7 +4,8 @@ The console shows customers' conversations, so nothing of it may be cached (a sh
 browser cache, a proxy), framed (clickjacking a claim or a close), sniffed into another type,
 or leak its URLs in a Referer. The CSP allows only this site's own script and style files: the
 pages carry no inline script or style, and every value in them is escaped where it enters the
-markup, so even an escaping mistake could not run script.
+markup, so even an escaping mistake could not run script. The headers are the download page's
+own (`bot.web.download.SECURITY_HEADERS`): the same reasons hold for both.
 """
 
 from __future__ import annotations
@@ -13,20 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
+from bot.web.download import SECURITY_HEADERS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from certcore.clock import Clock
 from certcore.errors import InvalidInput
-from certcore.storage.database import Database
+from certcore.storage.database import Database, inserted_id
 from certcore.storage.schema import canned_replies, handoff_notes, handoffs
 
 NOTE_MAX = 2000
@@ -140,9 +140,7 @@ class HandoffQueue:
                         requested_at=now,
                     )
                 )
-                key = result.inserted_primary_key
-                assert key is not None
-                new_id = int(key[0])
+                new_id = inserted_id(result)
         except IntegrityError:  # another process opened one between our read and our insert
             existing = await self.open_for(conversation_id)
             if existing is None:
@@ -451,9 +449,8 @@ class HandoffQueue:
                     handoff_id=handoff_id, agent=agent, text=text, created_at=now
                 )
             )
-            key = result.inserted_primary_key
-            assert key is not None
-        return Note(id=int(key[0]), handoff_id=handoff_id, agent=agent, text=text, created_at=now)
+            note_id = inserted_id(result)
+        return Note(id=note_id, handoff_id=handoff_id, agent=agent, text=text, created_at=now)
 
     async def notes(self, conversation_id: str) -> list[Note]:
         """Every note on the conversation's requests, oldest first."""
@@ -496,11 +493,10 @@ class CannedReplies:
                         title=title, text=text, created_by=created_by, created_at=now
                     )
                 )
-                key = result.inserted_primary_key
-                assert key is not None
+                reply_id = inserted_id(result)
         except IntegrityError as error:
             raise InvalidInput(f"a canned reply titled {title!r} exists already") from error
-        return CannedReply(int(key[0]), title, text, created_by, now)
+        return CannedReply(reply_id, title, text, created_by, now)
 
     async def all(self) -> list[CannedReply]:
         async with self.db.read() as conn:
